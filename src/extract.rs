@@ -1,0 +1,66 @@
+//! The axum extractor for the verified [`Identity`].
+
+use std::convert::Infallible;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::verify::Identity;
+
+/// Takes the [`Identity`] that [`ArmorPsk`](crate::ArmorPsk) put in the
+/// request's extensions.
+///
+/// ```
+/// use armor_psk::Identity;
+///
+/// async fn handler(identity: Identity) -> String {
+///     format!("hello {}", identity.key_id())
+/// }
+/// # let _ = axum::routing::get(handler);
+/// ```
+impl<S: Send + Sync> FromRequestParts<S> for Identity {
+    type Rejection = MissingIdentity;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Identity>()
+            .cloned()
+            .ok_or(MissingIdentity)
+    }
+}
+
+/// `Option<Identity>`: `None` on a route the layer does not cover.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Identity {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Identity>().cloned())
+    }
+}
+
+/// A handler asked for an [`Identity`] on a route the layer does not cover:
+/// a server bug, answered with 500 `missing_identity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no ARMOR-PSK identity on this request: is the layer applied to this route?")]
+pub struct MissingIdentity;
+
+impl IntoResponse for MissingIdentity {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "Message": self.to_string(),
+            "error": "missing_identity",
+        });
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,180 @@
+//! The `Authorization` header grammar:
+//! `ARMOR-PSK key_id:signature:nonce:timestamp`.
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+
+use crate::rejection::{Rejection, RejectionKind};
+use crate::signature::Signature;
+
+/// The authentication scheme name (matched case-insensitively).
+pub const SCHEME: &str = "ARMOR-PSK";
+
+/// The longest nonce accepted, in characters.
+pub const MAX_NONCE_LEN: usize = 128;
+
+/// The four fields of a well-formed `ARMOR-PSK` header.
+///
+/// Parsing is strict: a visible-ASCII header, the scheme (any case), one or
+/// more spaces, then exactly four non-empty fields separated by colons; the
+/// signature is 88 characters of canonical base64 for 64 bytes; the nonce is
+/// 1 to 128 characters; the timestamp is canonical decimal (digits only, no
+/// sign, no leading zero) that fits in a `u64`, so that each canonical string
+/// has exactly one header spelling (see the crate's security notes).
+///
+/// ```
+/// use armor_psk::{Credentials, RejectionKind};
+///
+/// let sig = "A".repeat(86) + "==";
+/// let ok = Credentials::parse(format!("ARMOR-PSK key-1:{sig}:n-1:1700000000").as_bytes()).unwrap();
+/// assert_eq!((ok.key_id(), ok.nonce(), ok.timestamp()), ("key-1", "n-1", 1_700_000_000));
+///
+/// let err = Credentials::parse(format!("ARMOR-PSK key-1:{sig}:n-1:01700000000").as_bytes()).unwrap_err();
+/// assert_eq!(err.kind(), RejectionKind::InvalidTimestamp);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    key_id: String,
+    signature: Signature,
+    nonce: String,
+    timestamp: u64,
+}
+
+impl Credentials {
+    /// Reads the one `Authorization` header of a request.
+    ///
+    /// # Errors
+    /// [`RejectionKind::MissingAuthorization`] without the header,
+    /// [`RejectionKind::MalformedAuthorization`] when there are several, and
+    /// whatever [`Credentials::parse`] finds wrong with its value.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, Rejection> {
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Err(Rejection::new(
+                RejectionKind::MissingAuthorization,
+                "the request has no Authorization header",
+            ));
+        };
+        if values.next().is_some() {
+            return Err(malformed(
+                "the request has more than one Authorization header",
+            ));
+        }
+        Self::parse(value.as_bytes())
+    }
+
+    /// Parses a header value such as
+    /// `ARMOR-PSK key_id:signature:nonce:timestamp`.
+    ///
+    /// # Errors
+    /// A [`Rejection`] of kind `MalformedAuthorization`, `InvalidNonce` or
+    /// `InvalidTimestamp` naming what is wrong.
+    pub fn parse(value: &[u8]) -> Result<Self, Rejection> {
+        if !value.iter().all(|&b| b == b' ' || b.is_ascii_graphic()) {
+            return Err(malformed(
+                "the Authorization header must be visible ASCII characters and spaces",
+            ));
+        }
+        // Only visible ASCII and spaces from here on, so the bytes are UTF-8.
+        let value = std::str::from_utf8(value).map_err(|_| malformed("not ASCII"))?;
+        let Some((scheme, credentials)) = value.split_once(' ') else {
+            return Err(malformed(
+                "expected `ARMOR-PSK key_id:signature:nonce:timestamp`",
+            ));
+        };
+        if !scheme.eq_ignore_ascii_case(SCHEME) {
+            return Err(malformed("the authorization scheme is not ARMOR-PSK"));
+        }
+        let credentials = credentials.trim_start_matches(' ');
+        if credentials.contains(' ') {
+            return Err(malformed("the credentials must not contain spaces"));
+        }
+        let mut fields = credentials.split(':');
+        let (Some(key_id), Some(signature), Some(nonce), Some(timestamp), None) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            return Err(malformed(
+                "expected four colon-separated fields: key_id:signature:nonce:timestamp",
+            ));
+        };
+        if key_id.is_empty() {
+            return Err(malformed("the key id is empty"));
+        }
+        if signature.is_empty() {
+            return Err(malformed("the signature is empty"));
+        }
+        let signature = Signature::from_base64(signature).map_err(|_| {
+            malformed("the signature is not standard padded base64 of 64 bytes (88 characters)")
+        })?;
+        check_nonce(nonce)?;
+        let timestamp = parse_timestamp(timestamp)?;
+        Ok(Self {
+            key_id: key_id.to_owned(),
+            signature,
+            nonce: nonce.to_owned(),
+            timestamp,
+        })
+    }
+
+    /// The API key id the client claims.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The signature sent by the client.
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// The nonce, as sent.
+    pub fn nonce(&self) -> &str {
+        &self.nonce
+    }
+
+    /// The timestamp in Unix seconds.
+    pub fn timestamp(&self) -> u64 {
+        self.timestamp
+    }
+}
+
+fn malformed(message: &'static str) -> Rejection {
+    Rejection::new(RejectionKind::MalformedAuthorization, message)
+}
+
+/// Checks a nonce: 1 to 128 visible ASCII characters, no colon.
+pub(crate) fn check_nonce(nonce: &str) -> Result<(), Rejection> {
+    let invalid = |message| Err(Rejection::new(RejectionKind::InvalidNonce, message));
+    if nonce.is_empty() {
+        return invalid("the nonce is empty");
+    }
+    if nonce.len() > MAX_NONCE_LEN {
+        return invalid("the nonce is longer than 128 characters");
+    }
+    if !nonce.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        return invalid("the nonce must be visible ASCII without a colon");
+    }
+    Ok(())
+}
+
+/// Parses a canonical decimal timestamp: digits only, no sign, no leading
+/// zero, no overflow. `u64::from_str` alone would take `+1700000000`.
+fn parse_timestamp(text: &str) -> Result<u64, Rejection> {
+    let invalid = |message| Err(Rejection::new(RejectionKind::InvalidTimestamp, message));
+    if text.is_empty() {
+        return invalid("the timestamp is empty");
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return invalid("the timestamp must be decimal digits only");
+    }
+    if text.len() > 1 && text.starts_with('0') {
+        return invalid("the timestamp must not have a leading zero");
+    }
+    match text.parse::<u64>() {
+        Ok(timestamp) => Ok(timestamp),
+        Err(_) => invalid("the timestamp does not fit in 64 bits"),
+    }
+}

@@ -1,0 +1,113 @@
+//! Looking up a key id's secret: an async trait and an in-memory store.
+
+use std::collections::HashMap;
+use std::future::{Future, ready};
+use std::pin::Pin;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::secret::Secret;
+
+/// A boxed, sendable future, as returned by the store traits.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where the layer finds the secret of a key id.
+///
+/// Implement it over a database, a secrets manager or a configuration
+/// service; [`MemoryKeyStore`] is the in-process one.
+pub trait KeyStore: Send + Sync + 'static {
+    /// The secret of `key_id`, or `None` when the key is unknown or revoked.
+    ///
+    /// # Errors
+    /// [`KeyStoreError`] when the store cannot answer; the layer then
+    /// responds 503 `key_store_unavailable` rather than 401.
+    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>>;
+}
+
+/// The key store could not answer (it is not "the key is unknown").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key store unavailable: {0}")]
+pub struct KeyStoreError(pub String);
+
+/// Keys held in memory, shared by every clone; keys can be added and revoked
+/// while the server runs, and a revoked key fails the very next request.
+///
+/// ```
+/// use armor_psk::MemoryKeyStore;
+///
+/// let keys = MemoryKeyStore::new();
+/// keys.insert("key-1", "secret-1");
+/// assert!(keys.contains("key-1"));
+/// assert!(keys.revoke("key-1"));
+/// assert!(!keys.contains("key-1"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MemoryKeyStore {
+    keys: Arc<RwLock<HashMap<String, Secret>>>,
+}
+
+impl MemoryKeyStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `key_id`, or replaces its secret.
+    pub fn insert(&self, key_id: impl Into<String>, secret: impl Into<Secret>) {
+        self.write().insert(key_id.into(), secret.into());
+    }
+
+    /// Adds a key, builder style.
+    #[must_use]
+    pub fn with_key(self, key_id: impl Into<String>, secret: impl Into<Secret>) -> Self {
+        self.insert(key_id, secret);
+        self
+    }
+
+    /// Removes `key_id`; returns whether it was there.
+    pub fn revoke(&self, key_id: &str) -> bool {
+        self.write().remove(key_id).is_some()
+    }
+
+    /// Whether `key_id` is present.
+    pub fn contains(&self, key_id: &str) -> bool {
+        self.read().contains_key(key_id)
+    }
+
+    /// The secret of `key_id`, if present.
+    pub fn lookup(&self, key_id: &str) -> Option<Secret> {
+        self.read().get(key_id).cloned()
+    }
+
+    /// How many keys are held.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    // A panic while holding the lock cannot leave the map half-written
+    // (HashMap insert/remove are not observable mid-way), so poisoning is
+    // ignored rather than turned into a panic on every later request.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Secret>> {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Secret>> {
+        self.keys.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl KeyStore for MemoryKeyStore {
+    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>> {
+        Box::pin(ready(Ok(self.lookup(key_id))))
+    }
+}
+
+impl<K: KeyStore> KeyStore for Arc<K> {
+    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>> {
+        (**self).get(key_id)
+    }
+}

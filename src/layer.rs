@@ -1,0 +1,164 @@
+//! The tower `Layer` and its settings.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::Response;
+use tower_layer::Layer;
+
+use crate::body::DEFAULT_BODY_LIMIT;
+use crate::clock::{Clock, SystemClock};
+use crate::key_store::KeyStore;
+use crate::rejection::Rejection;
+use crate::replay::{MemoryReplayStore, ReplayStore};
+use crate::response::RejectionResponder;
+use crate::service::ArmorPsk;
+use crate::verify::{ConfigError, VerifyOptions};
+
+/// Everything the service needs, shared by every clone of it.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) keys: Arc<dyn KeyStore>,
+    pub(crate) replay: Arc<dyn ReplayStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) options: VerifyOptions,
+    pub(crate) body_limit: usize,
+    pub(crate) on_rejection: Option<RejectionResponder>,
+}
+
+/// A [`Layer`] that verifies `ARMOR-PSK` signed requests before they reach
+/// the inner service.
+///
+/// Defaults: a ±300 s window, a 2 MiB body limit, an in-memory
+/// [`MemoryReplayStore`], the system clock, JSON rejections.
+///
+/// ```
+/// use armor_psk::{ArmorPskLayer, MemoryKeyStore};
+/// use axum::{routing::get, Router};
+///
+/// let keys = MemoryKeyStore::new().with_key("key-1", "secret");
+/// let app: Router = Router::new()
+///     .route("/me", get(|| async { "hello" }))
+///     .layer(ArmorPskLayer::new(keys).with_body_limit(64 * 1024));
+/// ```
+#[derive(Clone)]
+pub struct ArmorPskLayer {
+    config: Arc<Config>,
+}
+
+impl ArmorPskLayer {
+    /// A layer that looks secrets up in `keys`, with the default settings.
+    pub fn new(keys: impl KeyStore) -> Self {
+        Self {
+            config: Arc::new(Config {
+                keys: Arc::new(keys),
+                replay: Arc::new(MemoryReplayStore::new()),
+                clock: Arc::new(SystemClock),
+                options: VerifyOptions::default(),
+                body_limit: DEFAULT_BODY_LIMIT,
+                on_rejection: None,
+            }),
+        }
+    }
+
+    fn update(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// Uses `store` to refuse replays, e.g. one shared by several instances.
+    #[must_use]
+    pub fn with_replay_store(self, store: impl ReplayStore) -> Self {
+        self.update(|config| config.replay = Arc::new(store))
+    }
+
+    /// Takes the time from `clock` (tests use a
+    /// [`ManualClock`](crate::ManualClock)).
+    #[must_use]
+    pub fn with_clock(self, clock: impl Clock) -> Self {
+        self.update(|config| config.clock = Arc::new(clock))
+    }
+
+    /// How far a timestamp may be from the server's clock (default 300 s).
+    ///
+    /// # Security
+    /// See [`VerifyOptions::with_window`].
+    #[must_use]
+    pub fn with_window(self, window: Duration) -> Self {
+        self.update(|config| config.options = config.options.clone().with_window(window))
+    }
+
+    /// The largest body accepted, in bytes (default 2 MiB); larger bodies get
+    /// 413 `body_too_large`.
+    #[must_use]
+    pub fn with_body_limit(self, limit: usize) -> Self {
+        self.update(|config| config.body_limit = limit)
+    }
+
+    /// Also accept `base64(SHA-512(""))` as the body slot of an empty body.
+    ///
+    /// # Security
+    /// See [`VerifyOptions::with_hashed_empty_body`].
+    #[must_use]
+    pub fn with_hashed_empty_body(self, accept: bool) -> Self {
+        self.update(|config| {
+            config.options = config.options.clone().with_hashed_empty_body(accept);
+        })
+    }
+
+    /// A prefix that a proxy in front of the server strips from the path;
+    /// it is put back before the signature is checked.
+    ///
+    /// # Errors
+    /// See [`VerifyOptions::with_path_prefix`].
+    pub fn with_path_prefix(self, prefix: impl Into<String>) -> Result<Self, ConfigError> {
+        let options = self.config.options.clone().with_path_prefix(prefix)?;
+        Ok(self.update(|config| config.options = options))
+    }
+
+    /// Replaces all verification settings at once.
+    #[must_use]
+    pub fn with_options(self, options: VerifyOptions) -> Self {
+        self.update(|config| config.options = options)
+    }
+
+    /// Builds rejection responses with `respond` instead of the default JSON
+    /// body. The [`Rejection`] is still put in the response's extensions.
+    #[must_use]
+    pub fn with_rejection_response(
+        self,
+        respond: impl Fn(&Rejection) -> Response + Send + Sync + 'static,
+    ) -> Self {
+        self.update(|config| config.on_rejection = Some(Arc::new(respond)))
+    }
+
+    /// The verification settings in force.
+    pub fn options(&self) -> &VerifyOptions {
+        &self.config.options
+    }
+}
+
+impl<S> Layer<S> for ArmorPskLayer {
+    type Service = ArmorPsk<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ArmorPsk::new(inner, Arc::clone(&self.config))
+    }
+}
+
+impl fmt::Debug for ArmorPskLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.config.fmt(f)
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArmorPskLayer")
+            .field("options", &self.options)
+            .field("body_limit", &self.body_limit)
+            .field("custom_rejection", &self.on_rejection.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,38 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod body;
+mod canonical;
+mod clock;
+mod extract;
+mod future;
+mod header;
+mod key_store;
+mod layer;
+mod rejection;
+mod replay;
+mod response;
+mod secret;
+mod service;
+mod signature;
+mod signer;
+mod verify;
+
+pub use body::DEFAULT_BODY_LIMIT;
+pub use canonical::{BodyDigest, BodyHasher, BodySlot, Canonical, HASHED_EMPTY_BODY_SLOT};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use extract::MissingIdentity;
+pub use future::ResponseFuture;
+pub use header::{Credentials, MAX_NONCE_LEN, SCHEME};
+pub use key_store::{BoxFuture, KeyStore, KeyStoreError, MemoryKeyStore};
+pub use layer::ArmorPskLayer;
+pub use rejection::{Rejection, RejectionKind};
+pub use replay::{
+    MemoryReplayStore, ReplayKey, ReplayStore, ReplayStoreError, Reservation, replay_ttl,
+};
+pub use secret::Secret;
+pub use service::ArmorPsk;
+pub use signature::{InvalidSignatureEncoding, Signature};
+pub use signer::{SignError, Signer};
+pub use verify::{ConfigError, DEFAULT_WINDOW, Identity, VerifyOptions, signed_path, verify};

@@ -1,0 +1,278 @@
+//! Refusing replays: an atomic "reserve" on a store of recently accepted
+//! nonces and signatures, with an in-memory store on moka.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use moka::sync::Cache;
+
+use crate::key_store::BoxFuture;
+use crate::signature::Signature;
+
+/// One entry of the replay store: a (key id, nonce) or a (key id, signature)
+/// pair, as bytes.
+///
+/// Key ids cannot contain a colon, so `n:<key_id>:<nonce>` and
+/// `s:<key_id>:<64 signature bytes>` never collide.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ReplayKey(Box<[u8]>);
+
+impl ReplayKey {
+    /// The entry for a key's nonce.
+    pub fn nonce(key_id: &str, nonce: &str) -> Self {
+        Self::build(b'n', key_id, nonce.as_bytes())
+    }
+
+    /// The entry for a key's signature: it closes the path/nonce hole, where a
+    /// captured signature is resent with a new nonce.
+    pub fn signature(key_id: &str, signature: &Signature) -> Self {
+        Self::build(b's', key_id, signature.as_bytes())
+    }
+
+    fn build(tag: u8, key_id: &str, value: &[u8]) -> Self {
+        let mut bytes = Vec::with_capacity(3 + key_id.len() + value.len());
+        bytes.extend_from_slice(&[tag, b':']);
+        bytes.extend_from_slice(key_id.as_bytes());
+        bytes.push(b':');
+        bytes.extend_from_slice(value);
+        Self(bytes.into_boxed_slice())
+    }
+
+    /// The entry as bytes, for stores that keep binary keys.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ReplayKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Enough to tell entries apart in a log, never a whole signature.
+        let shown = self.0.len().min(24);
+        write!(
+            f,
+            "ReplayKey({}…)",
+            String::from_utf8_lossy(&self.0[..shown])
+        )
+    }
+}
+
+/// What a reservation found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// None of the entries existed; all are now held until their expiry.
+    Reserved,
+    /// At least one entry already existed: the request is a replay.
+    Replayed,
+}
+
+/// The replay store could not reserve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayStoreError {
+    /// The store is at capacity. It refuses rather than forget a live entry
+    /// (a forgotten entry is a replay that would be accepted).
+    #[error("replay store is full")]
+    Full,
+    /// The store could not be reached or failed.
+    #[error("replay store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A store of recently accepted requests.
+///
+/// Implementations must make `reserve` atomic per entry: of any number of
+/// concurrent reservations of one entry, exactly one may see it absent. They
+/// must keep each entry for at least its `ttl`, and never drop a live entry
+/// to make room (answer [`ReplayStoreError::Full`] instead).
+pub trait ReplayStore: Send + Sync + 'static {
+    /// Reserves every entry of `entries` for `ttl`, in order.
+    ///
+    /// Returns [`Reservation::Reserved`] when none existed, and
+    /// [`Reservation::Replayed`] as soon as one did (the entries before it may
+    /// stay reserved).
+    ///
+    /// # Errors
+    /// [`ReplayStoreError`] when the store is full or unavailable; the layer
+    /// then refuses the request with 503.
+    fn reserve<'a>(
+        &'a self,
+        entries: &'a [ReplayKey],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>>;
+}
+
+impl<R: ReplayStore> ReplayStore for Arc<R> {
+    fn reserve<'a>(
+        &'a self,
+        entries: &'a [ReplayKey],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
+        (**self).reserve(entries, ttl)
+    }
+}
+
+/// How long a request's entries must be kept: until its timestamp leaves the
+/// window (`timestamp + window`), plus one second for the clock's rounding,
+/// and at least one second.
+pub fn replay_ttl(timestamp: u64, now: u64, window: Duration) -> Duration {
+    let until = timestamp.saturating_add(window.as_secs()).saturating_add(1);
+    Duration::from_secs(until.saturating_sub(now).max(1))
+}
+
+/// The default replay store: in memory, on a moka cache with a per-entry
+/// expiry, shared by every clone.
+///
+/// The cache has no eviction by size, so an entry leaves only when it
+/// expires. A separate count of live entries enforces the capacity: a full
+/// store answers [`ReplayStoreError::Full`] (503 `replay_store_full`) rather
+/// than evict (moka's size-bounded policy may silently decline to keep a new
+/// entry, which would let its replay through).
+///
+/// Size it as peak accepted requests per second × 2 entries × the time an
+/// entry lives (about twice the window).
+#[derive(Clone)]
+pub struct MemoryReplayStore {
+    cache: Cache<ReplayKey, Duration>,
+    live: Arc<AtomicU64>,
+    capacity: u64,
+}
+
+impl MemoryReplayStore {
+    /// The default capacity in entries (two per accepted request).
+    pub const DEFAULT_CAPACITY: u64 = 1_000_000;
+
+    /// A store holding at most [`Self::DEFAULT_CAPACITY`] entries.
+    pub fn new() -> Self {
+        Self::with_capacity(Self::DEFAULT_CAPACITY)
+    }
+
+    /// A store holding at most `capacity` entries.
+    pub fn with_capacity(capacity: u64) -> Self {
+        let live = Arc::new(AtomicU64::new(0));
+        let on_removal = Arc::clone(&live);
+        let cache = Cache::builder()
+            .expire_after(TtlExpiry)
+            .eviction_listener(move |_key, _ttl, _cause| {
+                on_removal.fetch_sub(1, Ordering::AcqRel);
+            })
+            .build();
+        Self {
+            cache,
+            live,
+            capacity,
+        }
+    }
+
+    /// Entries held, including expired ones not yet swept.
+    pub fn len(&self) -> u64 {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most entries the store will hold.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Sweeps expired entries now (it also happens as the store is used).
+    pub fn sweep(&self) {
+        self.cache.run_pending_tasks();
+    }
+
+    fn claim_slot(&self) -> bool {
+        if self.live.fetch_add(1, Ordering::AcqRel) < self.capacity {
+            return true;
+        }
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        false
+    }
+
+    fn reserve_one(&self, entry: &ReplayKey, ttl: Duration) -> Result<bool, ReplayStoreError> {
+        if !self.claim_slot() {
+            // Expired entries may be waiting to be swept: sweep, then retry once.
+            self.sweep();
+            if !self.claim_slot() {
+                return Err(ReplayStoreError::Full);
+            }
+        }
+        let fresh = self
+            .cache
+            .entry(entry.clone())
+            .or_insert_with(|| ttl)
+            .is_fresh();
+        if !fresh {
+            self.live.fetch_sub(1, Ordering::AcqRel);
+        }
+        Ok(fresh)
+    }
+
+    fn reserve_all(
+        &self,
+        entries: &[ReplayKey],
+        ttl: Duration,
+    ) -> Result<Reservation, ReplayStoreError> {
+        for entry in entries {
+            if !self.reserve_one(entry, ttl)? {
+                return Ok(Reservation::Replayed);
+            }
+        }
+        Ok(Reservation::Reserved)
+    }
+}
+
+impl Default for MemoryReplayStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryReplayStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryReplayStore")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl ReplayStore for MemoryReplayStore {
+    fn reserve<'a>(
+        &'a self,
+        entries: &'a [ReplayKey],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
+        Box::pin(std::future::ready(self.reserve_all(entries, ttl)))
+    }
+}
+
+/// Each entry expires after the ttl it was stored with; reads and updates do
+/// not extend it.
+struct TtlExpiry;
+
+impl moka::Expiry<ReplayKey, Duration> for TtlExpiry {
+    fn expire_after_create(&self, _: &ReplayKey, ttl: &Duration, _: Instant) -> Option<Duration> {
+        Some(*ttl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_covers_the_rest_of_the_window() {
+        let window = Duration::from_secs(300);
+        assert_eq!(replay_ttl(1000, 1000, window), Duration::from_secs(301));
+        // Signed 300 s in the future: valid until ts + 300, 600 s from now.
+        assert_eq!(replay_ttl(1300, 1000, window), Duration::from_secs(601));
+        // Signed 300 s ago: one more second.
+        assert_eq!(replay_ttl(700, 1000, window), Duration::from_secs(1));
+        assert_eq!(replay_ttl(0, u64::MAX, window), Duration::from_secs(1));
+    }
+}

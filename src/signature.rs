@@ -1,0 +1,73 @@
+//! The 64-byte HMAC-SHA512 tag carried in the header, compared only in constant time.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use subtle::{Choice, ConstantTimeEq};
+
+/// An HMAC-SHA512 signature: 64 bytes, written on the wire as 88 characters of
+/// standard, padded base64.
+///
+/// It deliberately has no `PartialEq`: the only comparison is
+/// [`ConstantTimeEq`], so an early-exit `==` on a signature cannot be written.
+/// `Debug` shows only the first few characters.
+#[derive(Clone)]
+pub struct Signature([u8; Signature::LEN]);
+
+impl Signature {
+    /// Length of the raw tag in bytes.
+    pub const LEN: usize = 64;
+    /// Length of the tag in base64 on the wire, padding included.
+    pub const ENCODED_LEN: usize = 88;
+
+    pub(crate) fn from_bytes(bytes: [u8; Self::LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// Decodes the wire form: exactly 88 characters of standard base64 with
+    /// `=` padding, in canonical form, decoding to exactly 64 bytes.
+    ///
+    /// # Errors
+    /// [`InvalidSignatureEncoding`] for anything else.
+    pub fn from_base64(encoded: &str) -> Result<Self, InvalidSignatureEncoding> {
+        if encoded.len() != Self::ENCODED_LEN {
+            return Err(InvalidSignatureEncoding);
+        }
+        let mut out = [0u8; Self::LEN];
+        // STANDARD requires canonical padding and rejects non-zero trailing bits,
+        // so each 64-byte tag has exactly one accepted spelling.
+        match STANDARD.decode_slice(encoded, &mut out) {
+            Ok(Self::LEN) => Ok(Self(out)),
+            _ => Err(InvalidSignatureEncoding),
+        }
+    }
+
+    /// The wire form: 88 characters of standard, padded base64.
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.0)
+    }
+
+    /// The raw 64 bytes.
+    pub fn as_bytes(&self) -> &[u8; Self::LEN] {
+        &self.0
+    }
+}
+
+impl ConstantTimeEq for Signature {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let encoded = self.to_base64();
+        write!(f, "Signature({}…)", &encoded[..8])
+    }
+}
+
+/// A signature that is not 88 characters of canonical base64 for 64 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("signature is not standard base64 of a 64-byte HMAC-SHA512 tag")]
+pub struct InvalidSignatureEncoding;

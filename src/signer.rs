@@ -1,0 +1,136 @@
+//! The client side: producing the `Authorization` header value.
+
+use std::fmt;
+
+use crate::canonical::{BodyDigest, Canonical};
+use crate::clock::{Clock, SystemClock};
+use crate::header::{SCHEME, check_nonce};
+use crate::secret::Secret;
+
+/// Signs requests for one API key.
+///
+/// ```
+/// use armor_psk::Signer;
+///
+/// // The first test vector of the protocol.
+/// let signer = Signer::new("20a37099-4a0b-432f-bf46-5fa690a0405c", "secret").unwrap();
+/// let header = signer.sign_at("GET", "/me", b"", "8jbj872s2h", 1528140529).unwrap();
+/// assert_eq!(
+///     header,
+///     "ARMOR-PSK 20a37099-4a0b-432f-bf46-5fa690a0405c:WacyhtoW2KhDbXzmKlaKWrMkFEs4UTOSyj/K01j5nZNHpTKPwu+Fh9BbN43nbQa55zysaXs2k0H7Zmq7F5sy5A==:8jbj872s2h:1528140529"
+/// );
+/// ```
+#[derive(Clone)]
+pub struct Signer {
+    key_id: String,
+    secret: Secret,
+}
+
+impl Signer {
+    /// A signer for `key_id` with its secret (used as raw bytes).
+    ///
+    /// # Errors
+    /// [`SignError::InvalidKeyId`] unless the key id is non-empty visible
+    /// ASCII without a colon (anything else cannot travel in the header).
+    pub fn new(key_id: impl Into<String>, secret: impl Into<Secret>) -> Result<Self, SignError> {
+        let key_id = key_id.into();
+        if key_id.is_empty() || !key_id.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+            return Err(SignError::InvalidKeyId);
+        }
+        Ok(Self {
+            key_id,
+            secret: secret.into(),
+        })
+    }
+
+    /// The key id.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The header value for a request, with a fresh UUID v4 nonce and the
+    /// system clock's time.
+    ///
+    /// `path` is the request target's path, percent-encoded exactly as it
+    /// will be sent; anything from a `?` on is left out, as the server does.
+    /// `method` is used as given: send the same (`GET`, `POST`, ...).
+    pub fn sign(&self, method: &str, path: &str, body: &[u8]) -> String {
+        self.sign_with_clock(method, path, body, &SystemClock)
+    }
+
+    /// As [`sign`](Self::sign), with the time taken from `clock`.
+    pub fn sign_with_clock(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        clock: &dyn Clock,
+    ) -> String {
+        let nonce = uuid::Uuid::new_v4().to_string();
+        self.header(method, path, &BodyDigest::of(body), &nonce, clock.now())
+    }
+
+    /// The header value for a request with the nonce and timestamp given:
+    /// deterministic, for tests and test vectors.
+    ///
+    /// # Errors
+    /// [`SignError::InvalidNonce`] unless the nonce is 1 to 128 visible
+    /// ASCII characters without a colon.
+    pub fn sign_at(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        nonce: &str,
+        timestamp: u64,
+    ) -> Result<String, SignError> {
+        check_nonce(nonce).map_err(|_| SignError::InvalidNonce)?;
+        Ok(self.header(method, path, &BodyDigest::of(body), nonce, timestamp))
+    }
+
+    fn header(
+        &self,
+        method: &str,
+        path: &str,
+        body: &BodyDigest,
+        nonce: &str,
+        timestamp: u64,
+    ) -> String {
+        let path = path.split_once('?').map_or(path, |(path, _query)| path);
+        let canonical = Canonical {
+            key_id: &self.key_id,
+            method,
+            path,
+            nonce,
+            timestamp,
+        };
+        let signature = canonical.sign(&self.secret, &body.slot());
+        format!(
+            "{SCHEME} {}:{}:{nonce}:{timestamp}",
+            self.key_id,
+            signature.to_base64()
+        )
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("key_id", &self.key_id)
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+/// A request that cannot be signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The key id is empty, has a colon or is not visible ASCII.
+    #[error("the key id must be non-empty visible ASCII without a colon")]
+    InvalidKeyId,
+    /// The nonce is empty, longer than 128 characters, has a colon or is
+    /// not visible ASCII.
+    #[error("the nonce must be 1 to 128 visible ASCII characters without a colon")]
+    InvalidNonce,
+}
