@@ -31,7 +31,7 @@ pub use rejection::{Rejection, RejectionKind};
 pub use replay::{
     MemoryReplayStore, ReplayKey, ReplayStore, ReplayStoreError, Reservation, replay_ttl,
 };
-pub use secret::Secret;
+pub use secret::{Secret, generate_secret};
 pub use service::ArmorPsk;
 pub use signature::{InvalidSignatureEncoding, Signature};
 pub use signer::{SignError, Signer};

@@ -63,3 +63,22 @@ impl fmt::Debug for Secret {
         f.write_str("Secret([redacted])")
     }
 }
+
+/// A new random secret key: 32 bytes from the operating system's generator,
+/// as 43 printable characters (unpadded URL-safe base64). Like every secret,
+/// it is used as its UTF-8 text, never decoded.
+///
+/// ```
+/// let secret = armor_psk::generate_secret().unwrap();
+/// assert_eq!(secret.len(), 43);
+/// assert_ne!(secret, armor_psk::generate_secret().unwrap());
+/// ```
+///
+/// # Errors
+/// When the operating system's random generator fails.
+pub fn generate_secret() -> std::io::Result<String> {
+    use base64::Engine as _;
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    getrandom::fill(bytes.as_mut()).map_err(|error| std::io::Error::other(error.to_string()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref()))
+}

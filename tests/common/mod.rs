@@ -1,0 +1,102 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Rejection, Signer};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::OriginalUri;
+use axum::response::Json;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub const KEY_ID: &str = "20a37099-4a0b-432f-bf46-5fa690a0405c";
+pub const SECRET: &str = "secret";
+pub const NOW: u64 = 1_700_000_000;
+
+pub struct Harness {
+    pub keys: MemoryKeyStore,
+    pub clock: ManualClock,
+    pub layer: ArmorPskLayer,
+}
+
+pub fn harness() -> Harness {
+    let keys = MemoryKeyStore::new().with_key(KEY_ID, SECRET);
+    let clock = ManualClock::new(NOW);
+    let layer = ArmorPskLayer::new(keys.clone()).with_clock(clock.clone());
+    Harness { keys, clock, layer }
+}
+
+pub fn signer() -> Signer {
+    Signer::new(KEY_ID, SECRET).expect("valid key id")
+}
+
+/// A handler that echoes what it received: identity, method, path, body.
+pub async fn echo(
+    identity: Option<armor_psk::Identity>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    body: Bytes,
+) -> Json<Value> {
+    Json(json!({
+        "key_id": identity.as_ref().map(|i| i.key_id().to_owned()),
+        "nonce": identity.as_ref().map(|i| i.nonce().to_owned()),
+        "method": method.as_str(),
+        "path": uri.path(),
+        "body": String::from_utf8_lossy(&body),
+        "body_len": body.len(),
+    }))
+}
+
+/// A router that echoes on every path, behind the layer.
+pub fn app(layer: ArmorPskLayer) -> Router {
+    Router::new().fallback(echo).layer(layer)
+}
+
+/// A request signed with the test key at `timestamp`.
+pub fn signed(method: &str, path: &str, body: &[u8], nonce: &str, timestamp: u64) -> Request<Body> {
+    let header = signer()
+        .sign_at(method, path, body, nonce, timestamp)
+        .expect("valid nonce");
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", header)
+        .body(Body::from(body.to_vec()))
+        .expect("valid request")
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: Value,
+    pub rejection: Option<Rejection>,
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        self.json["error"].as_str().unwrap_or("")
+    }
+}
+
+/// Sends `request` through `router` without sockets.
+pub async fn send(router: &Router, request: Request<Body>) -> Answer {
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let rejection = response.extensions().get::<Rejection>().cloned();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        json,
+        rejection,
+    }
+}
