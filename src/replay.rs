@@ -198,6 +198,10 @@ impl MemoryReplayStore {
             // Expired entries may be waiting to be swept: sweep, then retry once.
             self.sweep();
             if !self.claim_slot() {
+                // Full, but a replay of a held entry is still told apart.
+                if self.cache.contains_key(entry) {
+                    return Ok(false);
+                }
                 return Err(ReplayStoreError::Full);
             }
         }
