@@ -12,10 +12,9 @@ use crate::key_store::BoxFuture;
 use crate::signature::Signature;
 
 /// One entry of the replay store: a (key id, nonce) or a (key id, signature)
-/// pair, as bytes.
-///
-/// Key ids cannot contain a colon, so `n:<key_id>:<nonce>` and
-/// `s:<key_id>:<64 signature bytes>` never collide.
+/// pair, as bytes: a kind tag, the key id's length (4 bytes, big-endian), the
+/// key id, then the nonce or the 64 signature bytes. Two different pairs never
+/// give the same bytes.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ReplayKey(Box<[u8]>);
 
@@ -32,10 +31,11 @@ impl ReplayKey {
     }
 
     fn build(tag: u8, key_id: &str, value: &[u8]) -> Self {
-        let mut bytes = Vec::with_capacity(3 + key_id.len() + value.len());
-        bytes.extend_from_slice(&[tag, b':']);
+        let key_len = u32::try_from(key_id.len()).unwrap_or(u32::MAX);
+        let mut bytes = Vec::with_capacity(5 + key_id.len() + value.len());
+        bytes.push(tag);
+        bytes.extend_from_slice(&key_len.to_be_bytes());
         bytes.extend_from_slice(key_id.as_bytes());
-        bytes.push(b':');
         bytes.extend_from_slice(value);
         Self(bytes.into_boxed_slice())
     }
@@ -48,13 +48,20 @@ impl ReplayKey {
 
 impl fmt::Debug for ReplayKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Enough to tell entries apart in a log, never a whole signature.
-        let shown = self.0.len().min(24);
-        write!(
-            f,
-            "ReplayKey({}…)",
-            String::from_utf8_lossy(&self.0[..shown])
-        )
+        // The kind and the key id; never the nonce or the signature.
+        let kind = if self.0.first() == Some(&b's') {
+            "signature"
+        } else {
+            "nonce"
+        };
+        let key_len = self.0.get(1..5).map_or(0, |len| {
+            u32::from_be_bytes(len.try_into().unwrap_or_default()) as usize
+        });
+        let key_id = self.0.get(5..5 + key_len).unwrap_or_default();
+        f.debug_struct("ReplayKey")
+            .field("kind", &kind)
+            .field("key_id", &String::from_utf8_lossy(key_id))
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,0 +1,88 @@
+//! Secrets never leak: not in `Debug`, not in responses, not in logs.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Secret, Signer};
+use axum::Router;
+use axum::body::Body;
+use http::Request;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const SECRET: &str = "s3cr3t-DO-NOT-LEAK";
+const NOW: u64 = 1_700_000_000;
+
+#[test]
+fn debug_output_is_redacted() {
+    let keys = MemoryKeyStore::new().with_key("key-1", SECRET);
+    let signer = Signer::new("key-1", SECRET).unwrap();
+    let layer = ArmorPskLayer::new(keys.clone());
+    for debug in [
+        format!("{:?}", Secret::new(SECRET)),
+        format!("{keys:?}"),
+        format!("{signer:?}"),
+        format!("{layer:?}"),
+    ] {
+        assert!(!debug.contains(SECRET), "{debug}");
+    }
+    assert!(format!("{signer:?}").contains("[redacted]"));
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_name_the_key_and_reason_but_never_the_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let keys = MemoryKeyStore::new().with_key("key-1", SECRET);
+    let router = Router::new()
+        .fallback(|| async { "ok" })
+        .layer(ArmorPskLayer::new(keys).with_clock(ManualClock::new(NOW)));
+    let good = Signer::new("key-1", SECRET).unwrap();
+    let forged = Signer::new("key-1", "guess").unwrap();
+    let good_header = good.sign_at("POST", "/x", b"body", "n-1", NOW).unwrap();
+    let forged_header = forged.sign_at("POST", "/x", b"body", "n-2", NOW).unwrap();
+
+    for header in [&good_header, &forged_header, &good_header] {
+        let request = Request::post("/x")
+            .header("authorization", header.as_str())
+            .body(Body::from("body"))
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(!String::from_utf8_lossy(&body).contains(SECRET));
+    }
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("invalid_signature"), "{logs}");
+    assert!(logs.contains("replayed_request"), "{logs}");
+    assert!(logs.contains("key-1"), "{logs}");
+    assert!(logs.contains("canonical_sha256"), "{logs}");
+    assert!(!logs.contains(SECRET), "{logs}");
+    for header in [&good_header, &forged_header] {
+        let signature = header.split(':').nth(1).unwrap();
+        assert!(
+            !logs.contains(signature),
+            "a full signature was logged: {logs}"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! The layer over plain tower services: `service_fn`, `ServiceBuilder`, and
+//! readiness forwarded to the inner service.
+
+mod common;
+
+use std::convert::Infallible;
+
+use armor_psk::{ArmorPskLayer, Identity};
+use axum::body::Body;
+use common::{NOW, harness, signed};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower_test::mock;
+
+async fn body_text(response: axum::response::Response) -> String {
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn over_a_plain_service_fn_inside_a_service_builder() {
+    let h = harness();
+    let service = ServiceBuilder::new()
+        .concurrency_limit(8)
+        .layer(h.layer)
+        .service(service_fn(|request: Request<Body>| async move {
+            let identity = request.extensions().get::<Identity>().cloned();
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            let text = format!(
+                "{}:{}",
+                identity.map(|i| i.key_id().to_owned()).unwrap_or_default(),
+                body.len()
+            );
+            Ok::<_, Infallible>(Response::new(text))
+        }));
+
+    let response = service
+        .clone()
+        .oneshot(signed("PUT", "/x", b"hello", "n-1", NOW))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_text(response).await, format!("{}:5", common::KEY_ID));
+
+    let response = service
+        .oneshot(Request::get("/x").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn poll_ready_is_forwarded() {
+    let h = harness();
+    let (inner, mut handle) = mock::pair::<Request<Body>, Response<String>>();
+    let mut service = mock::Spawn::new(h.layer.layer_into(inner));
+
+    handle.allow(0);
+    assert!(
+        service.poll_ready::<Request<Body>>().is_pending(),
+        "not ready while the inner service is not"
+    );
+
+    handle.allow(1);
+    assert!(service.poll_ready::<Request<Body>>().is_ready());
+    let call = tokio::spawn(service.call(signed("GET", "/me", b"", "n-1", NOW)));
+    let (request, respond) = handle
+        .next_request()
+        .await
+        .expect("request reached the inner service");
+    assert_eq!(request.uri().path(), "/me");
+    assert!(request.extensions().get::<Identity>().is_some());
+    respond.send_response(Response::new("inner".to_owned()));
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(body_text(response).await, "inner");
+}
+
+#[tokio::test]
+async fn inner_errors_pass_through_and_rejections_are_responses() {
+    let h = harness();
+    let (inner, mut handle) = mock::pair::<Request<Body>, Response<String>>();
+    let mut service = mock::Spawn::new(h.layer.layer_into(inner));
+    handle.allow(2);
+
+    assert!(service.poll_ready::<Request<Body>>().is_ready());
+    let refused = service
+        .call(Request::get("/me").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(
+        refused.expect("a rejection is Ok(response)").status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    assert!(service.poll_ready::<Request<Body>>().is_ready());
+    let call = tokio::spawn(service.call(signed("GET", "/me", b"", "n-2", NOW)));
+    let (_, respond) = handle.next_request().await.unwrap();
+    respond.send_error(std::io::Error::other("inner failed"));
+    let error = call.await.unwrap().unwrap_err();
+    assert_eq!(error.to_string(), "inner failed");
+}
+
+trait LayerInto {
+    fn layer_into<S>(self, inner: S) -> armor_psk::ArmorPsk<S>;
+}
+
+impl LayerInto for ArmorPskLayer {
+    fn layer_into<S>(self, inner: S) -> armor_psk::ArmorPsk<S> {
+        tower::Layer::layer(&self, inner)
+    }
+}
