@@ -1,0 +1,98 @@
+//! An axum server behind ARMOR-PSK: any method on any path answers 200 with
+//! `{"key_id", "method", "path", "body_bytes"}` once the request verifies.
+//!
+//! ```text
+//! ARMOR_PSK_KEYS='my-key=my-secret' cargo run --example server
+//! ```
+//!
+//! - `ARMOR_PSK_KEYS`: `id=secret` pairs separated by commas. With none set,
+//!   one key is generated and printed once.
+//! - `ARMOR_PSK_ADDR`: the address to listen on (default `127.0.0.1:3000`;
+//!   port 0 picks a free one). The first line on stdout is
+//!   `listening on http://ADDR`.
+//! - `RUST_LOG`: log filter (default `info`).
+
+use std::io::Write;
+
+use armor_psk::{ArmorPskLayer, Identity, MemoryKeyStore, generate_secret};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::OriginalUri;
+use axum::response::Json;
+use http::Method;
+use serde_json::{Value, json};
+use tower_http::trace::TraceLayer;
+
+async fn echo(
+    identity: Identity,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    body: Bytes,
+) -> Json<Value> {
+    Json(json!({
+        "key_id": identity.key_id(),
+        "method": method.as_str(),
+        "path": uri.path(),
+        "body_bytes": body.len(),
+    }))
+}
+
+fn keys_from_env() -> Result<MemoryKeyStore, String> {
+    let keys = MemoryKeyStore::new();
+    let Ok(spec) = std::env::var("ARMOR_PSK_KEYS") else {
+        let key_id = uuid::Uuid::new_v4().to_string();
+        let secret = generate_secret().map_err(|e| format!("cannot generate a secret: {e}"))?;
+        println!("no ARMOR_PSK_KEYS set; generated one key (shown once):");
+        println!("  Key ID:     {key_id}");
+        println!("  Secret Key: {secret}");
+        keys.insert(key_id, secret);
+        return Ok(keys);
+    };
+    for pair in spec
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
+        let Some((id, secret)) = pair.split_once('=') else {
+            return Err(format!(
+                "ARMOR_PSK_KEYS: expected id=secret, got {:?}",
+                pair.split('=').next()
+            ));
+        };
+        if id.is_empty() || id.contains(':') {
+            return Err(format!("ARMOR_PSK_KEYS: invalid key id {id:?}"));
+        }
+        keys.insert(id, secret);
+    }
+    if keys.is_empty() {
+        return Err("ARMOR_PSK_KEYS holds no key".into());
+    }
+    Ok(keys)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let keys = keys_from_env()?;
+    let addr = std::env::var("ARMOR_PSK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
+    let app = Router::new()
+        .fallback(echo)
+        .layer(ArmorPskLayer::new(keys))
+        .layer(TraceLayer::new_for_http());
+
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
