@@ -18,7 +18,8 @@ use crate::verify::Identity;
 /// async fn handler(identity: Identity) -> String {
 ///     format!("hello {}", identity.key_id())
 /// }
-/// # let _ = axum::routing::get(handler);
+/// let app: axum::Router = axum::Router::new().route("/me", axum::routing::get(handler));
+/// # let _ = app;
 /// ```
 impl<S: Send + Sync> FromRequestParts<S> for Identity {
     type Rejection = MissingIdentity;

@@ -232,3 +232,19 @@ async fn every_vector_passes_the_layer() {
         assert_eq!(answer.json["body_len"], v.body.len(), "vector {}", v.name);
     }
 }
+
+#[test]
+fn committed_vectors_match_the_python_generator() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = std::process::Command::new("python3")
+        .arg(format!("{root}/tools/gen_vectors.py"))
+        .arg("--check")
+        .output()
+        .expect("python3 must be installed to check the vectors");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
