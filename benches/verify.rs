@@ -71,43 +71,28 @@ impl Fixture {
         mac.finalize().into_bytes().into()
     }
 
-    /// Parse, key lookup, body slot, HMAC, constant-time compare.
-    fn verify(&self, parts: &http::request::Parts) -> bool {
-        let credentials = Credentials::from_headers(&parts.headers).unwrap();
+    /// Parse, key lookup, body slot, HMAC, constant-time compare; the
+    /// credentials of a request that verified.
+    fn verify(&self, parts: &http::request::Parts) -> Option<Credentials> {
+        let credentials = Credentials::from_headers(&parts.headers).ok()?;
         let key: Option<Secret> = self.keys.lookup(credentials.key_id());
-        verify(
-            parts,
-            &credentials,
-            &BodyDigest::of(&self.body),
-            key.as_ref(),
-            NOW,
-            &self.options,
-        )
-        .is_ok()
+        let body = BodyDigest::of(&self.body);
+        verify(parts, &credentials, &body, key.as_ref(), NOW, &self.options).ok()?;
+        Some(credentials)
     }
 
     /// As `verify`, plus both replay reservations.
     fn verify_and_reserve(&self, parts: &http::request::Parts, store: &MemoryReplayStore) -> bool {
-        let credentials = Credentials::from_headers(&parts.headers).unwrap();
-        let key = self.keys.lookup(credentials.key_id());
-        if verify(
-            parts,
-            &credentials,
-            &BodyDigest::of(&self.body),
-            key.as_ref(),
-            NOW,
-            &self.options,
-        )
-        .is_err()
-        {
+        let Some(credentials) = self.verify(parts) else {
             return false;
-        }
+        };
         let entries = [
             ReplayKey::signature(credentials.key_id(), credentials.signature()),
             ReplayKey::nonce(credentials.key_id(), credentials.nonce()),
         ];
         let ttl = replay_ttl(credentials.timestamp(), NOW, self.options.window());
-        futures_util::FutureExt::now_or_never(store.reserve(&entries, ttl)).is_some()
+        futures_util::FutureExt::now_or_never(store.reserve(&entries, ttl))
+            == Some(Ok(armor_psk::Reservation::Reserved))
     }
 }
 

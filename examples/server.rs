@@ -8,8 +8,8 @@
 //! - `ARMOR_PSK_KEYS`: `id=secret` pairs separated by commas. With none set,
 //!   one key is generated and printed once.
 //! - `ARMOR_PSK_ADDR`: the address to listen on (default `127.0.0.1:3000`;
-//!   port 0 picks a free one). The first line on stdout is
-//!   `listening on http://ADDR`.
+//!   port 0 picks a free one). Once bound it prints
+//!   `listening on http://ADDR` on stdout.
 //! - `RUST_LOG`: log filter (default `info`).
 
 use std::io::Write;

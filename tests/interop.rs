@@ -57,15 +57,11 @@ fn python_client_against_the_example_server() {
         .expect("start the example server");
     let stdout = child.stdout.take().expect("server stdout");
     let server = Server(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the server's first line");
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let url = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned))
+        .expect("the server prints `listening on http://ADDR`");
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/armor_client.py");

@@ -4,8 +4,8 @@
 mod common;
 
 use armor_psk::{
-    ArmorPskLayer, BodyDigest, BodySlot, Canonical, Credentials, ManualClock, MemoryKeyStore,
-    RejectionKind, Secret, Signer, VerifyOptions, verify,
+    ArmorPskLayer, BodyDigest, BodySlot, Canonical, Credentials, Identity, ManualClock,
+    MemoryKeyStore, Rejection, RejectionKind, Secret, Signer, VerifyOptions, verify,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -129,22 +129,31 @@ fn parts_for(v: &Vector) -> http::request::Parts {
     request.into_parts().0
 }
 
+/// Verifies vector `v` with `secret` and `options`, at the vector's own time.
+fn check(
+    v: &Vector,
+    body: &BodyDigest,
+    secret: &str,
+    options: &VerifyOptions,
+) -> Result<Identity, Rejection> {
+    let parts = parts_for(v);
+    let credentials = Credentials::from_headers(&parts.headers).unwrap();
+    verify(
+        &parts,
+        &credentials,
+        body,
+        Some(&Secret::new(secret)),
+        v.timestamp,
+        options,
+    )
+}
+
 #[test]
 fn verify_accepts_every_python_vector() {
     for v in vectors() {
-        let parts = parts_for(&v);
-        let credentials = Credentials::from_headers(&parts.headers).unwrap();
-        let secret = Secret::new(&v.secret);
         let options = VerifyOptions::default().with_hashed_empty_body(v.hashed_empty);
-        let identity = verify(
-            &parts,
-            &credentials,
-            &BodyDigest::of(&v.body),
-            Some(&secret),
-            v.timestamp,
-            &options,
-        )
-        .unwrap_or_else(|e| panic!("vector {}: {e}", v.name));
+        let identity = check(&v, &BodyDigest::of(&v.body), &v.secret, &options)
+            .unwrap_or_else(|e| panic!("vector {}: {e}", v.name));
         assert_eq!(identity.key_id(), v.key_id);
         assert_eq!(identity.nonce(), v.nonce);
     }
@@ -153,18 +162,8 @@ fn verify_accepts_every_python_vector() {
 #[test]
 fn hashed_empty_vectors_need_the_option() {
     for v in vectors().iter().filter(|v| v.hashed_empty) {
-        let parts = parts_for(v);
-        let credentials = Credentials::from_headers(&parts.headers).unwrap();
-        let secret = Secret::new(&v.secret);
-        let refused = verify(
-            &parts,
-            &credentials,
-            &BodyDigest::Empty,
-            Some(&secret),
-            v.timestamp,
-            &VerifyOptions::default(),
-        )
-        .unwrap_err();
+        let refused =
+            check(v, &BodyDigest::Empty, &v.secret, &VerifyOptions::default()).unwrap_err();
         assert_eq!(
             refused.kind(),
             RejectionKind::InvalidSignature,
@@ -177,20 +176,16 @@ fn hashed_empty_vectors_need_the_option() {
 #[test]
 fn wrong_secret_fails_every_vector() {
     for v in vectors() {
-        let parts = parts_for(&v);
-        let credentials = Credentials::from_headers(&parts.headers).unwrap();
-        let secret = Secret::new(format!("{}x", v.secret));
         let options = VerifyOptions::default().with_hashed_empty_body(true);
-        let refused = verify(
-            &parts,
-            &credentials,
+        let refused = check(
+            &v,
             &BodyDigest::of(&v.body),
-            Some(&secret),
-            v.timestamp,
+            &format!("{}x", v.secret),
             &options,
-        );
+        )
+        .unwrap_err();
         assert_eq!(
-            refused.unwrap_err().kind(),
+            refused.kind(),
             RejectionKind::InvalidSignature,
             "vector {}",
             v.name
