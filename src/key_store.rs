@@ -100,6 +100,24 @@ impl MemoryKeyStore {
     }
 }
 
+impl<K: Into<String>, S: Into<Secret>> FromIterator<(K, S)> for MemoryKeyStore {
+    /// A store holding the given `(key id, secret)` pairs.
+    ///
+    /// ```
+    /// use armor_psk::MemoryKeyStore;
+    ///
+    /// let keys: MemoryKeyStore = [("key-1", "secret-1"), ("key-2", "secret-2")].into_iter().collect();
+    /// assert_eq!(keys.len(), 2);
+    /// ```
+    fn from_iter<I: IntoIterator<Item = (K, S)>>(pairs: I) -> Self {
+        let keys = Self::new();
+        for (key_id, secret) in pairs {
+            keys.insert(key_id, secret);
+        }
+        keys
+    }
+}
+
 impl KeyStore for MemoryKeyStore {
     fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>> {
         Box::pin(ready(Ok(self.lookup(key_id))))
