@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use crate::canonical::{BodyDigest, BodySlot, Canonical};
 use crate::header::Credentials;
 use crate::rejection::{Rejection, RejectionKind};
-use crate::secret::Secret;
+use crate::secret::{Secret, generate_secret};
 
 /// The default window: a timestamp may be 300 seconds off either way.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
@@ -235,10 +235,8 @@ pub fn verify(
 }
 
 /// The key an unknown key id is checked against, so that it costs the same
-/// work as a known one. Random per process: nobody can sign for it.
-static DUMMY_SECRET: LazyLock<Secret> = LazyLock::new(|| {
-    let mut bytes = [0u8; 32];
-    bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    Secret::new(bytes)
-});
+/// work as a known one. Random per process: nobody can sign for it. Should
+/// the random generator fail, an empty key still does the same work, and an
+/// unknown key is refused whatever its HMAC gives.
+static DUMMY_SECRET: LazyLock<Secret> =
+    LazyLock::new(|| Secret::from(generate_secret().unwrap_or_default()));
