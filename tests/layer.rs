@@ -15,18 +15,9 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use common::{KEY_ID, NOW, app, harness, send, signed, signer};
+use common::{KEY_ID, NOW, app, harness, request_with_header, send, signed, signer};
 use http::{Request, StatusCode};
 use serde_json::Value;
-
-fn request_with_header(method: &str, path: &str, header: &str, body: &[u8]) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", header)
-        .body(Body::from(body.to_vec()))
-        .unwrap()
-}
 
 #[tokio::test]
 async fn accepted_request_reaches_the_handler_with_identity_and_exact_body() {
@@ -492,60 +483,52 @@ async fn path_prefix_for_a_stripping_proxy() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
 }
 
-fn stream_body(chunks: Vec<Result<&'static [u8], &'static str>>) -> Body {
+/// `POST /up` signed over `signed_body`, whose body arrives as `chunks`
+/// (an `Err` chunk fails the read there).
+fn streamed(signed_body: &[u8], chunks: Vec<Result<&'static [u8], &'static str>>) -> Request<Body> {
+    let header = signer()
+        .sign_at("POST", "/up", signed_body, "n-1", NOW)
+        .unwrap();
     let stream = futures_util::stream::iter(
         chunks
             .into_iter()
             .map(|chunk| chunk.map(Bytes::from_static).map_err(std::io::Error::other)),
     );
-    Body::from_stream(stream)
+    Request::post("/up")
+        .header("authorization", header)
+        .body(Body::from_stream(stream))
+        .unwrap()
 }
 
 #[tokio::test]
 async fn body_over_the_limit_by_content_length_is_refused_before_reading() {
     let router = app(harness().layer.with_body_limit(16));
-    let header = signer().sign_at("POST", "/up", b"x", "n-1", NOW).unwrap();
     // The body would fail if read: a 413 proves it was not.
-    let request = Request::post("/up")
-        .header("authorization", header)
-        .header("content-length", "17")
-        .body(stream_body(vec![Err("must not be read")]))
-        .unwrap();
+    let mut request = streamed(b"x", vec![Err("must not be read")]);
+    request
+        .headers_mut()
+        .insert("content-length", "17".parse().unwrap());
     assert_rejected(&send(&router, request).await, RejectionKind::BodyTooLarge);
 }
 
 #[tokio::test]
 async fn streamed_body_over_the_limit_is_cut_off() {
     let router = app(harness().layer.with_body_limit(16));
-    let body = b"0123456789abcdefX";
-    let header = signer().sign_at("POST", "/up", body, "n-1", NOW).unwrap();
-    let request = Request::post("/up")
-        .header("authorization", header)
-        .body(stream_body(vec![
-            Ok(b"0123456789"),
-            Ok(b"abcdef"),
-            Ok(b"X"),
-            Err("never reached"),
-        ]))
-        .unwrap();
+    let chunks = vec![
+        Ok(&b"0123456789"[..]),
+        Ok(b"abcdef"),
+        Ok(b"X"),
+        Err("never reached"),
+    ];
+    let request = streamed(b"0123456789abcdefX", chunks);
     assert_rejected(&send(&router, request).await, RejectionKind::BodyTooLarge);
 }
 
 #[tokio::test]
 async fn body_exactly_at_the_limit_is_accepted_across_frames() {
     let router = app(harness().layer.with_body_limit(16));
-    let body = b"0123456789abcdef";
-    let header = signer().sign_at("POST", "/up", body, "n-1", NOW).unwrap();
-    let request = Request::post("/up")
-        .header("authorization", header)
-        .body(stream_body(vec![
-            Ok(b"0123"),
-            Ok(b""),
-            Ok(b"456789ab"),
-            Ok(b"cdef"),
-        ]))
-        .unwrap();
-    let answer = send(&router, request).await;
+    let chunks = vec![Ok(&b"0123"[..]), Ok(b""), Ok(b"456789ab"), Ok(b"cdef")];
+    let answer = send(&router, streamed(b"0123456789abcdef", chunks)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     assert_eq!(answer.json["body"], "0123456789abcdef");
 }
@@ -553,11 +536,7 @@ async fn body_exactly_at_the_limit_is_accepted_across_frames() {
 #[tokio::test]
 async fn body_read_error_is_a_400() {
     let router = app(harness().layer);
-    let header = signer().sign_at("POST", "/up", b"abc", "n-1", NOW).unwrap();
-    let request = Request::post("/up")
-        .header("authorization", header)
-        .body(stream_body(vec![Ok(b"ab"), Err("connection reset")]))
-        .unwrap();
+    let request = streamed(b"abc", vec![Ok(b"ab"), Err("connection reset")]);
     assert_rejected(&send(&router, request).await, RejectionKind::InvalidBody);
 }
 

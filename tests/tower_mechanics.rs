@@ -5,7 +5,7 @@ mod common;
 
 use std::convert::Infallible;
 
-use armor_psk::{ArmorPskLayer, Identity};
+use armor_psk::{ArmorPsk, ArmorPskLayer, Identity};
 use axum::body::Body;
 use common::{NOW, harness, signed};
 use http::{Request, Response, StatusCode};
@@ -50,11 +50,19 @@ async fn over_a_plain_service_fn_inside_a_service_builder() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
+type Mock = mock::Mock<Request<Body>, Response<String>>;
+type Handle = mock::Handle<Request<Body>, Response<String>>;
+
+/// The layer over a `tower_test` mock inner service.
+fn mocked(layer: &ArmorPskLayer) -> (mock::Spawn<ArmorPsk<Mock>>, Handle) {
+    let (inner, handle) = mock::pair();
+    (mock::Spawn::new(tower::Layer::layer(layer, inner)), handle)
+}
+
 #[tokio::test]
 async fn poll_ready_is_forwarded() {
     let h = harness();
-    let (inner, mut handle) = mock::pair::<Request<Body>, Response<String>>();
-    let mut service = mock::Spawn::new(h.layer.layer_into(inner));
+    let (mut service, mut handle) = mocked(&h.layer);
 
     handle.allow(0);
     assert!(
@@ -79,8 +87,7 @@ async fn poll_ready_is_forwarded() {
 #[tokio::test]
 async fn inner_errors_pass_through_and_rejections_are_responses() {
     let h = harness();
-    let (inner, mut handle) = mock::pair::<Request<Body>, Response<String>>();
-    let mut service = mock::Spawn::new(h.layer.layer_into(inner));
+    let (mut service, mut handle) = mocked(&h.layer);
     handle.allow(2);
 
     assert!(service.poll_ready::<Request<Body>>().is_ready());
@@ -98,14 +105,4 @@ async fn inner_errors_pass_through_and_rejections_are_responses() {
     respond.send_error(std::io::Error::other("inner failed"));
     let error = call.await.unwrap().unwrap_err();
     assert_eq!(error.to_string(), "inner failed");
-}
-
-trait LayerInto {
-    fn layer_into<S>(self, inner: S) -> armor_psk::ArmorPsk<S>;
-}
-
-impl LayerInto for ArmorPskLayer {
-    fn layer_into<S>(self, inner: S) -> armor_psk::ArmorPsk<S> {
-        tower::Layer::layer(&self, inner)
-    }
 }

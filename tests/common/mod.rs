@@ -54,17 +54,22 @@ pub fn app(layer: ArmorPskLayer) -> Router {
     Router::new().fallback(echo).layer(layer)
 }
 
-/// A request signed with the test key at `timestamp`.
-pub fn signed(method: &str, path: &str, body: &[u8], nonce: &str, timestamp: u64) -> Request<Body> {
-    let header = signer()
-        .sign_at(method, path, body, nonce, timestamp)
-        .expect("valid nonce");
+/// A request carrying `header` as its `Authorization`.
+pub fn request_with_header(method: &str, path: &str, header: &str, body: &[u8]) -> Request<Body> {
     Request::builder()
         .method(method)
         .uri(path)
         .header("authorization", header)
         .body(Body::from(body.to_vec()))
         .expect("valid request")
+}
+
+/// A request signed with the test key at `timestamp`.
+pub fn signed(method: &str, path: &str, body: &[u8], nonce: &str, timestamp: u64) -> Request<Body> {
+    let header = signer()
+        .sign_at(method, path, body, nonce, timestamp)
+        .expect("valid nonce");
+    request_with_header(method, path, &header, body)
 }
 
 pub struct Answer {
