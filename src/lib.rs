@@ -11,6 +11,9 @@ mod future;
 mod header;
 mod key_store;
 mod layer;
+#[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
+pub mod mock;
 mod rejection;
 mod replay;
 mod response;

@@ -1,0 +1,315 @@
+//! `armor-psk explain`: would this header verify, and if not, why.
+
+use std::fmt;
+
+use armor_psk::{BodyDigest, BodySlot, Canonical, Credentials, Secret};
+use base64::Engine;
+use subtle::ConstantTimeEq;
+
+/// What the user gave.
+pub struct Case<'a> {
+    pub key_id: &'a str,
+    pub secret: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub body: &'a [u8],
+    pub header: &'a str,
+    pub now: u64,
+    pub window: u64,
+}
+
+/// The findings, printed one per line.
+pub struct Explanation {
+    lines: Vec<String>,
+    verifies: bool,
+}
+
+impl Explanation {
+    pub fn verifies(&self) -> bool {
+        self.verifies
+    }
+
+    pub fn new(case: &Case<'_>) -> Self {
+        let mut lines = Vec::new();
+        let value = strip_header_name(case.header.trim());
+        let credentials = match Credentials::parse(value.as_bytes()) {
+            Ok(credentials) => credentials,
+            Err(rejection) => {
+                lines.push(format!(
+                    "header:     does not parse: {} ({})",
+                    rejection.code(),
+                    rejection.message()
+                ));
+                lines.push(format!("verdict:    REFUSED ({})", rejection.code()));
+                return Self {
+                    lines,
+                    verifies: false,
+                };
+            }
+        };
+        lines.push(format!(
+            "header:     parses: key id {}, nonce {}, timestamp {}",
+            credentials.key_id(),
+            credentials.nonce(),
+            credentials.timestamp()
+        ));
+
+        let key_matches = credentials.key_id() == case.key_id;
+        if key_matches {
+            lines.push("key id:     matches --key-id".into());
+        } else {
+            lines.push(format!(
+                "key id:     WRONG: the header names {}, but the secret given is for {} \
+                 (the server looks the secret up by the header's key id)",
+                credentials.key_id(),
+                case.key_id
+            ));
+        }
+
+        let skew = i128::from(credentials.timestamp()) - i128::from(case.now);
+        let in_window = skew.unsigned_abs() <= u128::from(case.window);
+        lines.push(format!(
+            "timestamp:  {} is {} the server's clock ({}; window ±{} s): {}",
+            credentials.timestamp(),
+            describe_skew(skew),
+            case.now,
+            case.window,
+            if in_window { "ok" } else { "OUT OF WINDOW" }
+        ));
+
+        let path = case
+            .path
+            .split_once('?')
+            .map_or(case.path, |(path, _)| path);
+        let body = BodyDigest::of(case.body);
+        let secret = Secret::new(case.secret);
+        let attempt = Attempt {
+            key_id: credentials.key_id(),
+            method: case.method,
+            path,
+            nonce: credentials.nonce(),
+            timestamp: credentials.timestamp(),
+            slot: body.slot(),
+        };
+        let canonical = attempt.canonical();
+        lines.push(format!(
+            "canonical:  {:?} (key id + method + path + nonce + timestamp + body slot)",
+            canonical.to_text(&attempt.slot)
+        ));
+        lines.push(format!(
+            "sha256:     {} (of the canonical string; compare with your client's)",
+            canonical.sha256_hex(&attempt.slot)
+        ));
+        lines.push(format!(
+            "body slot:  {}",
+            if case.body.is_empty() {
+                "empty (the body is empty)".to_owned()
+            } else {
+                format!("base64(SHA-512(body)) of {} bytes", case.body.len())
+            }
+        ));
+
+        let signature_ok = attempt.matches(&secret, &credentials);
+        if signature_ok {
+            lines.push("signature:  matches".into());
+        } else {
+            lines.push("signature:  DOES NOT MATCH the request as given".into());
+            let hints = diagnose(case, &credentials, &attempt, &secret);
+            if hints.is_empty() {
+                lines.push(
+                    "            no common mistake explains it: check the secret, and compare \
+                     the client's canonical string with the one above"
+                        .into(),
+                );
+            }
+            for hint in hints {
+                lines.push(format!("  it matches if {hint}"));
+            }
+        }
+
+        let verifies = key_matches && signature_ok && in_window;
+        let verdict = if verifies {
+            "verdict:    WOULD VERIFY (and be refused as replayed if its nonce or signature was used before)".to_owned()
+        } else if !signature_ok || !key_matches {
+            "verdict:    REFUSED (invalid_signature)".to_owned()
+        } else {
+            "verdict:    REFUSED (timestamp_out_of_window)".to_owned()
+        };
+        lines.push(verdict);
+        Self { lines, verifies }
+    }
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.lines.iter().try_for_each(|line| writeln!(f, "{line}"))
+    }
+}
+
+/// One guess at what the client signed.
+#[derive(Clone)]
+struct Attempt<'a> {
+    key_id: &'a str,
+    method: &'a str,
+    path: &'a str,
+    nonce: &'a str,
+    timestamp: u64,
+    slot: BodySlot,
+}
+
+impl Attempt<'_> {
+    fn canonical(&self) -> Canonical<'_> {
+        Canonical {
+            key_id: self.key_id,
+            method: self.method,
+            path: self.path,
+            nonce: self.nonce,
+            timestamp: self.timestamp,
+        }
+    }
+
+    fn matches(&self, secret: &Secret, credentials: &Credentials) -> bool {
+        self.canonical()
+            .sign(secret, &self.slot)
+            .ct_eq(credentials.signature())
+            .into()
+    }
+}
+
+/// Common client mistakes, each tried in turn; the ones that make the
+/// signature match.
+fn diagnose(
+    case: &Case<'_>,
+    credentials: &Credentials,
+    base: &Attempt<'_>,
+    secret: &Secret,
+) -> Vec<String> {
+    let mut hints = Vec::new();
+    let mut try_attempt = |hint: String, attempt: &Attempt<'_>, secret: &Secret| {
+        if attempt.matches(secret, credentials) {
+            hints.push(hint);
+        }
+    };
+
+    for method in [
+        case.method.to_ascii_uppercase(),
+        case.method.to_ascii_lowercase(),
+    ] {
+        if method != case.method {
+            let attempt = Attempt {
+                method: &method,
+                ..base.clone()
+            };
+            try_attempt(
+                format!("the method is {method:?} (the method is signed as sent, case included)"),
+                &attempt,
+                secret,
+            );
+        }
+    }
+    if case.path != base.path {
+        let attempt = Attempt {
+            path: case.path,
+            ..base.clone()
+        };
+        try_attempt(
+            "the query is signed too: the client must sign the path without `?...`".into(),
+            &attempt,
+            secret,
+        );
+    }
+    let toggled = match base.path.strip_suffix('/') {
+        Some(stripped) if !stripped.is_empty() => stripped.to_owned(),
+        _ => format!("{}/", base.path),
+    };
+    let attempt = Attempt {
+        path: &toggled,
+        ..base.clone()
+    };
+    try_attempt(
+        format!("the path is {toggled:?} (a trailing slash differs)"),
+        &attempt,
+        secret,
+    );
+    if !case.body.is_empty() {
+        let attempt = Attempt {
+            slot: BodyDigest::Empty.slot(),
+            ..base.clone()
+        };
+        try_attempt(
+            "the body is empty: the client signed no body but sent one".into(),
+            &attempt,
+            secret,
+        );
+    } else {
+        let attempt = Attempt {
+            slot: BodySlot::hashed_empty(),
+            ..base.clone()
+        };
+        try_attempt(
+            "the empty body is signed as base64(SHA-512(\"\")): Armor's rule is an empty slot (the verifier's hashed-empty option accepts it)".into(),
+            &attempt,
+            secret,
+        );
+    }
+    for (label, body) in [
+        ("with a trailing newline", [case.body, b"\n"].concat()),
+        (
+            "without its trailing newline",
+            case.body.strip_suffix(b"\n").unwrap_or(case.body).to_vec(),
+        ),
+    ] {
+        if body != case.body {
+            let attempt = Attempt {
+                slot: BodyDigest::of(&body).slot(),
+                ..base.clone()
+            };
+            try_attempt(
+                format!("the body is signed {label} (send the exact bytes signed)"),
+                &attempt,
+                secret,
+            );
+        }
+    }
+    if credentials.key_id() != case.key_id {
+        let attempt = Attempt {
+            key_id: case.key_id,
+            ..base.clone()
+        };
+        try_attempt(
+            "the canonical string uses --key-id while the header names another key id".into(),
+            &attempt,
+            secret,
+        );
+    }
+    for engine in [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ] {
+        if let Ok(decoded) = engine.decode(case.secret) {
+            try_attempt(
+                "the secret is base64-decoded before use: Armor uses the Secret Key's text as the HMAC key, as is".into(),
+                base,
+                &Secret::new(decoded),
+            );
+        }
+    }
+    hints.dedup();
+    hints
+}
+
+/// `Authorization: ARMOR-PSK ...` → `ARMOR-PSK ...`.
+fn strip_header_name(value: &str) -> &str {
+    match value.split_once(':') {
+        Some((name, rest)) if name.trim().eq_ignore_ascii_case("authorization") => rest.trim(),
+        _ => value,
+    }
+}
+
+fn describe_skew(skew: i128) -> String {
+    match skew {
+        0 => "equal to".into(),
+        s if s > 0 => format!("{s} s ahead of"),
+        s => format!("{} s behind", -s),
+    }
+}

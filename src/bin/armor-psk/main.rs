@@ -1,0 +1,408 @@
+//! `armor-psk`: a mock of Armor's API, and the client-side tools to sign,
+//! send and debug ARMOR-PSK requests.
+
+mod explain;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use armor_psk::mock::{ACCOUNT_CONTEXT, ApiKey, Fixtures, MockArmorServer};
+use armor_psk::{Clock, Signer, SystemClock};
+use clap::{Args, Parser, Subcommand};
+
+/// ARMOR-PSK tools: a mock Armor API server, key generation, and signing,
+/// sending and explaining signed requests.
+///
+/// Subcommands that sign read the Secret Key from ARMOR_PSK_SECRET
+/// (preferred: it does not show in `ps`) or from --secret.
+#[derive(Debug, Parser)]
+#[command(name = "armor-psk", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a mock of Armor's API (GET /me, /accounts, /accounts/{id}) behind
+    /// ARMOR-PSK until Ctrl-C, logging each request on one line.
+    #[command(after_help = "\
+Examples:
+  armor-psk mock
+  armor-psk mock --listen 127.0.0.1:8080 --key my-key=my-secret
+  armor-psk mock --fixtures users.json
+
+With no key given (here or in the fixtures), one is generated and its Key ID
+and Secret Key are printed once. Prints `listening on http://ADDR` once bound.")]
+    Mock(MockArgs),
+    /// Print a new Key ID (UUID) and Secret Key (32 random bytes, base64url).
+    #[command(after_help = "\
+Examples:
+  armor-psk keygen
+  eval \"$(armor-psk keygen --export)\"   # sets ARMOR_PSK_KEY_ID and ARMOR_PSK_SECRET")]
+    Keygen {
+        /// Print `export ARMOR_PSK_KEY_ID=...` and `export ARMOR_PSK_SECRET=...`
+        /// lines for a shell.
+        #[arg(long)]
+        export: bool,
+    },
+    /// Print the Authorization header value for a request.
+    #[command(after_help = "\
+Examples:
+  export ARMOR_PSK_SECRET=...
+  armor-psk sign --key-id $KEY_ID GET /me
+  curl -H \"Authorization: $(armor-psk sign --key-id $KEY_ID GET /me)\" \\
+       -H 'X-Account-Context: 1024' http://127.0.0.1:3000/me
+  armor-psk sign --key-id $KEY_ID POST /things --data '{\"a\":1}'
+
+The body signed must be the exact bytes sent (curl --data-binary, not --data
+with a file, which strips newlines).")]
+    Sign(SignArgs),
+    /// Send a signed request and print the status and the body (a signed
+    /// curl). Exits 0 on a 2xx answer, 1 otherwise.
+    #[command(after_help = "\
+Examples:
+  armor-psk request --key-id $KEY_ID GET http://127.0.0.1:3000/me --account 1024
+  armor-psk request --key-id $KEY_ID POST http://127.0.0.1:3000/things --data '{\"a\":1}'")]
+    Request(RequestArgs),
+    /// Say whether an Authorization header would verify for a request and,
+    /// if not, why. The secret is never printed. Exits 0 if it would verify,
+    /// 1 if not.
+    #[command(after_help = "\
+Examples:
+  armor-psk explain --key-id $KEY_ID GET /me --header 'ARMOR-PSK 6f1c…:k9S…==:n-1:1700000000'
+  armor-psk explain --key-id $KEY_ID POST /things --data '{\"a\":1}' \\
+      --header \"$(cat captured-header.txt)\"")]
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+struct MockArgs {
+    /// The address to listen on (port 0: a free one).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// A key for the first user, as KEY_ID=SECRET (repeatable). A secret
+    /// on the command line shows in `ps`; prefer --fixtures for real ones.
+    #[arg(long = "key", value_name = "ID=SECRET")]
+    keys: Vec<String>,
+    /// Users, accounts and keys from a JSON file (the shape of
+    /// armor_psk::mock::Fixtures); default: one user with two accounts.
+    #[arg(long, value_name = "FILE")]
+    fixtures: Option<PathBuf>,
+    /// The timestamp window, in seconds either way.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    window: u64,
+    /// Shift the server's clock by this many seconds (negative: back), to
+    /// test a client's handling of clock skew.
+    #[arg(
+        long,
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_name = "SECONDS"
+    )]
+    clock_offset: i64,
+    /// Without X-Account-Context, act on the user's first account instead
+    /// of answering 400.
+    #[arg(long)]
+    default_account: bool,
+}
+
+/// The key that signs.
+#[derive(Debug, Args)]
+struct KeyArgs {
+    /// The Key ID.
+    #[arg(long, env = "ARMOR_PSK_KEY_ID", value_name = "ID")]
+    key_id: String,
+    /// The Secret Key (better: the ARMOR_PSK_SECRET environment variable).
+    #[arg(
+        long,
+        env = "ARMOR_PSK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    secret: String,
+}
+
+impl KeyArgs {
+    fn signer(&self) -> Result<Signer, String> {
+        Signer::new(self.key_id.as_str(), self.secret.as_str())
+            .map_err(|e| format!("--key-id {:?}: {e}", self.key_id))
+    }
+}
+
+/// The body of the request.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+struct BodyArgs {
+    /// The body, as given (no newline added).
+    #[arg(long, value_name = "STRING")]
+    data: Option<String>,
+    /// The body, the file's exact bytes (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    data_file: Option<PathBuf>,
+}
+
+impl BodyArgs {
+    fn read(&self) -> Result<Vec<u8>, String> {
+        match (&self.data, &self.data_file) {
+            (Some(data), _) => Ok(data.clone().into_bytes()),
+            (None, Some(path)) if path.as_os_str() == "-" => {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut body)
+                    .map_err(|e| format!("cannot read standard input: {e}"))?;
+                Ok(body)
+            }
+            (None, Some(path)) => {
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            }
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct SignArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// The method, as it will be sent (GET, POST, ...).
+    method: String,
+    /// The path as it will be sent (a query, if any, is not signed).
+    path: String,
+    #[command(flatten)]
+    body: BodyArgs,
+    /// Use this nonce instead of a fresh UUID (for reproducible output).
+    #[arg(long)]
+    nonce: Option<String>,
+    /// Use this Unix timestamp instead of the clock's.
+    #[arg(long)]
+    timestamp: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+struct RequestArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// The method.
+    method: String,
+    /// The full URL (http:// or https://).
+    url: String,
+    #[command(flatten)]
+    body: BodyArgs,
+    /// Send X-Account-Context with this account id.
+    #[arg(long, value_name = "ID")]
+    account: Option<u64>,
+    /// An extra header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    headers: Vec<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    timeout: u64,
+}
+
+#[derive(Debug, Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// The method the request was sent with.
+    method: String,
+    /// The path the request was sent to.
+    path: String,
+    /// The Authorization header value (with or without `Authorization:`).
+    #[arg(long, value_name = "VALUE")]
+    header: String,
+    #[command(flatten)]
+    body: BodyArgs,
+    /// The server's time to check against (default: now).
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    now: Option<u64>,
+    /// The window, in seconds either way.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    window: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Mock(args) => mock(args),
+        Command::Keygen { export } => keygen(export),
+        Command::Sign(args) => sign(&args),
+        Command::Request(args) => request(&args),
+        Command::Explain(args) => explain(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("armor-psk: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn keygen(export: bool) -> Result<ExitCode, String> {
+    let key = ApiKey::generate().map_err(|e| format!("cannot generate a secret: {e}"))?;
+    if export {
+        println!("export ARMOR_PSK_KEY_ID={}", key.key_id());
+        println!("export ARMOR_PSK_SECRET={}", key.secret());
+    } else {
+        println!("Key ID:     {}", key.key_id());
+        println!("Secret Key: {}", key.secret());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign(args: &SignArgs) -> Result<ExitCode, String> {
+    let signer = args.key.signer()?;
+    let body = args.body.read()?;
+    let header = match (&args.nonce, args.timestamp) {
+        (None, None) => signer.sign(&args.method, &args.path, &body),
+        (nonce, timestamp) => {
+            let fresh = uuid::Uuid::new_v4().to_string();
+            signer
+                .sign_at(
+                    &args.method,
+                    &args.path,
+                    &body,
+                    nonce.as_deref().unwrap_or(&fresh),
+                    timestamp.unwrap_or_else(|| SystemClock.now()),
+                )
+                .map_err(|e| format!("--nonce: {e}"))?
+        }
+    };
+    println!("{header}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn request(args: &RequestArgs) -> Result<ExitCode, String> {
+    let signer = args.key.signer()?;
+    let body = args.body.read()?;
+    let uri: http::Uri = args
+        .url
+        .parse()
+        .map_err(|e| format!("invalid URL {:?}: {e}", args.url))?;
+    if uri.scheme().is_none() || uri.host().is_none() {
+        return Err(format!(
+            "invalid URL {:?}: it needs http:// or https:// and a host",
+            args.url
+        ));
+    }
+    let method = http::Method::from_bytes(args.method.as_bytes())
+        .map_err(|_| format!("invalid method {:?}", args.method))?;
+    let mut builder = http::Request::builder()
+        .method(method.clone())
+        .uri(uri.clone())
+        .header(
+            http::header::AUTHORIZATION,
+            signer.sign(method.as_str(), uri.path(), &body),
+        );
+    if let Some(account) = args.account {
+        builder = builder.header(ACCOUNT_CONTEXT, account.to_string());
+    }
+    for header in &args.headers {
+        let Some((name, value)) = header.split_once(':') else {
+            return Err(format!("--header {header:?}: expected `Name: value`"));
+        };
+        builder = builder.header(name.trim(), value.trim());
+    }
+    let request = builder
+        .body(body)
+        .map_err(|e| format!("invalid request: {e}"))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(args.timeout)))
+        .build()
+        .into();
+    let mut response = agent
+        .run(request)
+        .map_err(|e| format!("{method} {}: {e}", args.url))?;
+    let status = response.status();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    println!(
+        "HTTP {} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    println!("{text}");
+    Ok(if status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
+    args.key.signer()?;
+    let body = args.body.read()?;
+    let report = explain::Explanation::new(&explain::Case {
+        key_id: &args.key.key_id,
+        secret: &args.key.secret,
+        method: &args.method,
+        path: &args.path,
+        body: &body,
+        header: &args.header,
+        now: args.now.unwrap_or_else(|| SystemClock.now()),
+        window: args.window,
+    });
+    print!("{report}");
+    Ok(if report.verifies() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn mock(args: MockArgs) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start tokio: {e}"))?;
+    runtime.block_on(async move {
+        let mut builder = MockArmorServer::builder()
+            .with_listen(args.listen)
+            .with_window(Duration::from_secs(args.window))
+            .on_request(|entry| println!("{entry}"));
+        if let Some(path) = &args.fixtures {
+            builder = builder.with_fixtures(Fixtures::from_file(path).map_err(|e| e.to_string())?);
+        }
+        if args.default_account {
+            builder = builder.with_default_account_context();
+        }
+        for key in &args.keys {
+            let Some((id, secret)) = key.split_once('=') else {
+                return Err(format!(
+                    "--key: expected ID=SECRET, got {:?}",
+                    key.split('=').next()
+                ));
+            };
+            builder = builder.with_key(id, secret);
+        }
+        let server = builder.start().await.map_err(|e| e.to_string())?;
+        server.set_clock_offset(args.clock_offset);
+        if server.key_was_generated() {
+            println!("generated an API key (shown once):");
+            println!("  Key ID:     {}", server.key().key_id());
+            println!("  Secret Key: {}", server.key().secret());
+        }
+        let fixtures = server.fixtures();
+        for me in &fixtures.users {
+            let accounts: Vec<String> = me.accounts.iter().map(|a| a.id.to_string()).collect();
+            println!(
+                "user {} ({}): accounts {}",
+                me.user.links.user_id,
+                me.user.username,
+                accounts.join(", ")
+            );
+        }
+        println!("listening on {}", server.url());
+        let _ = std::io::stdout().flush();
+        server
+            .run_until(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,551 @@
+//! A mock of Armor's API behind ARMOR-PSK, for the test suites of clients
+//! (cargo feature `mock`).
+//!
+//! [`MockArmorServer`] listens on an ephemeral loopback port and answers like
+//! Armor's API: `GET /me`, `GET /accounts`, `GET /accounts/{id}`, the
+//! `X-Account-Context` header, 403 on the endpoints PSK keys may not call,
+//! and Armor's error envelope `{"ErrorCode", "Message", "Detail",
+//! "ReferenceId"}`. Requests are verified by this crate's layer, so a
+//! client's signing bugs show up exactly as they would against Armor, and
+//! every request is written to a journal the test can read.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use armor_psk::mock::{MockArmorServer, Outcome};
+//!
+//! let server = MockArmorServer::start().await?;
+//! let signer = server.key().signer();
+//! // A client would now send `GET {server.url()}/me` with
+//! // `Authorization: {signer.sign("GET", "/me", b"")}` and
+//! // `X-Account-Context: 1024`.
+//! # let _ = signer;
+//! assert!(server.url().starts_with("http://127.0.0.1:"));
+//! assert!(server.journal().is_empty());
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # `X-Account-Context`
+//! Every route (the API's and the test's own) needs the header, digits naming
+//! one of the key's user's accounts, as in the contract: without it the
+//! answer is 400 `MissingAccountContext`, not digits is 400
+//! `InvalidAccountContext`, and another account is 403
+//! `AccountContextForbidden`.
+//! [`MockArmorServerBuilder::with_default_account_context`] makes a missing
+//! header act on the user's first account instead. The forbidden endpoints
+//! and unknown paths (404 `NotFound`) answer the same with or without it.
+
+mod api;
+mod fixtures;
+mod journal;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use api::{ACCOUNT_CONTEXT, AccountContext, ApiError};
+pub use fixtures::{
+    Account, Feature, FixtureKey, Fixtures, FixturesError, MeResponse, User, UserLinks,
+};
+pub use journal::{JournalEntry, Outcome};
+
+use crate::clock::{Clock, SystemClock};
+use crate::key_store::MemoryKeyStore;
+use crate::layer::ArmorPskLayer;
+use crate::rejection::Rejection;
+use crate::secret::generate_secret;
+use crate::signer::Signer;
+use crate::verify::{DEFAULT_WINDOW, Identity};
+use api::{Directory, ErrorCode};
+use journal::Journal;
+
+/// An API key as the Armor Management Portal shows it once: a Key ID (a
+/// UUID) and a Secret Key. `Debug` does not show the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    key_id: String,
+    secret: String,
+}
+
+impl ApiKey {
+    /// A new key: a UUID v4 Key ID and a Secret Key of 32 random bytes
+    /// (43 characters of URL-safe base64).
+    ///
+    /// # Errors
+    /// The system's random generator failed.
+    pub fn generate() -> std::io::Result<Self> {
+        Ok(Self {
+            key_id: uuid::Uuid::new_v4().to_string(),
+            secret: generate_secret()?,
+        })
+    }
+
+    /// A key with the id and secret given.
+    pub fn new(key_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            key_id: key_id.into(),
+            secret: secret.into(),
+        }
+    }
+
+    /// The Key ID.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The Secret Key. Handle with care: print it only where a person asked
+    /// for it.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// A signer for this key.
+    ///
+    /// # Panics
+    /// Only for a key id that cannot travel in the header (empty, a colon,
+    /// not visible ASCII); the mock refuses such keys when they are added.
+    pub fn signer(&self) -> Signer {
+        #[allow(clippy::expect_used)]
+        Signer::new(self.key_id.clone(), self.secret.as_str())
+            .expect("the mock only holds key ids that can be signed with")
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("key_id", &self.key_id)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Something the mock cannot do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MockError {
+    /// Binding or serving failed.
+    #[error("mock server I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The fixtures are unusable.
+    #[error(transparent)]
+    Fixtures(#[from] FixturesError),
+    /// A key id cannot travel in the header.
+    #[error("invalid key id {0:?}: it must be non-empty visible ASCII without a colon")]
+    InvalidKeyId(String),
+    /// No such user in the fixtures.
+    #[error("no user with id {0} in the fixtures")]
+    UnknownUser(i64),
+}
+
+type RequestHook = Arc<dyn Fn(&JournalEntry) + Send + Sync>;
+
+/// The system clock moved by an offset the test sets.
+#[derive(Debug, Clone, Default)]
+struct ShiftedClock(Arc<AtomicI64>);
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> u64 {
+        SystemClock
+            .now()
+            .saturating_add_signed(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Settings of a [`MockArmorServer`]; [`start`](Self::start) runs it.
+#[must_use]
+pub struct MockArmorServerBuilder {
+    fixtures: Fixtures,
+    keys: Vec<(ApiKey, Option<i64>)>,
+    routes: Router,
+    listen: SocketAddr,
+    window: Duration,
+    default_account_context: bool,
+    journal_limit: usize,
+    on_request: Option<RequestHook>,
+}
+
+impl fmt::Debug for MockArmorServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockArmorServerBuilder")
+            .field("keys", &self.keys)
+            .field("listen", &self.listen)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MockArmorServerBuilder {
+    fn default() -> Self {
+        Self {
+            fixtures: Fixtures::default(),
+            keys: Vec::new(),
+            routes: Router::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            window: DEFAULT_WINDOW,
+            default_account_context: false,
+            journal_limit: 10_000,
+            on_request: None,
+        }
+    }
+}
+
+impl MockArmorServerBuilder {
+    /// Serves these users and accounts (and installs their keys) instead of
+    /// the default fixtures.
+    pub fn with_fixtures(mut self, fixtures: Fixtures) -> Self {
+        self.fixtures = fixtures;
+        self
+    }
+
+    /// Installs a key for the first user. Without any key (here or in the
+    /// fixtures) one is generated: see [`MockArmorServer::key`].
+    pub fn with_key(mut self, key_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.keys.push((ApiKey::new(key_id, secret), None));
+        self
+    }
+
+    /// Installs a key for the user with this `userId`.
+    pub fn with_key_for(
+        mut self,
+        user_id: i64,
+        key_id: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
+        self.keys.push((ApiKey::new(key_id, secret), Some(user_id)));
+        self
+    }
+
+    /// Mounts the test's own routes next to the API's, behind the same
+    /// authentication and account-context check. Their handlers can take
+    /// [`Identity`] and [`AccountContext`]. A route the API already has
+    /// (`/me`, `/accounts`, `/accounts/{id}`) makes `start` panic, as
+    /// axum's `merge` does.
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.routes = routes;
+        self
+    }
+
+    /// Listens on this address (default `127.0.0.1:0`, a free port).
+    pub fn with_listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// The timestamp window (default 300 s).
+    pub fn with_window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// A request without `X-Account-Context` acts on the user's first
+    /// account instead of getting 400 `MissingAccountContext`.
+    pub fn with_default_account_context(mut self) -> Self {
+        self.default_account_context = true;
+        self
+    }
+
+    /// How many journal entries are kept, newest first (default 10,000).
+    pub fn with_journal_limit(mut self, limit: usize) -> Self {
+        self.journal_limit = limit;
+        self
+    }
+
+    /// Calls `hook` with each journal entry as it is written (the CLI logs
+    /// them with it).
+    pub fn on_request(mut self, hook: impl Fn(&JournalEntry) + Send + Sync + 'static) -> Self {
+        self.on_request = Some(Arc::new(hook));
+        self
+    }
+
+    /// Binds and starts serving on the current tokio runtime.
+    ///
+    /// # Errors
+    /// Unusable fixtures or keys, or the address cannot be bound.
+    pub async fn start(self) -> Result<MockArmorServer, MockError> {
+        self.fixtures.check()?;
+        let first_user = self.fixtures.users[0].user.links.user_id;
+        let mut keys: Vec<(ApiKey, i64)> = self
+            .fixtures
+            .keys
+            .iter()
+            .map(|key| (ApiKey::new(&key.key_id, &key.secret_key), key.user_id))
+            .collect();
+        for (key, user) in self.keys {
+            keys.push((key, user.unwrap_or(first_user)));
+        }
+        let generated = keys.is_empty();
+        if generated {
+            keys.push((ApiKey::generate()?, first_user));
+        }
+
+        let directory = Directory::new(self.fixtures, self.default_account_context);
+        let store = MemoryKeyStore::new();
+        for (key, user_id) in &keys {
+            add_key(&store, &directory, key, *user_id)?;
+        }
+        let clock = ShiftedClock::default();
+        let journal = Journal::new(self.journal_limit);
+        let auth = ArmorPskLayer::new(store.clone())
+            .with_clock(clock.clone())
+            .with_window(self.window);
+        let hook = self.on_request;
+        let recorder = journal.clone();
+        let app = api::router(directory.clone(), self.routes)
+            .layer(axum::middleware::from_fn(identity_to_response))
+            .layer(auth)
+            .layer(axum::middleware::from_fn(move |request, next| {
+                record(recorder.clone(), hook.clone(), request, next)
+            }));
+
+        let listener = tokio::net::TcpListener::bind(self.listen).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(MockArmorServer {
+            addr,
+            key: keys[0].0.clone(),
+            generated,
+            store,
+            directory,
+            clock,
+            journal,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
+
+fn add_key(
+    store: &MemoryKeyStore,
+    directory: &Directory,
+    key: &ApiKey,
+    user_id: i64,
+) -> Result<(), MockError> {
+    Signer::new(key.key_id(), key.secret())
+        .map_err(|_| MockError::InvalidKeyId(key.key_id.clone()))?;
+    if directory.fixtures().user(user_id).is_none() {
+        return Err(MockError::UnknownUser(user_id));
+    }
+    directory.set_owner(key.key_id(), user_id);
+    store.insert(key.key_id(), key.secret());
+    Ok(())
+}
+
+/// Copies the verified identity into the response, for the journal.
+async fn identity_to_response(request: Request, next: Next) -> Response {
+    let identity = request.extensions().get::<Identity>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(identity) = identity {
+        response.extensions_mut().insert(identity);
+    }
+    response
+}
+
+/// Writes one journal entry per request.
+async fn record(
+    journal: Journal,
+    hook: Option<RequestHook>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let time = SystemTime::now();
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let account_context = request
+        .headers()
+        .get(ACCOUNT_CONTEXT)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let response = next.run(request).await;
+    let extensions = response.extensions();
+    let rejection = extensions.get::<Rejection>();
+    let (outcome, key_id) = match (extensions.get::<Identity>(), rejection) {
+        (Some(identity), _) => (Outcome::Accepted, Some(identity.key_id().to_owned())),
+        (None, Some(rejection)) => (
+            Outcome::Rejected(rejection.code()),
+            rejection.key_id().map(str::to_owned),
+        ),
+        (None, None) => (Outcome::Rejected("internal_error"), None),
+    };
+    let entry = JournalEntry {
+        time,
+        method,
+        path,
+        key_id,
+        account_context,
+        status: response.status().as_u16(),
+        outcome,
+        error_code: extensions.get::<ErrorCode>().map(|code| code.0.to_owned()),
+    };
+    if let Some(hook) = &hook {
+        hook(&entry);
+    }
+    journal.push(entry);
+    response
+}
+
+/// A running mock of Armor's API; see the [module docs](self).
+///
+/// Dropping it stops the server; [`shutdown`](Self::shutdown) stops it and
+/// waits until it has.
+pub struct MockArmorServer {
+    addr: SocketAddr,
+    key: ApiKey,
+    generated: bool,
+    store: MemoryKeyStore,
+    directory: Directory,
+    clock: ShiftedClock,
+    journal: Journal,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl fmt::Debug for MockArmorServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockArmorServer")
+            .field("addr", &self.addr)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockArmorServer {
+    /// Starts a server with the default fixtures and one generated key.
+    ///
+    /// # Errors
+    /// See [`MockArmorServerBuilder::start`].
+    pub async fn start() -> Result<Self, MockError> {
+        Self::builder().start().await
+    }
+
+    /// The settings, to change before starting.
+    pub fn builder() -> MockArmorServerBuilder {
+        MockArmorServerBuilder::default()
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The first key: the generated one, or the first one supplied.
+    pub fn key(&self) -> &ApiKey {
+        &self.key
+    }
+
+    /// Whether [`key`](Self::key) was generated (no key was supplied).
+    pub fn key_was_generated(&self) -> bool {
+        self.generated
+    }
+
+    /// Issues a new key for the user with this `userId`, as AMP does.
+    ///
+    /// # Errors
+    /// No such user, or the random generator failed.
+    pub fn issue_key(&self, user_id: i64) -> Result<ApiKey, MockError> {
+        let key = ApiKey::generate()?;
+        self.add_key(key.clone(), user_id)?;
+        Ok(key)
+    }
+
+    /// Installs a key for the user with this `userId`, taking effect with
+    /// the next request.
+    ///
+    /// # Errors
+    /// No such user, or a key id that cannot travel in the header.
+    pub fn add_key(&self, key: ApiKey, user_id: i64) -> Result<(), MockError> {
+        add_key(&self.store, &self.directory, &key, user_id)
+    }
+
+    /// Revokes a key: the next request signed with it is refused
+    /// (`invalid_signature`, as for any unknown key). Returns whether it
+    /// existed.
+    pub fn revoke_key(&self, key_id: &str) -> bool {
+        self.directory.remove_owner(key_id);
+        self.store.revoke(key_id)
+    }
+
+    /// Moves the server's clock by `seconds` (negative: back) from the
+    /// system clock, to test how a client handles skew.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.clock.0.store(seconds, Ordering::Relaxed);
+    }
+
+    /// The server's time, Unix seconds (the system clock plus the offset).
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// The requests received so far, oldest first.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.journal.entries()
+    }
+
+    /// Forgets the requests received so far.
+    pub fn clear_journal(&self) {
+        self.journal.clear();
+    }
+
+    /// The fixtures it serves.
+    pub fn fixtures(&self) -> &Fixtures {
+        self.directory.fixtures()
+    }
+
+    /// Stops accepting connections, lets open ones finish, and waits.
+    ///
+    /// # Errors
+    /// Serving failed.
+    pub async fn shutdown(mut self) -> Result<(), MockError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(result) => result?,
+                Err(join) => return Err(std::io::Error::other(join.to_string()).into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves until `signal` completes (the CLI passes Ctrl-C).
+    ///
+    /// # Errors
+    /// Serving failed.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), MockError> {
+        signal.await;
+        self.shutdown().await
+    }
+}
+
+impl Drop for MockArmorServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
