@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod process;
+
 use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Rejection, Signer};
 use axum::Router;
 use axum::body::{Body, Bytes};

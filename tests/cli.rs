@@ -1,0 +1,367 @@
+//! The `armor-psk` binary end to end: the built executable is spawned, its
+//! output read, and its requests sent to a real `armor-psk mock` on
+//! 127.0.0.1.
+#![cfg(feature = "cli")]
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::process::{Server, run_python};
+
+const KEY_ID: &str = "6f1c2b3a-9d8e-4f70-8a6b-5c4d3e2f1a0b";
+const SECRET: &str = "cli-secret-Qw7_not-base64-!";
+
+fn armor_psk() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_armor-psk"));
+    command
+        .env_remove("ARMOR_PSK_SECRET")
+        .env_remove("ARMOR_PSK_KEY_ID");
+    command
+}
+
+/// Runs the binary with the test key's secret in the environment.
+fn run(args: &[&str]) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = armor_psk()
+        .env("ARMOR_PSK_SECRET", SECRET)
+        .args(args)
+        .output()
+        .expect("run armor-psk");
+    let stdout = String::from_utf8(stdout).unwrap();
+    let stderr = String::from_utf8(stderr).unwrap();
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "secret printed"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (status.code().expect("exited"), stdout, stderr)
+}
+
+fn mock() -> Server {
+    let mut command = armor_psk();
+    command.args([
+        "mock",
+        "--listen",
+        "127.0.0.1:0",
+        "--key",
+        &format!("{KEY_ID}={SECRET}"),
+    ]);
+    Server::start(command)
+}
+
+/// Sends a request with the given headers; returns status and body.
+fn http_get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = http::Request::get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = agent.run(request.body(()).unwrap()).expect("HTTP exchange");
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().unwrap())
+}
+
+#[test]
+fn keygen_prints_a_uuid_key_id_and_a_32_byte_secret() {
+    let (code, stdout, _) = run(&["keygen"]);
+    assert_eq!(code, 0);
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{name} in {stdout}"))
+            .to_owned()
+    };
+    let key_id = field("Key ID:");
+    let secret = field("Secret Key:");
+    assert!(uuid::Uuid::parse_str(&key_id).is_ok(), "{key_id}");
+    assert_eq!(secret.len(), 43, "{secret}");
+    assert!(
+        secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+
+    let (_, again, _) = run(&["keygen", "--export"]);
+    assert!(again.starts_with("export ARMOR_PSK_KEY_ID="), "{again}");
+    assert!(!again.contains(&secret), "a new secret each time");
+}
+
+#[test]
+fn sign_output_piped_into_a_real_request_against_the_mock() {
+    let server = mock();
+    let (code, header, _) = run(&["sign", "--key-id", KEY_ID, "GET", "/me"]);
+    assert_eq!(code, 0);
+    let header = header.trim();
+    assert!(
+        header.starts_with(&format!("ARMOR-PSK {KEY_ID}:")),
+        "{header}"
+    );
+    let url = format!("{}/me", server.url);
+    let (status, body) = http_get(
+        &url,
+        &[("authorization", header), ("x-account-context", "1024")],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("john.doe@armor.com"), "{body}");
+
+    // Deterministic form: the protocol's first test vector.
+    let (_, vector, _) = armor_psk()
+        .env("ARMOR_PSK_SECRET", "secret")
+        .args([
+            "sign",
+            "--key-id",
+            "20a37099-4a0b-432f-bf46-5fa690a0405c",
+            "GET",
+            "/me",
+        ])
+        .args(["--nonce", "8jbj872s2h", "--timestamp", "1528140529"])
+        .output()
+        .map(|o| (o.status, String::from_utf8(o.stdout).unwrap(), ()))
+        .unwrap();
+    assert_eq!(
+        vector.trim(),
+        "ARMOR-PSK 20a37099-4a0b-432f-bf46-5fa690a0405c:WacyhtoW2KhDbXzmKlaKWrMkFEs4UTOSyj/K01j5nZNHpTKPwu+Fh9BbN43nbQa55zysaXs2k0H7Zmq7F5sy5A==:8jbj872s2h:1528140529"
+    );
+}
+
+#[test]
+fn request_sends_a_signed_request_and_the_mock_logs_it() {
+    let mut server = mock();
+    let url = format!("{}/me", server.url);
+    let (code, stdout, _) = run(&[
+        "request",
+        "--key-id",
+        KEY_ID,
+        "GET",
+        &url,
+        "--account",
+        "1024",
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.starts_with("HTTP 200 OK"), "{stdout}");
+    assert!(stdout.contains("\"userId\":4922"), "{stdout}");
+
+    let (code, stdout, _) = run(&[
+        "request",
+        "--key-id",
+        KEY_ID,
+        "GET",
+        &url,
+        "--account",
+        "2048",
+    ]);
+    assert_eq!(code, 1);
+    assert!(stdout.starts_with("HTTP 403"), "{stdout}");
+
+    let (code, stdout, _) = armor_psk()
+        .env("ARMOR_PSK_SECRET", "wrong")
+        .args([
+            "request",
+            "--key-id",
+            KEY_ID,
+            "GET",
+            &url,
+            "--account",
+            "1024",
+        ])
+        .output()
+        .map(|o| (o.status.code(), String::from_utf8(o.stdout).unwrap(), ()))
+        .unwrap();
+    assert_eq!(code, Some(1));
+    assert!(stdout.contains("invalid_signature"), "{stdout}");
+
+    let logged: Vec<String> = server.stdout.by_ref().take(3).map(Result::unwrap).collect();
+    assert!(
+        logged[0].contains(&format!("GET /me key={KEY_ID} status=200 reason=-")),
+        "{logged:?}"
+    );
+    assert!(
+        logged[1].ends_with("status=403 reason=AccountContextForbidden"),
+        "{logged:?}"
+    );
+    assert!(
+        logged[2].ends_with("status=401 reason=invalid_signature"),
+        "{logged:?}"
+    );
+}
+
+#[test]
+fn explain_accepts_a_good_header_and_says_what_is_wrong_with_a_tampered_one() {
+    let now = "1700000000";
+    let sign = |args: &[&str]| {
+        let mut all = vec![
+            "sign",
+            "--key-id",
+            KEY_ID,
+            "--nonce",
+            "n-1",
+            "--timestamp",
+            now,
+        ];
+        all.extend_from_slice(args);
+        run(&all).1.trim().to_owned()
+    };
+    let explain = |header: &str, args: &[&str]| {
+        let mut all = vec![
+            "explain", "--key-id", KEY_ID, "--now", now, "--header", header,
+        ];
+        all.extend_from_slice(args);
+        run(&all)
+    };
+
+    let good = sign(&["POST", "/things", "--data", "{\"a\":1}"]);
+    let (code, stdout, _) = explain(&good, &["POST", "/things", "--data", "{\"a\":1}"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("signature:  matches"), "{stdout}");
+    assert!(stdout.contains("WOULD VERIFY"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("\"{KEY_ID}POST/thingsn-1{now}")),
+        "canonical: {stdout}"
+    );
+
+    // The body was changed after signing.
+    let (code, stdout, _) = explain(&good, &["POST", "/things", "--data", "{\"a\":2}"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("DOES NOT MATCH"), "{stdout}");
+    assert!(stdout.contains("REFUSED (invalid_signature)"), "{stdout}");
+
+    // Common client mistakes are named.
+    let lower = sign(&["get", "/me"]);
+    let (_, stdout, _) = explain(&format!("Authorization: {lower}"), &["GET", "/me"]);
+    assert!(stdout.contains("the method is \"get\""), "{stdout}");
+    let no_body = sign(&["POST", "/things"]);
+    let (_, stdout, _) = explain(&no_body, &["POST", "/things", "--data", "x"]);
+    assert!(stdout.contains("the client signed no body"), "{stdout}");
+
+    // Out of window, and unparsable.
+    let (code, stdout, _) = run(&[
+        "explain",
+        "--key-id",
+        KEY_ID,
+        "--now",
+        "1700000400",
+        "--header",
+        &good,
+        "POST",
+        "/things",
+        "--data",
+        "{\"a\":1}",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("400 s behind") && stdout.contains("OUT OF WINDOW"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("REFUSED (timestamp_out_of_window)"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = explain("ARMOR-PSK a:b:c:d", &["GET", "/me"]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("does not parse: malformed_authorization"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn every_subcommand_has_help_with_an_example_and_bad_input_is_a_clear_error() {
+    for command in ["mock", "keygen", "sign", "request", "explain"] {
+        let (code, stdout, _) = run(&[command, "--help"]);
+        assert_eq!(code, 0);
+        assert!(stdout.contains("Examples:"), "{command}: {stdout}");
+    }
+    let (_, help, _) = run(&["sign", "--help"]);
+    assert!(help.contains("ARMOR_PSK_SECRET"), "{help}");
+
+    let no_secret = armor_psk()
+        .args(["sign", "--key-id", "k", "GET", "/"])
+        .output()
+        .unwrap();
+    assert_eq!(no_secret.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_secret.stderr).contains("--secret"));
+
+    for (args, message) in [
+        (&["sign", "--key-id", "a:b", "GET", "/"][..], "key id"),
+        (
+            &["sign", "--key-id", "k", "GET", "/", "--nonce", "a:b"],
+            "nonce",
+        ),
+        (
+            &[
+                "sign",
+                "--key-id",
+                "k",
+                "GET",
+                "/",
+                "--data-file",
+                "/nonexistent",
+            ],
+            "cannot read",
+        ),
+        (
+            &["request", "--key-id", "k", "GET", "not a url"],
+            "invalid URL",
+        ),
+        (&["request", "--key-id", "k", "GET", "/me"], "invalid URL"),
+        (&["mock", "--key", "no-equals-sign"], "ID=SECRET"),
+        (
+            &["mock", "--fixtures", "/nonexistent.json"],
+            "cannot read fixtures",
+        ),
+        (&["nonsense"], "unrecognized subcommand"),
+    ] {
+        let (code, stdout, stderr) = run(args);
+        assert_eq!(code, 2, "{args:?}: {stdout}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn mock_without_keys_prints_a_generated_key_once() {
+    let mut command = armor_psk();
+    command.args(["mock", "--listen", "127.0.0.1:0"]);
+    let server = Server::start(command);
+    let banner = server.banner.join("\n");
+    let key_id = banner
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Key ID:"))
+        .expect("Key ID printed")
+        .trim();
+    let secret = banner
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Secret Key:"))
+        .expect("Secret Key printed")
+        .trim();
+    let (code, stdout, _) = armor_psk()
+        .env("ARMOR_PSK_SECRET", secret)
+        .args([
+            "request",
+            "--key-id",
+            key_id,
+            "GET",
+            &format!("{}/accounts", server.url),
+            "--account",
+            "1025",
+        ])
+        .output()
+        .map(|o| (o.status.code(), String::from_utf8(o.stdout).unwrap(), ()))
+        .unwrap();
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("\"id\":1025"), "{stdout}");
+}
+
+#[test]
+fn python_client_against_armor_psk_mock() {
+    let server = mock();
+    run_python("mock_client.py", &server.url, KEY_ID, SECRET, 4);
+}

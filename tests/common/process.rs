@@ -1,0 +1,82 @@
+//! Child processes for the end-to-end tests: a server that prints
+//! `listening on URL`, and the Python interop scripts.
+
+use std::io::{BufRead, BufReader, Lines};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+
+/// A running server process, killed when dropped.
+pub struct Server {
+    child: Child,
+    /// The base URL it printed.
+    pub url: String,
+    /// Its standard output from the line after `listening on`.
+    pub stdout: Lines<BufReader<ChildStdout>>,
+    /// What it printed before `listening on`.
+    pub banner: Vec<String>,
+}
+
+impl Server {
+    /// Starts `command` with its stdout piped and waits for
+    /// `listening on URL`.
+    pub fn start(mut command: Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let mut banner = Vec::new();
+        let url = loop {
+            let line = stdout
+                .next()
+                .and_then(Result::ok)
+                .unwrap_or_else(|| panic!("{command:?} ended before `listening on`: {banner:?}"));
+            if let Some(url) = line.strip_prefix("listening on ") {
+                break url.to_owned();
+            }
+            banner.push(line);
+        };
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        Self {
+            child,
+            url,
+            stdout,
+            banner,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tests/interop/<script>` against `url` with the key in its
+/// environment, prints what it said, and asserts it passed `checks` checks.
+/// Without python3 it fails, never skips.
+pub fn run_python(script: &str, url: &str, key_id: &str, secret: &str, checks: usize) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new("python3")
+        .arg(&script)
+        .arg(url)
+        .env("ARMOR_PSK_KEY_ID", key_id)
+        .env("ARMOR_PSK_SECRET", secret)
+        .output()
+        .expect("python3 must be installed for the interop tests");
+    let stdout = String::from_utf8_lossy(&stdout);
+    let stderr = String::from_utf8_lossy(&stderr);
+    println!("{stdout}");
+    assert!(status.success(), "{script:?} failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("{checks} passed, 0 failed")),
+        "{stdout}"
+    );
+}

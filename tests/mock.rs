@@ -1,0 +1,367 @@
+//! `MockArmorServer` used the way a client library's test suite would: start
+//! it, sign with the crate's `Signer`, call it over HTTP on 127.0.0.1, assert
+//! on the answers and on the journal.
+#![cfg(feature = "mock")]
+
+use armor_psk::mock::{AccountContext, ApiKey, Fixtures, MockArmorServer, MockError, Outcome};
+use armor_psk::{Identity, Signer};
+use axum::Router;
+use axum::response::Json;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+/// One HTTP exchange's status and JSON body.
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+/// Sends a request from a blocking HTTP client (ureq) off the runtime.
+async fn send(url: String, method: &'static str, headers: Vec<(String, String)>) -> Reply {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let mut response = agent.run(request.body(()).unwrap()).expect("HTTP exchange");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        Reply {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// A signed GET with `X-Account-Context` when `account` is given.
+async fn get_signed(
+    server: &MockArmorServer,
+    signer: &Signer,
+    path: &str,
+    account: Option<&str>,
+) -> Reply {
+    let mut headers = vec![("authorization".to_owned(), signer.sign("GET", path, b""))];
+    if let Some(account) = account {
+        headers.push(("x-account-context".to_owned(), account.to_owned()));
+    }
+    send(format!("{}{path}", server.url()), "GET", headers).await
+}
+
+fn assert_envelope(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(reply.body["ErrorCode"], code, "{}", reply.body);
+    for field in ["Message", "Detail", "ReferenceId"] {
+        assert!(
+            reply.body[field].is_string(),
+            "{field} missing: {}",
+            reply.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_client_calls_me_in_an_account_context_and_the_journal_says_so() {
+    let server = MockArmorServer::start().await.unwrap();
+    let signer = server.key().signer();
+
+    let me = get_signed(&server, &signer, "/me", Some("1024")).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body["user"]["links"]["userId"], 4922);
+    assert_eq!(me.body["user"]["username"], "john.doe@armor.com");
+    assert_eq!(me.body["accounts"][0]["id"], 1024);
+    assert_eq!(me.body["accounts"][1]["accountType"], "Partner Customer");
+    assert!(me.body["permissions"]["1025"].is_array());
+    assert_eq!(me.body["features"][0]["feature"], "AA-CORE.LOG-MANAGEMENT");
+
+    let other = get_signed(&server, &signer, "/me", Some("2048")).await;
+    assert_envelope(&other, 403, "AccountContextForbidden");
+
+    let journal = server.journal();
+    assert_eq!(journal.len(), 2);
+    assert_eq!(journal[0].method, "GET");
+    assert_eq!(journal[0].path, "/me");
+    assert_eq!(journal[0].key_id.as_deref(), Some(server.key().key_id()));
+    assert_eq!(journal[0].account_context.as_deref(), Some("1024"));
+    assert_eq!((journal[0].status, journal[0].accepted()), (200, true));
+    assert_eq!((journal[1].status, journal[1].accepted()), (403, true));
+    assert_eq!(journal[1].reason(), Some("AccountContextForbidden"));
+
+    server.clear_journal();
+    assert!(server.journal().is_empty());
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn signature_failures_are_armors_401s_and_journaled_with_their_code() {
+    let server = MockArmorServer::start().await.unwrap();
+    let wrong = Signer::new(server.key().key_id(), "not the secret").unwrap();
+    let reply = get_signed(&server, &wrong, "/me", Some("1024")).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.body["error"], "invalid_signature");
+    assert!(reply.body["Message"].is_string());
+
+    let header = server.key().signer().sign("GET", "/me", b"");
+    let headers = vec![
+        ("authorization".to_owned(), header),
+        ("x-account-context".to_owned(), "1024".to_owned()),
+    ];
+    let url = format!("{}/me", server.url());
+    assert_eq!(send(url.clone(), "GET", headers.clone()).await.status, 200);
+    let replay = send(url.clone(), "GET", headers).await;
+    assert_eq!(
+        (replay.status, &replay.body["error"]),
+        (401, &json!("replayed_request"))
+    );
+
+    let unsigned = send(url, "GET", vec![]).await;
+    assert_eq!(unsigned.status, 401);
+
+    let outcomes: Vec<_> = server
+        .journal()
+        .into_iter()
+        .map(|e| (e.outcome, e.key_id))
+        .collect();
+    let key = Some(server.key().key_id().to_owned());
+    assert_eq!(
+        outcomes,
+        [
+            (Outcome::Rejected("invalid_signature"), key.clone()),
+            (Outcome::Accepted, key.clone()),
+            (Outcome::Rejected("replayed_request"), key),
+            (Outcome::Rejected("missing_authorization"), None),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn accounts_routes_and_the_account_context_rules() {
+    let server = MockArmorServer::start().await.unwrap();
+    let signer = server.key().signer();
+
+    let accounts = get_signed(&server, &signer, "/accounts", Some("1025")).await;
+    assert_eq!(accounts.status, 200);
+    let ids: Vec<_> = accounts
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(1024), json!(1025)]);
+
+    let one = get_signed(&server, &signer, "/accounts/1025", Some("1024")).await;
+    assert_eq!(
+        (one.status, &one.body["name"]),
+        (200, &json!("Armor Internal Customer"))
+    );
+    assert_envelope(
+        &get_signed(&server, &signer, "/accounts/2048", Some("1024")).await,
+        403,
+        "AccountForbidden",
+    );
+
+    assert_envelope(
+        &get_signed(&server, &signer, "/me", None).await,
+        400,
+        "MissingAccountContext",
+    );
+    assert_envelope(
+        &get_signed(&server, &signer, "/me", Some("10x")).await,
+        400,
+        "InvalidAccountContext",
+    );
+    assert_envelope(
+        &get_signed(&server, &signer, "/me", Some("9999")).await,
+        403,
+        "AccountContextForbidden",
+    );
+}
+
+#[tokio::test]
+async fn a_missing_account_context_can_default_to_the_first_account() {
+    let server = MockArmorServer::builder()
+        .with_default_account_context()
+        .start()
+        .await
+        .unwrap();
+    let me = get_signed(&server, &server.key().signer(), "/me", None).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+}
+
+#[tokio::test]
+async fn endpoints_forbidden_to_psk_keys_and_unknown_paths() {
+    let server = MockArmorServer::start().await.unwrap();
+    let signer = server.key().signer();
+    for path in [
+        "/users/4922/keys",
+        "/users/4922/keys/abc",
+        "/users/resetpassword",
+        "/users/setpassword",
+        "/usersecurity",
+        "/usersecurity/mfa/reset",
+    ] {
+        let reply = get_signed(&server, &signer, path, None).await;
+        assert_envelope(&reply, 403, "PskNotAllowed");
+    }
+    let missing = get_signed(&server, &signer, "/no/such/thing", Some("1024")).await;
+    assert_envelope(&missing, 404, "NotFound");
+    assert!(
+        missing.body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("/no/such/thing")
+    );
+
+    // Unsigned, the forbidden endpoint is a 401 first: authentication comes before anything.
+    let unsigned = send(
+        format!("{}/users/resetpassword", server.url()),
+        "GET",
+        vec![],
+    )
+    .await;
+    assert_eq!(unsigned.status, 401);
+}
+
+#[tokio::test]
+async fn keys_are_issued_and_revoked_while_it_runs() {
+    let server = MockArmorServer::start().await.unwrap();
+    let jane = server.issue_key(5100).unwrap();
+    assert_eq!(jane.key_id().len(), 36, "a UUID");
+    assert!(jane.secret().len() >= 43, "at least 32 bytes of entropy");
+
+    let me = get_signed(&server, &jane.signer(), "/me", Some("2048")).await;
+    assert_eq!(
+        (me.status, &me.body["user"]["firstName"]),
+        (200, &json!("Jane"))
+    );
+    let johns = get_signed(&server, &jane.signer(), "/me", Some("1024")).await;
+    assert_envelope(&johns, 403, "AccountContextForbidden");
+
+    assert!(server.revoke_key(jane.key_id()));
+    let revoked = get_signed(&server, &jane.signer(), "/me", Some("2048")).await;
+    assert_eq!(
+        (revoked.status, &revoked.body["error"]),
+        (401, &json!("invalid_signature"))
+    );
+    assert!(!server.revoke_key(jane.key_id()));
+
+    assert!(matches!(
+        server.issue_key(1),
+        Err(MockError::UnknownUser(1))
+    ));
+    assert!(matches!(
+        server.add_key(ApiKey::new("bad:id", "x"), 4922),
+        Err(MockError::InvalidKeyId(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_shifted_clock_refuses_a_skewed_client_and_tells_its_time() {
+    let server = MockArmorServer::start().await.unwrap();
+    server.set_clock_offset(3_600);
+    let reply = get_signed(&server, &server.key().signer(), "/me", Some("1024")).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.body["error"], "timestamp_out_of_window");
+    let server_time = reply.body["server_time"].as_u64().unwrap();
+    assert!(server_time.abs_diff(server.now()) <= 2, "{server_time}");
+
+    // A client that corrects its clock from server_time gets through.
+    let header = server
+        .key()
+        .signer()
+        .sign_at("GET", "/me", b"", "corrected-1", server_time)
+        .unwrap();
+    let headers = vec![
+        ("authorization".to_owned(), header),
+        ("x-account-context".to_owned(), "1024".to_owned()),
+    ];
+    let corrected = send(format!("{}/me", server.url()), "GET", headers).await;
+    assert_eq!(corrected.status, 200);
+}
+
+#[tokio::test]
+async fn custom_routes_get_the_identity_and_the_account_context() {
+    let routes = Router::new().route(
+        "/widgets",
+        get(|identity: Identity, context: AccountContext| async move {
+            Json(json!({
+                "key_id": identity.key_id(),
+                "user": context.user_id,
+                "account": context.account.id,
+            }))
+        }),
+    );
+    let server = MockArmorServer::builder()
+        .with_key("test-key", "test-secret")
+        .with_routes(routes)
+        .start()
+        .await
+        .unwrap();
+    assert!(!server.key_was_generated());
+    let signer = Signer::new("test-key", "test-secret").unwrap();
+    let reply = get_signed(&server, &signer, "/widgets", Some("1025")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({"key_id": "test-key", "user": 4922, "account": 1025})
+    );
+    let refused = get_signed(&server, &signer, "/widgets", Some("2048")).await;
+    assert_envelope(&refused, 403, "AccountContextForbidden");
+}
+
+#[tokio::test]
+async fn fixtures_and_keys_from_a_json_file() {
+    let mut fixtures = Fixtures::default();
+    fixtures.users.truncate(1);
+    fixtures.users[0].user.first_name = "Ada".into();
+    fixtures.users[0].accounts.truncate(1);
+    let mut json = serde_json::to_value(&fixtures).unwrap();
+    json["keys"] = json!([{"keyId": "file-key", "secretKey": "file-secret", "userId": 4922}]);
+    let path = std::env::temp_dir().join(format!("armor-psk-fixtures-{}.json", std::process::id()));
+    std::fs::write(&path, json.to_string()).unwrap();
+    let loaded = Fixtures::from_file(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+
+    let server = MockArmorServer::builder()
+        .with_fixtures(loaded)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(server.key().key_id(), "file-key");
+    let signer = Signer::new("file-key", "file-secret").unwrap();
+    let me = get_signed(&server, &signer, "/me", Some("1024")).await;
+    assert_eq!(
+        (me.status, &me.body["user"]["firstName"]),
+        (200, &json!("Ada"))
+    );
+    assert_eq!(me.body["accounts"].as_array().unwrap().len(), 1);
+
+    assert!(Fixtures::from_json(r#"{"users": [], "extra": 1}"#).is_err());
+    assert!(Fixtures::from_file("/nonexistent/fixtures.json").is_err());
+}
+
+#[tokio::test]
+async fn shutdown_stops_listening_and_debug_hides_secrets() {
+    let server = MockArmorServer::builder()
+        .with_key("k", "the-secret-value")
+        .start()
+        .await
+        .unwrap();
+    let debug = format!("{server:?} {:?}", server.key());
+    assert!(!debug.contains("the-secret-value"), "{debug}");
+    let addr = server.addr();
+    server.shutdown().await.unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+
+    let dropped = MockArmorServer::start().await.unwrap();
+    let addr = dropped.addr();
+    drop(dropped);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
