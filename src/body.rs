@@ -1,9 +1,14 @@
 //! Buffering the request body up to a limit, hashing it as it arrives.
 
-use bytes::{Buf, Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
-use http_body::Body;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use crate::canonical::{BodyDigest, BodyHasher};
@@ -19,6 +24,38 @@ fn too_large(limit: usize) -> Rejection {
     )
 }
 
+/// A verified body, kept as the frames it arrived in: buffering it costs
+/// no copy, and the inner service reads the same frames.
+#[derive(Debug, Default)]
+pub(crate) struct Buffered {
+    chunks: VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl Body for Buffered {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let chunk = self.chunks.pop_front();
+        if let Some(chunk) = &chunk {
+            self.remaining -= chunk.len() as u64;
+        }
+        Poll::Ready(chunk.map(|chunk| Ok(Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
 /// Reads the whole body, refusing it as soon as it passes `limit` bytes
 /// (before reading anything when `Content-Length` already says so), and
 /// hashes each frame as it comes.
@@ -26,7 +63,7 @@ pub(crate) async fn buffer<B>(
     headers: &HeaderMap,
     body: B,
     limit: usize,
-) -> Result<(Bytes, BodyDigest), Rejection>
+) -> Result<(Buffered, BodyDigest), Rejection>
 where
     B: Body,
     B::Error: std::fmt::Display,
@@ -43,8 +80,7 @@ where
 
     let mut body = std::pin::pin!(body);
     let mut hasher = BodyHasher::default();
-    let mut first: Option<Bytes> = None;
-    let mut rest: Option<BytesMut> = None;
+    let mut buffered = Buffered::default();
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| {
@@ -56,28 +92,17 @@ where
         let Ok(mut data) = frame.into_data() else {
             continue; // trailers are not signed
         };
+        // Free for `Bytes` frames (hyper's, axum's): no copy.
         let chunk = data.copy_to_bytes(data.remaining());
         total = total.saturating_add(chunk.len());
         if total > limit {
             return Err(too_large(limit));
         }
-        hasher.update(&chunk);
-        // The common single-frame body is kept without a copy.
-        match (&mut first, &mut rest) {
-            (None, _) => first = Some(chunk),
-            (Some(head), None) => {
-                let mut joined = BytesMut::with_capacity(head.len() + chunk.len());
-                joined.extend_from_slice(head);
-                joined.extend_from_slice(&chunk);
-                rest = Some(joined);
-            }
-            (Some(_), Some(joined)) => joined.extend_from_slice(&chunk),
+        if !chunk.is_empty() {
+            hasher.update(&chunk);
+            buffered.remaining += chunk.len() as u64;
+            buffered.chunks.push_back(chunk);
         }
     }
-    let bytes = match (first, rest) {
-        (_, Some(joined)) => joined.freeze(),
-        (Some(single), None) => single,
-        (None, None) => Bytes::new(),
-    };
-    Ok((bytes, hasher.finish()))
+    Ok((buffered, hasher.finish()))
 }

@@ -34,9 +34,10 @@ pub const MAX_NONCE_LEN: usize = 128;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Credentials {
-    key_id: String,
+    /// The key id followed by the nonce: one allocation for both.
+    ids: Box<str>,
+    key_id_len: usize,
     signature: Signature,
-    nonce: String,
     timestamp: u64,
 }
 
@@ -113,16 +114,16 @@ impl Credentials {
         check_nonce(nonce)?;
         let timestamp = parse_timestamp(timestamp)?;
         Ok(Self {
-            key_id: key_id.to_owned(),
+            ids: [key_id, nonce].concat().into_boxed_str(),
+            key_id_len: key_id.len(),
             signature,
-            nonce: nonce.to_owned(),
             timestamp,
         })
     }
 
     /// The API key id the client claims.
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        &self.ids[..self.key_id_len]
     }
 
     /// The signature sent by the client.
@@ -132,7 +133,7 @@ impl Credentials {
 
     /// The nonce, as sent.
     pub fn nonce(&self) -> &str {
-        &self.nonce
+        &self.ids[self.key_id_len..]
     }
 
     /// The timestamp in Unix seconds.

@@ -24,6 +24,7 @@ pub(crate) struct Config {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) options: VerifyOptions,
     pub(crate) body_limit: usize,
+    pub(crate) unique_nonces: bool,
     pub(crate) on_rejection: Option<RejectionResponder>,
 }
 
@@ -57,6 +58,7 @@ impl ArmorPskLayer {
                 clock: Arc::new(SystemClock),
                 options: VerifyOptions::default(),
                 body_limit: DEFAULT_BODY_LIMIT,
+                unique_nonces: true,
                 on_rejection: None,
             }),
         }
@@ -117,6 +119,24 @@ impl ArmorPskLayer {
         Ok(self.update(|config| config.options = options))
     }
 
+    /// Whether a nonce may be accepted only once per key within the window
+    /// (default `true`). Each accepted request then reserves two replay-store
+    /// entries, its signature and its nonce; with `false`, only the
+    /// signature, which halves the store's memory and time per request.
+    ///
+    /// # Security
+    /// Replays stay refused either way: a replayed request carries a
+    /// signature already held, and so does a request whose nonce was cut at
+    /// another place (the path/nonce hole). What `false` gives up is the
+    /// refusal of a nonce that its own key holder reuses on a *different*
+    /// request, which only the holder of the secret can sign: a client bug
+    /// that Armor's API would refuse, not an attack. Keep the default in a
+    /// mock or test server, so that clients' nonce bugs show.
+    #[must_use]
+    pub fn with_unique_nonces(self, unique: bool) -> Self {
+        self.update(|config| config.unique_nonces = unique)
+    }
+
     /// Replaces all verification settings at once.
     #[must_use]
     pub fn with_options(self, options: VerifyOptions) -> Self {
@@ -158,6 +178,7 @@ impl fmt::Debug for Config {
         f.debug_struct("ArmorPskLayer")
             .field("options", &self.options)
             .field("body_limit", &self.body_limit)
+            .field("unique_nonces", &self.unique_nonces)
             .field("custom_rejection", &self.on_rejection.is_some())
             .finish_non_exhaustive()
     }

@@ -84,7 +84,7 @@ where
                 match authenticate(&config, &parts, body).await {
                     Ok((identity, body)) => {
                         parts.extensions.insert(identity);
-                        let request = Request::from_parts(parts, Body::from(body));
+                        let request = Request::from_parts(parts, Body::new(body));
                         let response = inner.call(request).await?;
                         Ok(response.map(Body::new))
                     }
@@ -103,7 +103,7 @@ async fn authenticate<B>(
     config: &Config,
     parts: &Parts,
     body: B,
-) -> Result<(Identity, Bytes), Rejection>
+) -> Result<(Identity, body::Buffered), Rejection>
 where
     B: http_body::Body,
     B::Error: fmt::Display,
@@ -132,13 +132,17 @@ where
     )?;
 
     // Signature first: a replayed signature then never burns a nonce.
-    let entries = [
-        ReplayKey::signature(key_id, credentials.signature()),
-        ReplayKey::nonce(key_id, credentials.nonce()),
-    ];
+    let signature = ReplayKey::signature(key_id, credentials.signature());
+    let both;
+    let entries = if config.unique_nonces {
+        both = [signature, ReplayKey::nonce(key_id, credentials.nonce())];
+        &both[..]
+    } else {
+        std::slice::from_ref(&signature)
+    };
     let ttl = replay_ttl(credentials.timestamp(), now, config.options.window());
     let refused = |kind, message| Err(Rejection::new(kind, message).with_key_id(key_id));
-    match config.replay.reserve(&entries, ttl).await {
+    match config.replay.reserve(entries, ttl).await {
         Ok(Reservation::Reserved) => Ok((identity, bytes)),
         Ok(Reservation::Replayed) => refused(
             RejectionKind::ReplayedRequest,

@@ -55,8 +55,16 @@ impl Signature {
 }
 
 impl ConstantTimeEq for Signature {
+    /// XORs the two tags eight bytes at a time, ORs the words together and
+    /// compares the result with zero in constant time: no branch on the
+    /// data, and eight times fewer steps than a byte-wise compare.
     fn ct_eq(&self, other: &Self) -> Choice {
-        self.0.ct_eq(&other.0)
+        let mut difference = 0u64;
+        for (left, right) in self.0.chunks_exact(8).zip(other.0.chunks_exact(8)) {
+            let word = |bytes: &[u8]| u64::from_ne_bytes(bytes.try_into().unwrap_or([0; 8]));
+            difference |= word(left) ^ word(right);
+        }
+        difference.ct_eq(&0)
     }
 }
 
@@ -71,3 +79,24 @@ impl fmt::Debug for Signature {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("signature is not standard base64 of a 64-byte HMAC-SHA512 tag")]
 pub struct InvalidSignatureEncoding;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_compare_sees_every_bit() {
+        let tag = Signature::from_bytes(std::array::from_fn(|i| i as u8 * 3));
+        assert!(bool::from(tag.ct_eq(&tag.clone())));
+        for byte in 0..Signature::LEN {
+            for bit in 0..8 {
+                let mut other = *tag.as_bytes();
+                other[byte] ^= 1 << bit;
+                assert!(
+                    !bool::from(tag.ct_eq(&Signature::from_bytes(other))),
+                    "byte {byte} bit {bit}"
+                );
+            }
+        }
+    }
+}

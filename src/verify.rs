@@ -115,25 +115,39 @@ pub enum ConfigError {
 /// extensions, and handlers take it as an axum extractor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    key_id: String,
-    nonce: String,
+    /// The key id followed by the nonce: one allocation for both.
+    ids: Box<str>,
+    key_id_len: usize,
     timestamp: u64,
 }
 
 impl Identity {
     /// The API key id that signed the request.
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        &self.ids[..self.key_id_len]
     }
 
     /// The request's nonce.
     pub fn nonce(&self) -> &str {
-        &self.nonce
+        &self.ids[self.key_id_len..]
     }
 
     /// The request's timestamp (Unix seconds).
     pub fn timestamp(&self) -> u64 {
         self.timestamp
+    }
+}
+
+impl Identity {
+    /// Only `verify` makes one: an `Identity` means "verified".
+    fn verified(credentials: &Credentials) -> Self {
+        Self {
+            ids: [credentials.key_id(), credentials.nonce()]
+                .concat()
+                .into_boxed_str(),
+            key_id_len: credentials.key_id().len(),
+            timestamp: credentials.timestamp(),
+        }
     }
 }
 
@@ -227,11 +241,7 @@ pub fn verify(
         .with_server_time(now)
         .with_key_id(credentials.key_id()));
     }
-    Ok(Identity {
-        key_id: credentials.key_id().to_owned(),
-        nonce: credentials.nonce().to_owned(),
-        timestamp: credentials.timestamp(),
-    })
+    Ok(Identity::verified(credentials))
 }
 
 /// The key an unknown key id is checked against, so that it costs the same
