@@ -1,173 +1,172 @@
-//! Verification cost against the crypto floor, at 200 bytes.
+//! The crate's verification against the crypto floor, for bodies of 0 B,
+//! 200 B, 64 KiB and 1 MiB.
 //!
-//! `cargo bench --bench verify`. Besides criterion's timings it prints the
-//! ratios of each form to the floor, measured interleaved in the same run
-//! (absolute times on shared machines drift; ratios hold).
+//! `cargo bench --bench verify`. criterion times each form; then, per body
+//! size, the forms are measured again interleaved in one run and printed as
+//! ratios to the floor (absolute times drift on shared machines; ratios
+//! hold). Forms:
+//! - `floor`: SHA-512 of the body + HMAC-SHA512 from a pre-keyed state;
+//! - `verify_no_replay`: parse, key lookup (through the `KeyStore` trait),
+//!   body slot, HMAC, constant-time compare;
+//! - `verify_signature_entry`: the same plus one replay reservation
+//!   (`with_unique_nonces(false)`);
+//! - `verify_both_entries`: the same plus both reservations (the default).
+//!
+//! Every request has a nonce of its own, so each reservation is new.
+
+mod common;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use armor_psk::{
-    BodyDigest, Credentials, MemoryKeyStore, MemoryReplayStore, ReplayKey, ReplayStore, Secret,
-    Signer, VerifyOptions, replay_ttl, verify,
+    BodyDigest, Credentials, KeyStore, MemoryKeyStore, MemoryReplayStore, ReplayKey, ReplayStore,
+    Reservation, VerifyOptions, replay_ttl, verify,
 };
-use criterion::{Criterion, criterion_group, criterion_main};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha512};
+use common::{Fixture, KEY_ID, NOW, Ratios, SECRET, SIZES};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use futures_util::FutureExt;
+use http::request::Parts;
 
-const KEY_ID: &str = "20a37099-4a0b-432f-bf46-5fa690a0405c";
-const SECRET: &str = "a-secret-of-reasonable-length-0123456789";
-const NOW: u64 = 1_700_000_000;
-
-struct Fixture {
-    body: Vec<u8>,
+struct Verifier {
     keys: MemoryKeyStore,
-    signer: Signer,
     options: VerifyOptions,
-    keyed: Hmac<Sha512>,
 }
 
-impl Fixture {
-    fn new(size: usize) -> Self {
+impl Verifier {
+    fn new() -> Self {
         Self {
-            body: (0..size).map(|i| (i % 251) as u8).collect(),
             keys: MemoryKeyStore::new().with_key(KEY_ID, SECRET),
-            signer: Signer::new(KEY_ID, SECRET).unwrap(),
             options: VerifyOptions::default(),
-            keyed: Hmac::<Sha512>::new_from_slice(SECRET.as_bytes()).unwrap(),
         }
     }
 
-    fn request(&self, nonce: &str) -> http::request::Parts {
-        let header = self
-            .signer
-            .sign_at("POST", "/things/1", &self.body, nonce, NOW)
-            .unwrap();
-        let request = http::Request::post("/things/1")
-            .header("authorization", header)
-            .body(())
-            .unwrap();
-        request.into_parts().0
-    }
-
-    /// SHA-512 of the body and HMAC-SHA512 of the canonical string from a
-    /// pre-keyed state: the unavoidable work.
-    fn floor(&self) -> [u8; 64] {
-        let slot = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            Sha512::digest(&self.body),
-        );
-        let mut mac = self.keyed.clone();
-        for part in [
-            KEY_ID,
-            "POST",
-            "/things/1",
-            "nonce-0000000001",
-            "1700000000",
-            slot.as_str(),
-        ] {
-            mac.update(part.as_bytes());
-        }
-        mac.finalize().into_bytes().into()
-    }
-
-    /// Parse, key lookup, body slot, HMAC, constant-time compare; the
-    /// credentials of a request that verified.
-    fn verify(&self, parts: &http::request::Parts) -> Option<Credentials> {
+    /// Parse, key lookup, body slot, HMAC, compare: the credentials of a
+    /// request that verified.
+    fn verify(&self, parts: &Parts, body: &[u8]) -> Option<Credentials> {
         let credentials = Credentials::from_headers(&parts.headers).ok()?;
-        let key: Option<Secret> = self.keys.lookup(credentials.key_id());
-        let body = BodyDigest::of(&self.body);
-        verify(parts, &credentials, &body, key.as_ref(), NOW, &self.options).ok()?;
+        let key = self.keys.get(credentials.key_id()).now_or_never()?.ok()?;
+        let digest = BodyDigest::of(body);
+        verify(
+            parts,
+            &credentials,
+            &digest,
+            key.as_ref(),
+            NOW,
+            &self.options,
+        )
+        .ok()?;
         Some(credentials)
     }
 
-    /// As `verify`, plus both replay reservations.
-    fn verify_and_reserve(&self, parts: &http::request::Parts, store: &MemoryReplayStore) -> bool {
-        let Some(credentials) = self.verify(parts) else {
+    /// `verify`, then the replay reservations (the signature's, and the
+    /// nonce's when `unique_nonces`).
+    fn verify_and_reserve(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        store: &MemoryReplayStore,
+        unique_nonces: bool,
+    ) -> bool {
+        let Some(credentials) = self.verify(parts, body) else {
             return false;
         };
-        let entries = [
-            ReplayKey::signature(credentials.key_id(), credentials.signature()),
-            ReplayKey::nonce(credentials.key_id(), credentials.nonce()),
-        ];
+        let signature = ReplayKey::signature(credentials.key_id(), credentials.signature());
+        let both;
+        let entries = if unique_nonces {
+            both = [
+                signature,
+                ReplayKey::nonce(credentials.key_id(), credentials.nonce()),
+            ];
+            &both[..]
+        } else {
+            std::slice::from_ref(&signature)
+        };
         let ttl = replay_ttl(credentials.timestamp(), NOW, self.options.window());
-        futures_util::FutureExt::now_or_never(store.reserve(&entries, ttl))
-            == Some(Ok(armor_psk::Reservation::Reserved))
+        store.reserve(entries, ttl).now_or_never() == Some(Ok(Reservation::Reserved))
     }
 }
 
 fn benches(c: &mut Criterion) {
-    let fixture = Fixture::new(200);
-    let parts = fixture.request("nonce-0000000001");
-    let mut group = c.benchmark_group("verify_200B");
-    group.bench_function("floor", |b| b.iter(|| black_box(fixture.floor())));
-    group.bench_function("verify_no_replay", |b| {
-        b.iter(|| black_box(fixture.verify(&parts)))
-    });
-    let store = MemoryReplayStore::with_capacity(u64::MAX);
-    let mut n = 0u64;
-    group.bench_function("verify_with_replay", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                fixture.request(&format!("nonce-{n}"))
-            },
-            |parts| black_box(fixture.verify_and_reserve(&parts, &store)),
-            criterion::BatchSize::SmallInput,
-        )
-    });
-    group.finish();
-    print_ratios(&fixture);
-}
+    let verifier = Verifier::new();
+    let mut table = Vec::new();
+    for (size, label) in SIZES {
+        let mut fixture = Fixture::new(size);
+        let body = fixture.body.clone();
+        let mut group = c.benchmark_group(format!("verify_{label}"));
+        group.bench_function("floor", |b| b.iter(|| black_box(fixture.floor())));
+        let parts = fixture.parts();
+        group.bench_function("verify_no_replay", |b| {
+            b.iter(|| black_box(verifier.verify(&parts, &body)))
+        });
+        for (name, unique) in [
+            ("verify_signature_entry", false),
+            ("verify_both_entries", true),
+        ] {
+            let store = MemoryReplayStore::with_capacity(u64::MAX);
+            group.bench_function(name, |b| {
+                b.iter_batched(
+                    || fixture.parts(),
+                    |parts| {
+                        assert!(verifier.verify_and_reserve(&parts, &body, &store, unique));
+                    },
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+        group.finish();
 
-/// Median time per call of each form, sampled interleaved, as a ratio to
-/// the floor's.
-fn print_ratios(fixture: &Fixture) {
-    const ROUNDS: usize = 40;
-    const PER_ROUND: usize = 500;
-    let parts = fixture.request("nonce-0000000001");
-    let store = MemoryReplayStore::with_capacity(u64::MAX);
-    let mut samples = [Vec::new(), Vec::new(), Vec::new()];
-    let mut n = 0u64;
-    for _ in 0..ROUNDS {
-        let start = Instant::now();
-        for _ in 0..PER_ROUND {
-            black_box(fixture.floor());
-        }
-        samples[0].push(start.elapsed());
-        let start = Instant::now();
-        for _ in 0..PER_ROUND {
-            black_box(fixture.verify(&parts));
-        }
-        samples[1].push(start.elapsed());
-        let requests: Vec<_> = (0..PER_ROUND)
-            .map(|_| {
-                n += 1;
-                fixture.request(&format!("nonce-{n}"))
+        let (rounds, batch) = match size {
+            0..=1024 => (40, 400),
+            ..=65_536 => (25, 20),
+            _ => (15, 3),
+        };
+        let floor_fixture = Fixture::new(size);
+        let one = MemoryReplayStore::with_capacity(u64::MAX);
+        let two = MemoryReplayStore::with_capacity(u64::MAX);
+        let medians = Ratios::new(format!("verify / floor at {label}"))
+            .form(
+                "floor (SHA-512 body + pre-keyed HMAC)",
+                |batch: &mut Vec<Parts>| {
+                    for _ in batch.iter() {
+                        black_box(floor_fixture.floor());
+                    }
+                },
+            )
+            .form("verify, no replay store", |batch| {
+                for parts in batch.iter() {
+                    assert!(verifier.verify(parts, &body).is_some());
+                }
             })
-            .collect();
-        let start = Instant::now();
-        for parts in &requests {
-            black_box(fixture.verify_and_reserve(parts, &store));
-        }
-        samples[2].push(start.elapsed());
+            .form("verify + signature entry (unique_nonces off)", |batch| {
+                for parts in batch.iter() {
+                    assert!(verifier.verify_and_reserve(parts, &body, &one, false));
+                }
+            })
+            .form("verify + both entries (default)", |batch| {
+                for parts in batch.iter() {
+                    assert!(verifier.verify_and_reserve(parts, &body, &two, true));
+                }
+            })
+            .run(rounds, batch, |n| (0..n).map(|_| fixture.parts()).collect());
+        table.push((label, medians));
     }
-    let median = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2].as_nanos() as f64 / PER_ROUND as f64
-    };
-    let [floor, plain, full] = samples.each_mut().map(median);
-    println!("\nratios at 200 B, medians of {ROUNDS} interleaved rounds of {PER_ROUND} calls:");
-    println!("  floor (SHA-512 body + pre-keyed HMAC)  {floor:8.0} ns  1.00");
-    println!(
-        "  verify, no replay store               {plain:8.0} ns  {:.2}",
-        plain / floor
-    );
-    println!(
-        "  verify + both replay reservations     {full:8.0} ns  {:.2}",
-        full / floor
-    );
+
+    println!("\nsummary: ratio to the floor");
+    println!("  body    no replay   + signature entry   + both entries");
+    for (label, medians) in table {
+        let floor = medians[0].1;
+        println!(
+            "  {label:<7} {:>9.2}   {:>17.2}   {:>14.2}",
+            medians[1].1 / floor,
+            medians[2].1 / floor,
+            medians[3].1 / floor
+        );
+    }
 }
 
-criterion_group!(verify_benches, benches);
+criterion_group! {
+    name = verify_benches;
+    config = common::criterion();
+    targets = benches
+}
 criterion_main!(verify_benches);

@@ -71,50 +71,61 @@ impl Credentials {
     /// A [`Rejection`] of kind `MalformedAuthorization`, `InvalidNonce` or
     /// `InvalidTimestamp` naming what is wrong.
     pub fn parse(value: &[u8]) -> Result<Self, Rejection> {
-        if !value.iter().all(|&b| b == b' ' || b.is_ascii_graphic()) {
+        // Folded without an early exit, so that it runs as a vector loop.
+        let visible = value
+            .iter()
+            .fold(true, |ok, &b| ok & (b == b' ' || b.is_ascii_graphic()));
+        if !visible {
             return Err(malformed(
                 "the Authorization header must be visible ASCII characters and spaces",
             ));
         }
-        // Only visible ASCII and spaces from here on, so the bytes are UTF-8.
-        let value = std::str::from_utf8(value).map_err(|_| malformed("not ASCII"))?;
-        let Some((scheme, credentials)) = value.split_once(' ') else {
+        let Some(space) = memchr::memchr(b' ', value) else {
             return Err(malformed(
                 "expected `ARMOR-PSK key_id:signature:nonce:timestamp`",
             ));
         };
-        if !scheme.eq_ignore_ascii_case(SCHEME) {
+        if !value[..space].eq_ignore_ascii_case(SCHEME.as_bytes()) {
             return Err(malformed("the authorization scheme is not ARMOR-PSK"));
         }
-        let credentials = credentials.trim_start_matches(' ');
-        if credentials.contains(' ') {
+        let rest = &value[space..];
+        let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+        let credentials = &rest[start..];
+        if memchr::memchr(b' ', credentials).is_some() {
             return Err(malformed("the credentials must not contain spaces"));
         }
-        let mut fields = credentials.split(':');
-        let (Some(key_id), Some(signature), Some(nonce), Some(timestamp), None) = (
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-        ) else {
+        let mut colons = memchr::memchr_iter(b':', credentials);
+        let (Some(first), Some(second), Some(third), None) =
+            (colons.next(), colons.next(), colons.next(), colons.next())
+        else {
             return Err(malformed(
                 "expected four colon-separated fields: key_id:signature:nonce:timestamp",
             ));
         };
+        let colons = [first, second, third];
+        let key_id = &credentials[..colons[0]];
+        let signature = &credentials[colons[0] + 1..colons[1]];
+        let nonce = &credentials[colons[1] + 1..colons[2]];
+        let timestamp = &credentials[colons[2] + 1..];
         if key_id.is_empty() {
             return Err(malformed("the key id is empty"));
         }
         if signature.is_empty() {
             return Err(malformed("the signature is empty"));
         }
-        let signature = Signature::from_base64(signature).map_err(|_| {
+        let signature = Signature::decode(signature).map_err(|_| {
             malformed("the signature is not standard padded base64 of 64 bytes (88 characters)")
         })?;
+        // Visible ASCII, checked above, is UTF-8.
+        let ascii = |bytes| std::str::from_utf8(bytes).map_err(|_| malformed("not ASCII"));
+        let nonce = ascii(nonce)?;
         check_nonce(nonce)?;
         let timestamp = parse_timestamp(timestamp)?;
+        let mut ids = String::with_capacity(key_id.len() + nonce.len());
+        ids.push_str(ascii(key_id)?);
+        ids.push_str(nonce);
         Ok(Self {
-            ids: [key_id, nonce].concat().into_boxed_str(),
+            ids: ids.into_boxed_str(),
             key_id_len: key_id.len(),
             signature,
             timestamp,
@@ -155,7 +166,10 @@ pub(crate) fn check_nonce(nonce: &str) -> Result<(), Rejection> {
     if nonce.len() > MAX_NONCE_LEN {
         return invalid("the nonce is longer than 128 characters");
     }
-    if !nonce.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+    if !nonce
+        .bytes()
+        .fold(true, |ok, b| ok & (b.is_ascii_graphic() & (b != b':')))
+    {
         return invalid("the nonce must be visible ASCII without a colon");
     }
     Ok(())
@@ -163,19 +177,26 @@ pub(crate) fn check_nonce(nonce: &str) -> Result<(), Rejection> {
 
 /// Parses a canonical decimal timestamp: digits only, no sign, no leading
 /// zero, no overflow. `u64::from_str` alone would take `+1700000000`.
-fn parse_timestamp(text: &str) -> Result<u64, Rejection> {
+fn parse_timestamp(text: &[u8]) -> Result<u64, Rejection> {
     let invalid = |message| Err(Rejection::new(RejectionKind::InvalidTimestamp, message));
     if text.is_empty() {
         return invalid("the timestamp is empty");
     }
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
+    if !text.iter().fold(true, |ok, b| ok & b.is_ascii_digit()) {
         return invalid("the timestamp must be decimal digits only");
     }
-    if text.len() > 1 && text.starts_with('0') {
+    if text.len() > 1 && text[0] == b'0' {
         return invalid("the timestamp must not have a leading zero");
     }
-    match text.parse::<u64>() {
-        Ok(timestamp) => Ok(timestamp),
-        Err(_) => invalid("the timestamp does not fit in 64 bits"),
+    let mut timestamp = 0u64;
+    for &digit in text {
+        let Some(next) = timestamp
+            .checked_mul(10)
+            .and_then(|t| t.checked_add(u64::from(digit - b'0')))
+        else {
+            return invalid("the timestamp does not fit in 64 bits");
+        };
+        timestamp = next;
     }
+    Ok(timestamp)
 }

@@ -31,6 +31,10 @@ impl Signature {
     /// # Errors
     /// [`InvalidSignatureEncoding`] for anything else.
     pub fn from_base64(encoded: &str) -> Result<Self, InvalidSignatureEncoding> {
+        Self::decode(encoded.as_bytes())
+    }
+
+    pub(crate) fn decode(encoded: &[u8]) -> Result<Self, InvalidSignatureEncoding> {
         if encoded.len() != Self::ENCODED_LEN {
             return Err(InvalidSignatureEncoding);
         }
