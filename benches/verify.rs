@@ -117,7 +117,7 @@ fn benches(c: &mut Criterion) {
 
         let (rounds, batch) = match size {
             0..=1024 => (40, 400),
-            ..=65_536 => (25, 20),
+            1025..=65_536 => (25, 20),
             _ => (15, 3),
         };
         let floor_fixture = Fixture::new(size);

@@ -118,8 +118,11 @@ impl Fixture {
 /// the batch its inputs.
 pub struct Ratios<'a, T> {
     title: String,
-    forms: Vec<(&'a str, Box<dyn FnMut(&mut Vec<T>) + 'a>)>,
+    forms: Vec<(&'a str, Form<'a, T>)>,
 }
+
+/// One measured form: consumes a batch of inputs.
+type Form<'a, T> = Box<dyn FnMut(&mut Vec<T>) + 'a>;
 
 impl<'a, T> Ratios<'a, T> {
     pub fn new(title: impl Into<String>) -> Self {
