@@ -10,6 +10,9 @@
 //! - `ARMOR_PSK_ADDR`: the address to listen on (default `127.0.0.1:3000`;
 //!   port 0 picks a free one). Once bound it prints
 //!   `listening on http://ADDR` on stdout.
+//! - `ARMOR_PSK_REDIS_URL`: keep the replay store in this Redis, shared by
+//!   every copy of the server that uses it (needs `--features redis`).
+//!   Without it the store is in memory, this process's own.
 //! - `RUST_LOG`: log filter (default `info`).
 
 use std::io::Write;
@@ -70,6 +73,28 @@ fn keys_from_env() -> Result<MemoryKeyStore, String> {
     Ok(keys)
 }
 
+#[cfg(feature = "redis")]
+async fn with_redis(
+    layer: ArmorPskLayer,
+    url: &str,
+) -> Result<ArmorPskLayer, Box<dyn std::error::Error>> {
+    let store = armor_psk::RedisReplayStore::connect(url).await?;
+    println!("replay store: Redis (shared by every server using it)");
+    Ok(layer.with_replay_store(store))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn with_redis(
+    _layer: ArmorPskLayer,
+    _url: &str,
+) -> Result<ArmorPskLayer, Box<dyn std::error::Error>> {
+    Err(
+        "ARMOR_PSK_REDIS_URL is set, but this example was built without the `redis` feature: \
+         cargo run --features redis --example server"
+            .into(),
+    )
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -81,9 +106,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let keys = keys_from_env()?;
     let addr = std::env::var("ARMOR_PSK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
+    let layer = match std::env::var("ARMOR_PSK_REDIS_URL") {
+        Ok(url) => with_redis(ArmorPskLayer::new(keys), &url).await?,
+        Err(_) => {
+            println!("replay store: in memory (this process only)");
+            ArmorPskLayer::new(keys)
+        }
+    };
     let app = Router::new()
         .fallback(echo)
-        .layer(ArmorPskLayer::new(keys))
+        .layer(layer)
         .layer(TraceLayer::new_for_http());
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;

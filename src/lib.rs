@@ -14,6 +14,8 @@ mod layer;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod rejection;
 mod replay;
 mod response;
@@ -31,6 +33,8 @@ pub use future::ResponseFuture;
 pub use header::{Credentials, MAX_NONCE_LEN, SCHEME};
 pub use key_store::{BoxFuture, KeyStore, KeyStoreError, MemoryKeyStore};
 pub use layer::ArmorPskLayer;
+#[cfg(feature = "redis")]
+pub use redis_store::{FailurePolicy, RedisReplayStore, RedisStoreError};
 pub use rejection::{Rejection, RejectionKind};
 pub use replay::{
     MemoryReplayStore, ReplayKey, ReplayStore, ReplayStoreError, Reservation, replay_ttl,

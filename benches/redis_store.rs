@@ -1,0 +1,129 @@
+//! The Redis replay store against the local Redis: reservations per second
+//! (one at a time, and 32 in flight), and a request through the layer with
+//! the Redis store against the same with the in-memory (moka) store, as a
+//! ratio, from interleaved rounds.
+//!
+//! `ARMOR_PSK_REDIS_URL=redis://127.0.0.1:6379/ cargo bench --features redis --bench redis_store`
+//! (that URL is the default). Without a reachable Redis it says so and
+//! stops.
+
+mod common;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use armor_psk::{
+    ArmorPskLayer, ManualClock, MemoryKeyStore, MemoryReplayStore, RedisReplayStore, ReplayKey,
+    ReplayStore, Reservation,
+};
+use axum::body::Body;
+use common::{Fixture, KEY_ID, NOW, PATH, Ratios, SECRET, format_ns};
+use http::{Request, Response};
+use tower::{Layer, ServiceExt, service_fn};
+
+async fn inner(_request: Request<Body>) -> Result<Response<Body>, Infallible> {
+    Ok(Response::new(Body::empty()))
+}
+
+fn layer(store: impl ReplayStore) -> ArmorPskLayer {
+    ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
+        .with_clock(ManualClock::new(NOW))
+        .with_replay_store(store)
+}
+
+fn entries(i: u64) -> [ReplayKey; 2] {
+    [
+        ReplayKey::nonce(KEY_ID, &format!("bench-sig-{i}")),
+        ReplayKey::nonce(KEY_ID, &format!("bench-nonce-{i}")),
+    ]
+}
+
+async fn reservations_per_second(store: Arc<RedisReplayStore>, in_flight: u64, first: u64) -> f64 {
+    let total = 20_000u64;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..in_flight)
+        .map(|worker| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut i = worker;
+                while i < total {
+                    let pair = entries(first + i);
+                    let reserved = store.reserve(&pair, Duration::from_secs(60)).await;
+                    assert_eq!(reserved, Ok(Reservation::Reserved));
+                    i += in_flight;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return; // `cargo test --benches`: nothing to check without a Redis
+    }
+    let url =
+        std::env::var("ARMOR_PSK_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let prefix = format!("armor-psk-bench:{}:", uuid::Uuid::new_v4());
+    let store = match runtime.block_on(RedisReplayStore::connect(&url)) {
+        Ok(store) => store
+            .with_prefix(&prefix)
+            .with_timeout(Duration::from_secs(1)),
+        Err(error) => {
+            println!("SKIPPED: no Redis at {url}: {error}");
+            return;
+        }
+    };
+    let store = Arc::new(store);
+    println!("Redis replay store against {url} (both entries, one Lua round trip)");
+    for (pass, in_flight) in [1, 32].into_iter().enumerate() {
+        let first = pass as u64 * 1_000_000;
+        let rate = runtime.block_on(reservations_per_second(store.clone(), in_flight, first));
+        println!(
+            "  {in_flight:>2} in flight: {rate:>9.0} reservations/s ({} each)",
+            format_ns(1e9 / rate)
+        );
+    }
+
+    let redis_layer = layer(RedisReplayStore::clone(&store)).layer(service_fn(inner));
+    let moka_layer = layer(MemoryReplayStore::with_capacity(u64::MAX)).layer(service_fn(inner));
+    let mut fixture = Fixture::new(200);
+    let call = |service: &armor_psk::ArmorPsk<_>, request| {
+        let response = runtime.block_on(service.clone().oneshot(request)).unwrap();
+        assert_eq!(response.status(), 200);
+    };
+    let medians = Ratios::new("a 200 B request through the layer, ratio to the moka store")
+        .form(
+            "layer + moka store (default)",
+            |batch: &mut Vec<Request<Body>>| {
+                for request in batch.drain(..) {
+                    call(&moka_layer, request);
+                }
+            },
+        )
+        .form("layer + Redis store", |batch| {
+            for request in batch.drain(..) {
+                call(&redis_layer, request);
+            }
+        })
+        .run(20, 200, |n| {
+            (0..n)
+                .map(|_| {
+                    Request::post(PATH)
+                        .header("authorization", fixture.header())
+                        .body(Body::from(fixture.body.clone()))
+                        .unwrap()
+                })
+                .collect()
+        });
+    println!("  ratio Redis / moka: {:.2}", medians[1].1 / medians[0].1);
+}

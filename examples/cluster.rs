@@ -1,0 +1,86 @@
+//! Two server instances sharing one Redis replay store: a request accepted
+//! by the first and replayed to the second is refused. Then the same with
+//! two in-memory stores, where the replay gets through.
+//!
+//! ```text
+//! ARMOR_PSK_REDIS_URL=redis://127.0.0.1:6379/ cargo run --features redis --example cluster
+//! ```
+//!
+//! Everything runs on 127.0.0.1; `ARMOR_PSK_REDIS_URL` defaults to
+//! `redis://127.0.0.1:6379/`.
+
+use std::net::SocketAddr;
+
+use armor_psk::{
+    ArmorPskLayer, MemoryKeyStore, MemoryReplayStore, RedisReplayStore, ReplayStore, Signer,
+};
+use axum::Router;
+use axum::routing::get;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+
+const KEY_ID: &str = "cluster-demo-key";
+const SECRET: &str = "cluster-demo-secret";
+
+/// Starts one instance on a free loopback port with its own replay store.
+async fn instance(store: impl ReplayStore) -> std::io::Result<SocketAddr> {
+    let keys = MemoryKeyStore::new().with_key(KEY_ID, SECRET);
+    let app = Router::new()
+        .route("/me", get(|| async { "hello" }))
+        .layer(ArmorPskLayer::new(keys).with_replay_store(store));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}
+
+/// Sends `GET /me` with `authorization`; returns the status and the body.
+async fn get_me(
+    addr: SocketAddr,
+    authorization: &str,
+) -> Result<(u16, String), Box<dyn std::error::Error>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let request = http::Request::get("/me")
+        .header("host", addr.to_string())
+        .header("authorization", authorization)
+        .body(Empty::<bytes::Bytes>::new())?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+async fn replay_across(
+    first: SocketAddr,
+    second: SocketAddr,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let header = Signer::new(KEY_ID, SECRET)?.sign("GET", "/me", b"");
+    let (status, body) = get_me(first, &header).await?;
+    println!("  instance A ({first}): {status} {body}");
+    let (status, body) = get_me(second, &header).await?;
+    println!("  same request replayed to instance B ({second}): {status} {body}");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let url =
+        std::env::var("ARMOR_PSK_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let prefix = format!("armor-psk-cluster-demo:{}:", uuid::Uuid::new_v4());
+    // Two stores with two connections, as two processes would have.
+    let a = RedisReplayStore::connect(&url).await?.with_prefix(&prefix);
+    let b = RedisReplayStore::connect(&url).await?.with_prefix(&prefix);
+    println!("two instances sharing one Redis replay store:");
+    replay_across(instance(a).await?, instance(b).await?).await?;
+
+    println!("two instances, each with its own in-memory store:");
+    replay_across(
+        instance(MemoryReplayStore::new()).await?,
+        instance(MemoryReplayStore::new()).await?,
+    )
+    .await?;
+    Ok(())
+}

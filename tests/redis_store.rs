@@ -1,0 +1,363 @@
+//! The Redis replay store against a real Redis, never a mock.
+//!
+//! The Redis comes from `ARMOR_PSK_REDIS_URL` (`.ci/run` starts its own
+//! `redis-server` on a free loopback port and sets it); the outage test
+//! starts and stops a `redis-server` of its own. Without Redis these tests
+//! print that they SKIPPED, loudly, unless `ARMOR_PSK_REQUIRE_REDIS=1` (as in
+//! CI), where they fail instead.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use armor_psk::{
+    ArmorPskLayer, FailurePolicy, ManualClock, MemoryKeyStore, MemoryReplayStore, RedisReplayStore,
+    ReplayKey, replay_ttl,
+};
+use common::{KEY_ID, NOW, SECRET, app, request_with_header, send, signed, signer};
+use http::StatusCode;
+
+/// The Redis URL, or `None` after saying loudly that the test is skipped.
+fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("ARMOR_PSK_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("ARMOR_PSK_REQUIRE_REDIS").as_deref() == Ok("1") => {
+            panic!("{test}: ARMOR_PSK_REQUIRE_REDIS=1 but ARMOR_PSK_REDIS_URL is not set")
+        }
+        _ => {
+            skipped(&format!(
+                "{test}: no Redis. Set ARMOR_PSK_REDIS_URL=redis://127.0.0.1:PORT/ (.ci/run starts one)"
+            ));
+            None
+        }
+    }
+}
+
+/// Says on the terminal, past the test harness's capture, that a test did
+/// not run.
+fn skipped(why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {why} ***\n");
+}
+
+/// A prefix of this test's own, so that tests sharing one Redis never meet.
+fn prefix() -> String {
+    format!("armor-psk-test:{}:", uuid::Uuid::new_v4())
+}
+
+async fn store(url: &str, prefix: &str) -> RedisReplayStore {
+    RedisReplayStore::connect(url)
+        .await
+        .expect("connect to the test Redis")
+        .with_prefix(prefix)
+}
+
+fn layer_with(store: impl armor_psk::ReplayStore) -> ArmorPskLayer {
+    ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
+        .with_clock(ManualClock::new(NOW))
+        .with_replay_store(store)
+}
+
+#[tokio::test]
+async fn a_replay_to_another_instance_is_refused_when_they_share_redis() {
+    let Some(url) = redis_url("a_replay_to_another_instance_is_refused_when_they_share_redis")
+    else {
+        return;
+    };
+    let prefix = prefix();
+    // Two instances: two layers, two connections, as two processes would have.
+    let first = app(layer_with(store(&url, &prefix).await));
+    let second = app(layer_with(store(&url, &prefix).await));
+    let header = signer().sign_at("GET", "/me", b"", "n-1", NOW).unwrap();
+    let accepted = send(&first, request_with_header("GET", "/me", &header, b"")).await;
+    assert_eq!(accepted.status, StatusCode::OK);
+    let replayed = send(&second, request_with_header("GET", "/me", &header, b"")).await;
+    assert_eq!(replayed.code(), "replayed_request");
+
+    // Why the feature exists: two in-memory stores each know only their own.
+    let first = app(layer_with(MemoryReplayStore::new()));
+    let second = app(layer_with(MemoryReplayStore::new()));
+    let header = signer().sign_at("GET", "/me", b"", "n-2", NOW).unwrap();
+    let accepted = send(&first, request_with_header("GET", "/me", &header, b"")).await;
+    assert_eq!(accepted.status, StatusCode::OK);
+    let replayed = send(&second, request_with_header("GET", "/me", &header, b"")).await;
+    assert_eq!(
+        replayed.status,
+        StatusCode::OK,
+        "with separate memory stores the replay gets through"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_200_concurrent_copies_over_two_instances_exactly_one_is_accepted() {
+    let Some(url) =
+        redis_url("of_200_concurrent_copies_over_two_instances_exactly_one_is_accepted")
+    else {
+        return;
+    };
+    let prefix = prefix();
+    let instances = [
+        app(layer_with(store(&url, &prefix).await)),
+        app(layer_with(store(&url, &prefix).await)),
+    ];
+    let header = signer()
+        .sign_at("POST", "/pay", b"{}", "once", NOW)
+        .unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let router = instances[i % 2].clone();
+            let header = header.clone();
+            tokio::spawn(async move {
+                send(&router, request_with_header("POST", "/pay", &header, b"{}")).await
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    let mut replayed = 0;
+    for task in tasks {
+        let answer = task.await.unwrap();
+        match answer.status {
+            StatusCode::OK => accepted += 1,
+            _ => {
+                assert_eq!(answer.code(), "replayed_request", "{:?}", answer.json);
+                replayed += 1;
+            }
+        }
+    }
+    assert_eq!((accepted, replayed), (1, 199));
+}
+
+#[tokio::test]
+async fn an_entry_lives_in_redis_exactly_as_long_as_the_window_rule_says() {
+    let Some(url) = redis_url("an_entry_lives_in_redis_exactly_as_long_as_the_window_rule_says")
+    else {
+        return;
+    };
+    let prefix = prefix();
+    let redis_store = store(&url, &prefix).await;
+    let router = app(layer_with(redis_store.clone()));
+    // Signed 100 s ahead of the server's clock: valid until NOW + 400.
+    let timestamp = NOW + 100;
+    let header = signer()
+        .sign_at("GET", "/me", b"", "ttl-1", timestamp)
+        .unwrap();
+    let answer = send(&router, request_with_header("GET", "/me", &header, b"")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+
+    let expected = replay_ttl(timestamp, NOW, Duration::from_secs(300));
+    assert_eq!(expected, Duration::from_secs(401));
+    let credentials = armor_psk::Credentials::parse(header.as_bytes()).unwrap();
+    let mut redis = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for entry in [
+        ReplayKey::signature(KEY_ID, credentials.signature()),
+        ReplayKey::nonce(KEY_ID, "ttl-1"),
+    ] {
+        let key = redis_store.key(&entry);
+        assert!(key.starts_with(prefix.as_bytes()));
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let expected_ms = expected.as_millis() as i64;
+        assert!(
+            pttl <= expected_ms && pttl > expected_ms - 5_000,
+            "PTTL {pttl} ms, expected {expected_ms} ms"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_one_entry_per_request_a_plain_set_nx_still_refuses_replays() {
+    let Some(url) = redis_url("with_one_entry_per_request_a_plain_set_nx_still_refuses_replays")
+    else {
+        return;
+    };
+    let prefix = prefix();
+    let router = app(layer_with(store(&url, &prefix).await).with_unique_nonces(false));
+    let original = signer()
+        .sign_at("GET", "/accounts/12", b"", "abc", NOW)
+        .unwrap();
+    let first = send(
+        &router,
+        request_with_header("GET", "/accounts/12", &original, b""),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let again = send(
+        &router,
+        request_with_header("GET", "/accounts/12", &original, b""),
+    )
+    .await;
+    assert_eq!(again.code(), "replayed_request");
+    let forged = original.replace(":abc:", ":2abc:");
+    let forgery = send(
+        &router,
+        request_with_header("GET", "/accounts/1", &forged, b""),
+    )
+    .await;
+    assert_eq!(forgery.code(), "replayed_request");
+}
+
+/// A `redis-server` of the test's own, on a fixed free port, that can be
+/// stopped and started again.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> Option<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.resume().then_some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts the server and waits until it answers.
+    fn resume(&mut self) -> bool {
+        let binary =
+            std::env::var("ARMOR_PSK_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let Ok(child) = Command::new(binary)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+        else {
+            return false;
+        };
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn own_redis(test: &str) -> Option<OwnRedis> {
+    let redis = OwnRedis::start();
+    if redis.is_none() {
+        if std::env::var("ARMOR_PSK_REQUIRE_REDIS").as_deref() == Ok("1") {
+            panic!("{test}: cannot start redis-server (set ARMOR_PSK_REDIS_SERVER to its path)");
+        }
+        skipped(&format!("{test}: cannot start redis-server"));
+    }
+    redis
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_a_prompt_503_and_the_layer_recovers_by_itself() {
+    let Some(mut redis) =
+        own_redis("a_redis_outage_is_a_prompt_503_and_the_layer_recovers_by_itself")
+    else {
+        return;
+    };
+    let store = store(&redis.url(), &prefix())
+        .await
+        .with_timeout(Duration::from_millis(100));
+    let router = app(layer_with(store));
+    let mut nonce = 0;
+    let mut next = || {
+        nonce += 1;
+        signed("GET", "/me", b"", &format!("outage-{nonce}"), NOW)
+    };
+    assert_eq!(send(&router, next()).await.status, StatusCode::OK);
+
+    redis.stop();
+    for _ in 0..3 {
+        // A liveness bound, not a timing assertion: the request must come
+        // back (with 503) rather than hang.
+        let answer = tokio::time::timeout(Duration::from_secs(5), send(&router, next()))
+            .await
+            .expect("a Redis outage must not hang a request");
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.code(), "replay_store_unavailable");
+        assert!(
+            !answer.json.to_string().contains("127.0.0.1"),
+            "{}",
+            answer.json
+        );
+    }
+
+    assert!(redis.resume(), "restart redis-server");
+    let mut recovered = false;
+    for _ in 0..100 {
+        if send(&router, next()).await.status == StatusCode::OK {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the same layer serves again once Redis is back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_open_lets_requests_through_while_redis_is_down() {
+    let Some(mut redis) = own_redis("failing_open_lets_requests_through_while_redis_is_down")
+    else {
+        return;
+    };
+    let store = store(&redis.url(), &prefix())
+        .await
+        .with_failure_policy(FailurePolicy::Open);
+    let router = app(layer_with(store));
+    redis.stop();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        send(&router, signed("GET", "/me", b"", "open-1", NOW)),
+    )
+    .await
+    .expect("no hang");
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_is_an_error_that_hides_the_password() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let error = RedisReplayStore::connect(&format!("redis://user:hunter2@127.0.0.1:{port}/"))
+        .await
+        .expect_err("nothing listens there");
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+    let invalid = RedisReplayStore::connect("http://not-redis")
+        .await
+        .expect_err("not a Redis URL");
+    assert!(
+        invalid.to_string().contains("invalid Redis URL"),
+        "{invalid}"
+    );
+}
