@@ -25,6 +25,8 @@ pub(crate) struct Config {
     pub(crate) options: VerifyOptions,
     pub(crate) body_limit: usize,
     pub(crate) unique_nonces: bool,
+    #[cfg(feature = "metrics")]
+    pub(crate) key_id_metric_label: bool,
     pub(crate) on_rejection: Option<RejectionResponder>,
 }
 
@@ -59,6 +61,8 @@ impl ArmorPskLayer {
                 options: VerifyOptions::default(),
                 body_limit: DEFAULT_BODY_LIMIT,
                 unique_nonces: true,
+                #[cfg(feature = "metrics")]
+                key_id_metric_label: false,
                 on_rejection: None,
             }),
         }
@@ -135,6 +139,20 @@ impl ArmorPskLayer {
     #[must_use]
     pub fn with_unique_nonces(self, unique: bool) -> Self {
         self.update(|config| config.unique_nonces = unique)
+    }
+
+    /// Adds the key id as a `key_id` label to the accepted and rejected
+    /// counters (off by default).
+    ///
+    /// # Security
+    /// Rejected requests carry whatever key id the sender wrote, so the
+    /// label set grows with every made-up key id an attacker sends: a
+    /// memory and cost risk for the metrics pipeline. Turn it on only where
+    /// the exporter bounds its series, or the keys are few and trusted.
+    #[cfg(feature = "metrics")]
+    #[must_use]
+    pub fn with_key_id_metric_label(self, label: bool) -> Self {
+        self.update(|config| config.key_id_metric_label = label)
     }
 
     /// Replaces all verification settings at once.

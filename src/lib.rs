@@ -23,6 +23,7 @@ mod secret;
 mod service;
 mod signature;
 mod signer;
+mod telemetry;
 mod verify;
 
 pub use body::DEFAULT_BODY_LIMIT;
@@ -43,4 +44,6 @@ pub use secret::{Secret, generate_secret};
 pub use service::ArmorPsk;
 pub use signature::{InvalidSignatureEncoding, Signature};
 pub use signer::{SignError, Signer};
+#[cfg(feature = "metrics")]
+pub use telemetry::describe_metrics;
 pub use verify::{ConfigError, DEFAULT_WINDOW, Identity, VerifyOptions, signed_path, verify};

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::hash::Hasher as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
@@ -109,6 +110,13 @@ pub trait ReplayStore: Send + Sync + 'static {
         entries: &'a [ReplayKey],
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>>;
+
+    /// About how many entries the store holds, if it can tell cheaply
+    /// (reported as the `armor_psk_replay_store_entries` gauge). `None` by
+    /// default.
+    fn len_hint(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<R: ReplayStore> ReplayStore for Arc<R> {
@@ -118,6 +126,10 @@ impl<R: ReplayStore> ReplayStore for Arc<R> {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
         (**self).reserve(entries, ttl)
+    }
+
+    fn len_hint(&self) -> Option<u64> {
+        (**self).len_hint()
     }
 }
 
@@ -151,6 +163,10 @@ pub struct MemoryReplayStore {
     cache: Cache<u128, u32>,
     digest_keys: (u64, u64),
     capacity: u64,
+    /// When `len_hint` last brought moka's count up to date, in
+    /// milliseconds since `created`.
+    last_count: Arc<AtomicU64>,
+    created: Instant,
 }
 
 impl MemoryReplayStore {
@@ -178,6 +194,8 @@ impl MemoryReplayStore {
             cache: Cache::builder().expire_after(TtlExpiry).build(),
             digest_keys: (key(k0), key(k1)),
             capacity,
+            last_count: Arc::default(),
+            created: Instant::now(),
         }
     }
 
@@ -270,6 +288,25 @@ impl ReplayStore for MemoryReplayStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
         Box::pin(std::future::ready(self.reserve_all(entries, ttl)))
+    }
+
+    /// moka's entry count, brought up to date at most once a second (its
+    /// pending maintenance run then): it may trail by that second.
+    fn len_hint(&self) -> Option<u64> {
+        // 0: never counted yet.
+        let now = u64::try_from(self.created.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let last = self.last_count.load(Ordering::Relaxed);
+        if (last == 0 || now.saturating_sub(last) >= 1_000)
+            && self
+                .last_count
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.sweep();
+        }
+        Some(self.cache.entry_count())
     }
 }
 

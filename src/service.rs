@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::Request;
 use http::request::Parts;
 use tower_service::Service;
+use tracing::Instrument as _;
 
 use crate::body;
 use crate::future::ResponseFuture;
@@ -18,6 +19,7 @@ use crate::layer::Config;
 use crate::rejection::{Rejection, RejectionKind};
 use crate::replay::{ReplayKey, ReplayStoreError, Reservation, replay_ttl};
 use crate::response::respond;
+use crate::telemetry::Observation;
 use crate::verify::{Identity, verify};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -81,7 +83,12 @@ where
         ResponseFuture {
             inner: Box::pin(async move {
                 let (mut parts, body) = request.into_parts();
-                match authenticate(&config, &parts, body).await {
+                let observation = Observation::start();
+                let outcome = authenticate(&config, &parts, body)
+                    .instrument(observation.span().clone())
+                    .await;
+                observation.finish(outcome.as_ref().map(|(identity, _)| identity), &config);
+                match outcome {
                     Ok((identity, body)) => {
                         parts.extensions.insert(identity);
                         let request = Request::from_parts(parts, Body::new(body));
@@ -110,6 +117,7 @@ where
 {
     let credentials = Credentials::from_headers(&parts.headers)?;
     let key_id = credentials.key_id();
+    tracing::Span::current().record("key_id", key_id);
     let key = config.keys.get(key_id).await.map_err(|error| {
         tracing::warn!(key_id, %error, "ARMOR-PSK key store failed");
         Rejection::new(

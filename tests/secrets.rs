@@ -49,6 +49,7 @@ async fn logs_name_the_key_and_reason_but_never_the_secret() {
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -77,6 +78,18 @@ async fn logs_name_the_key_and_reason_but_never_the_secret() {
     assert!(logs.contains("replayed_request"), "{logs}");
     assert!(logs.contains("key-1"), "{logs}");
     assert!(logs.contains("canonical_sha256"), "{logs}");
+    // One span per verification, closed with the key id and the outcome.
+    let spans: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("armor_psk.verify{") && line.contains(": close "))
+        .collect();
+    assert_eq!(spans.len(), 3, "{logs}");
+    for (span, outcome) in spans
+        .iter()
+        .zip(["accepted", "invalid_signature", "replayed_request"])
+    {
+        assert!(span.contains("key-1") && span.contains(outcome), "{span}");
+    }
     assert!(!logs.contains(SECRET), "{logs}");
     for header in [&good_header, &forged_header] {
         let signature = header.split(':').nth(1).unwrap();

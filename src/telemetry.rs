@@ -1,0 +1,106 @@
+//! What the layer tells operators: one `tracing` span per verification,
+//! and, with the `metrics` feature, counters, a histogram and a gauge
+//! through the `metrics` facade (the application picks the exporter).
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `armor_psk_accepted_total` | counter | `key_id` if opted in |
+//! | `armor_psk_rejected_total` | counter | `reason` (the rejection code); `key_id` if opted in |
+//! | `armor_psk_verification_seconds` | histogram | none |
+//! | `armor_psk_replay_store_entries` | gauge | none (stores that can tell) |
+//!
+//! Key ids are not labels by default: anyone can send any key id, so they
+//! would make the label set unbounded.
+
+use tracing::Span;
+use tracing::field::Empty;
+
+use crate::layer::Config;
+use crate::rejection::Rejection;
+use crate::verify::Identity;
+
+/// The span and clock of one verification.
+pub(crate) struct Observation {
+    span: Span,
+    #[cfg(feature = "metrics")]
+    start: std::time::Instant,
+}
+
+impl Observation {
+    /// Opens the span `armor_psk.verify` with empty `key_id` and `outcome`
+    /// fields, recorded as they become known (the key id by the service once
+    /// the header parsed). Neither the secret nor the
+    /// signature is ever a field.
+    pub(crate) fn start() -> Self {
+        Self {
+            span: tracing::info_span!("armor_psk.verify", key_id = Empty, outcome = Empty),
+            #[cfg(feature = "metrics")]
+            start: std::time::Instant::now(),
+        }
+    }
+
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Records the outcome on the span and in the metrics.
+    pub(crate) fn finish(self, outcome: Result<&Identity, &Rejection>, config: &Config) {
+        let (code, key_id) = match outcome {
+            Ok(identity) => ("accepted", Some(identity.key_id())),
+            Err(rejection) => (rejection.code(), rejection.key_id()),
+        };
+        // The key id was recorded on the span as soon as the header parsed.
+        self.span.record("outcome", code);
+        #[cfg(feature = "metrics")]
+        {
+            let key_id = key_id
+                .filter(|_| config.key_id_metric_label)
+                .map(str::to_owned);
+            let counter = match (outcome.is_ok(), key_id) {
+                (true, None) => metrics::counter!("armor_psk_accepted_total"),
+                (true, Some(key_id)) => {
+                    metrics::counter!("armor_psk_accepted_total", "key_id" => key_id)
+                }
+                (false, None) => metrics::counter!("armor_psk_rejected_total", "reason" => code),
+                (false, Some(key_id)) => metrics::counter!(
+                    "armor_psk_rejected_total", "reason" => code, "key_id" => key_id
+                ),
+            };
+            counter.increment(1);
+            metrics::histogram!("armor_psk_verification_seconds")
+                .record(self.start.elapsed().as_secs_f64());
+            if let Some(entries) = config.replay.len_hint() {
+                metrics::gauge!("armor_psk_replay_store_entries").set(entries as f64);
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (config, key_id);
+    }
+}
+
+/// Registers the descriptions and units of the crate's metrics with the
+/// installed recorder; call it once, after installing the exporter.
+#[cfg(feature = "metrics")]
+pub fn describe_metrics() {
+    use metrics::Unit;
+    metrics::describe_counter!(
+        "armor_psk_accepted_total",
+        Unit::Count,
+        "ARMOR-PSK requests that verified and reached the service"
+    );
+    metrics::describe_counter!(
+        "armor_psk_rejected_total",
+        Unit::Count,
+        "ARMOR-PSK requests refused, by reason (the rejection code)"
+    );
+    metrics::describe_histogram!(
+        "armor_psk_verification_seconds",
+        Unit::Seconds,
+        "Time from a request's arrival at the layer to its verdict, body included"
+    );
+    metrics::describe_gauge!(
+        "armor_psk_replay_store_entries",
+        Unit::Count,
+        "Entries held by the replay store (stores that can tell)"
+    );
+}
