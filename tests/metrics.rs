@@ -6,10 +6,13 @@ mod common;
 use common::{NOW, app, harness, request_with_header, send, signed};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
+/// A metric: name, labels, value.
+type Metric = (String, Vec<(String, String)>, DebugValue);
+
 /// Sends an accepted request, its replay, and an unsigned one through a
 /// layer, under a recorder of this thread's own; returns the snapshot as
 /// (name, labels, value) triples.
-fn run(label_key_ids: bool) -> Vec<(String, Vec<(String, String)>, DebugValue)> {
+fn run(label_key_ids: bool) -> Vec<Metric> {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
@@ -45,11 +48,7 @@ fn run(label_key_ids: bool) -> Vec<(String, Vec<(String, String)>, DebugValue)> 
         .collect()
 }
 
-fn counter(
-    snapshot: &[(String, Vec<(String, String)>, DebugValue)],
-    name: &str,
-    reason: Option<&str>,
-) -> u64 {
+fn counter(snapshot: &[Metric], name: &str, reason: Option<&str>) -> u64 {
     snapshot
         .iter()
         .filter(|(n, labels, _)| {
