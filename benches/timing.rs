@@ -1,0 +1,104 @@
+//! Does an unknown key id answer faster than a wrong signature for a known
+//! key? Both must cost the same HMAC and get the same 401; this bench sends
+//! each through the layer (`oneshot`, 200 B bodies), alternating, and
+//! prints both response-time distributions: medians, their difference,
+//! deciles, and how much the two overlap.
+//!
+//! `cargo bench --bench timing` (add `-- --samples N`; default 20,000 each).
+
+mod common;
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Signer};
+use axum::body::Body;
+use common::{KEY_ID, NOW, PATH, SECRET, format_ns};
+use http::{Request, Response};
+use tower::{Layer, ServiceExt, service_fn};
+
+async fn inner(_request: Request<Body>) -> Result<Response<Body>, Infallible> {
+    Ok(Response::new(Body::empty()))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// The share of `a`'s samples that fall within `b`'s 5th–95th percentile
+/// range.
+fn within(a: &[Duration], b: &[Duration]) -> f64 {
+    let (low, high) = (percentile(b, 0.05), percentile(b, 0.95));
+    a.iter().filter(|d| (low..=high).contains(d)).count() as f64 / a.len() as f64
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let samples: usize = args
+        .iter()
+        .position(|a| a == "--samples")
+        .and_then(|i| args.get(i + 1))
+        .map_or(20_000, |n| n.parse().unwrap());
+    let samples = if args.iter().any(|a| a == "--bench") {
+        samples
+    } else {
+        200
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let service = ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
+        .with_clock(ManualClock::new(NOW))
+        .layer(service_fn(inner));
+    let body = vec![b'x'; 200];
+    let unknown = Signer::new("00000000-0000-4000-8000-000000000000", SECRET).unwrap();
+    let wrong = Signer::new(KEY_ID, "not-the-secret").unwrap();
+
+    let mut times = [Vec::with_capacity(samples), Vec::with_capacity(samples)];
+    for i in 0..samples * 2 {
+        let signer = if i % 2 == 0 { &unknown } else { &wrong };
+        let header = signer
+            .sign_at("POST", PATH, &body, &format!("timing-{i}"), NOW)
+            .unwrap();
+        let request = Request::post(PATH)
+            .header("authorization", header)
+            .body(Body::from(body.clone()))
+            .unwrap();
+        let start = Instant::now();
+        let response = runtime.block_on(service.clone().oneshot(request)).unwrap();
+        times[i % 2].push(start.elapsed());
+        assert_eq!(response.status(), 401);
+    }
+    for t in &mut times {
+        t.sort();
+    }
+    let [unknown_key, wrong_signature] = &times;
+    println!("response time of a 401, {samples} samples each, alternating, through the layer");
+    for (name, t) in [
+        ("unknown key id", unknown_key),
+        ("known key, wrong signature", wrong_signature),
+    ] {
+        println!(
+            "  {name:<28} median {:>9}   p10 {:>9}   p90 {:>9}",
+            format_ns(percentile(t, 0.5).as_nanos() as f64),
+            format_ns(percentile(t, 0.1).as_nanos() as f64),
+            format_ns(percentile(t, 0.9).as_nanos() as f64),
+        );
+    }
+    let (a, b) = (
+        percentile(unknown_key, 0.5),
+        percentile(wrong_signature, 0.5),
+    );
+    let difference = a.as_nanos() as f64 - b.as_nanos() as f64;
+    println!(
+        "  median difference (unknown − wrong): {:+.0} ns ({:+.1} % of the wrong-signature median)",
+        difference,
+        100.0 * difference / b.as_nanos() as f64
+    );
+    println!(
+        "  overlap: {:.0} % of unknown-key times lie in the wrong-signature p5–p95 range, {:.0} % the other way",
+        100.0 * within(unknown_key, wrong_signature),
+        100.0 * within(wrong_signature, unknown_key)
+    );
+}
