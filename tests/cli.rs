@@ -22,19 +22,25 @@ fn armor_psk() -> Command {
 
 /// Runs the binary with the test key's secret in the environment.
 fn run(args: &[&str]) -> (i32, String, String) {
+    run_as(SECRET, args)
+}
+
+/// Runs the binary with `secret` in `ARMOR_PSK_SECRET`; checks that it
+/// neither printed the secret nor panicked.
+fn run_as(secret: &str, args: &[&str]) -> (i32, String, String) {
     let Output {
         status,
         stdout,
         stderr,
     } = armor_psk()
-        .env("ARMOR_PSK_SECRET", SECRET)
+        .env("ARMOR_PSK_SECRET", secret)
         .args(args)
         .output()
         .expect("run armor-psk");
     let stdout = String::from_utf8(stdout).unwrap();
     let stderr = String::from_utf8(stderr).unwrap();
     assert!(
-        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        !stdout.contains(secret) && !stderr.contains(secret),
         "secret printed"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -114,19 +120,20 @@ fn sign_output_piped_into_a_real_request_against_the_mock() {
     assert!(body.contains("john.doe@armor.com"), "{body}");
 
     // Deterministic form: the protocol's first test vector.
-    let (_, vector, _) = armor_psk()
-        .env("ARMOR_PSK_SECRET", "secret")
-        .args([
+    let (_, vector, _) = run_as(
+        "secret",
+        &[
             "sign",
             "--key-id",
             "20a37099-4a0b-432f-bf46-5fa690a0405c",
             "GET",
             "/me",
-        ])
-        .args(["--nonce", "8jbj872s2h", "--timestamp", "1528140529"])
-        .output()
-        .map(|o| (o.status, String::from_utf8(o.stdout).unwrap(), ()))
-        .unwrap();
+            "--nonce",
+            "8jbj872s2h",
+            "--timestamp",
+            "1528140529",
+        ],
+    );
     assert_eq!(
         vector.trim(),
         "ARMOR-PSK 20a37099-4a0b-432f-bf46-5fa690a0405c:WacyhtoW2KhDbXzmKlaKWrMkFEs4UTOSyj/K01j5nZNHpTKPwu+Fh9BbN43nbQa55zysaXs2k0H7Zmq7F5sy5A==:8jbj872s2h:1528140529"
@@ -162,9 +169,9 @@ fn request_sends_a_signed_request_and_the_mock_logs_it() {
     assert_eq!(code, 1);
     assert!(stdout.starts_with("HTTP 403"), "{stdout}");
 
-    let (code, stdout, _) = armor_psk()
-        .env("ARMOR_PSK_SECRET", "wrong")
-        .args([
+    let (code, stdout, _) = run_as(
+        "wrong",
+        &[
             "request",
             "--key-id",
             KEY_ID,
@@ -172,11 +179,9 @@ fn request_sends_a_signed_request_and_the_mock_logs_it() {
             &url,
             "--account",
             "1024",
-        ])
-        .output()
-        .map(|o| (o.status.code(), String::from_utf8(o.stdout).unwrap(), ()))
-        .unwrap();
-    assert_eq!(code, Some(1));
+        ],
+    );
+    assert_eq!(code, 1);
     assert!(stdout.contains("invalid_signature"), "{stdout}");
 
     let logged: Vec<String> = server.stdout.by_ref().take(3).map(Result::unwrap).collect();
@@ -342,9 +347,9 @@ fn mock_without_keys_prints_a_generated_key_once() {
         .find_map(|line| line.trim().strip_prefix("Secret Key:"))
         .expect("Secret Key printed")
         .trim();
-    let (code, stdout, _) = armor_psk()
-        .env("ARMOR_PSK_SECRET", secret)
-        .args([
+    let (code, stdout, _) = run_as(
+        secret,
+        &[
             "request",
             "--key-id",
             key_id,
@@ -352,11 +357,9 @@ fn mock_without_keys_prints_a_generated_key_once() {
             &format!("{}/accounts", server.url),
             "--account",
             "1025",
-        ])
-        .output()
-        .map(|o| (o.status.code(), String::from_utf8(o.stdout).unwrap(), ()))
-        .unwrap();
-    assert_eq!(code, Some(0), "{stdout}");
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("\"id\":1025"), "{stdout}");
 }
 

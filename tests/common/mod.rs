@@ -107,3 +107,31 @@ pub async fn send(router: &Router, request: Request<Body>) -> Answer {
         rejection,
     }
 }
+
+/// Sends `GET /accounts/12` signed with nonce `abc` (accepted), then the
+/// same again (a replay) and the path/nonce forgery `GET /accounts/1` with
+/// nonce `2abc` and the captured signature: both refused as replays.
+pub async fn assert_replays_and_the_path_nonce_forgery_are_refused(router: &Router) {
+    let original = signer()
+        .sign_at("GET", "/accounts/12", b"", "abc", NOW)
+        .expect("valid nonce");
+    let first = send(
+        router,
+        request_with_header("GET", "/accounts/12", &original, b""),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let again = send(
+        router,
+        request_with_header("GET", "/accounts/12", &original, b""),
+    )
+    .await;
+    assert_eq!(again.code(), "replayed_request");
+    let forged = original.replace(":abc:", ":2abc:");
+    let forgery = send(
+        router,
+        request_with_header("GET", "/accounts/1", &forged, b""),
+    )
+    .await;
+    assert_eq!(forgery.code(), "replayed_request");
+}
