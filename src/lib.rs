@@ -21,6 +21,7 @@ mod replay;
 mod response;
 mod secret;
 mod service;
+mod sharded;
 mod signature;
 mod signer;
 mod telemetry;
@@ -42,6 +43,7 @@ pub use replay::{
 };
 pub use secret::{Secret, generate_secret};
 pub use service::ArmorPsk;
+pub use sharded::ShardedReplayStore;
 pub use signature::{InvalidSignatureEncoding, Signature};
 pub use signer::{SignError, Signer};
 #[cfg(feature = "metrics")]

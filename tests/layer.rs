@@ -10,6 +10,7 @@ use std::time::Duration;
 use armor_psk::{
     ArmorPskLayer, BoxFuture, Identity, KeyStore, KeyStoreError, MemoryReplayStore, Rejection,
     RejectionKind, ReplayKey, ReplayStore, ReplayStoreError, Reservation, Secret,
+    ShardedReplayStore,
 };
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -677,4 +678,12 @@ async fn without_unique_nonces_replays_are_still_refused_but_a_reused_nonce_is_n
     // The key holder's own nonce on another request: a new signature.
     let reused = send(&router, signed("GET", "/other", b"", "abc", NOW)).await;
     assert_eq!(reused.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_sharded_store_refuses_replays_forgeries_and_reused_nonces() {
+    let router = app(harness().layer.with_replay_store(ShardedReplayStore::new()));
+    common::assert_replays_and_the_path_nonce_forgery_are_refused(&router).await;
+    let reused = send(&router, signed("GET", "/other", b"", "abc", NOW)).await;
+    assert_rejected(&reused, RejectionKind::ReplayedRequest);
 }

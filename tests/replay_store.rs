@@ -1,14 +1,68 @@
-//! The in-memory replay store: atomic reservation, capacity without
-//! forgetting, expiry.
+//! The in-memory replay stores (moka's and the sharded maps'): atomic
+//! reservation, capacity without forgetting, expiry. Every test runs on
+//! both.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use armor_psk::{MemoryReplayStore, ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use armor_psk::{
+    MemoryReplayStore, ReplayKey, ReplayStore, ReplayStoreError, Reservation, ShardedReplayStore,
+};
 
-fn reserve(
-    store: &MemoryReplayStore,
+/// What the tests need of a store beyond the trait.
+trait Store: ReplayStore + Clone {
+    fn with_capacity(capacity: u64) -> Self;
+    fn len(&self) -> u64;
+    fn sweep(&self);
+}
+
+impl Store for MemoryReplayStore {
+    fn with_capacity(capacity: u64) -> Self {
+        MemoryReplayStore::with_capacity(capacity)
+    }
+    fn len(&self) -> u64 {
+        MemoryReplayStore::len(self)
+    }
+    fn sweep(&self) {
+        MemoryReplayStore::sweep(self);
+    }
+}
+
+impl Store for ShardedReplayStore {
+    fn with_capacity(capacity: u64) -> Self {
+        ShardedReplayStore::with_capacity(capacity)
+    }
+    fn len(&self) -> u64 {
+        ShardedReplayStore::len(self)
+    }
+    fn sweep(&self) {
+        ShardedReplayStore::sweep(self);
+    }
+}
+
+/// Runs each generic test on both stores.
+macro_rules! on_both_stores {
+    ($($test:ident),* $(,)?) => {
+        mod moka {
+            $(#[test] fn $test() { super::$test::<armor_psk::MemoryReplayStore>(); })*
+        }
+        mod sharded {
+            $(#[test] fn $test() { super::$test::<armor_psk::ShardedReplayStore>(); })*
+        }
+    };
+}
+
+on_both_stores!(
+    reserve_fails_when_the_entry_exists,
+    a_request_with_a_seen_entry_is_a_replay,
+    concurrent_reservations_of_one_entry_let_exactly_one_through,
+    a_full_store_forgets_nothing,
+    expired_entries_leave_and_free_their_place,
+);
+
+fn reserve<S: Store>(
+    store: &S,
     entries: &[ReplayKey],
     ttl: Duration,
 ) -> Result<Reservation, ReplayStoreError> {
@@ -18,9 +72,8 @@ fn reserve(
 
 const TTL: Duration = Duration::from_secs(600);
 
-#[test]
-fn reserve_fails_when_the_entry_exists() {
-    let store = MemoryReplayStore::new();
+fn reserve_fails_when_the_entry_exists<S: Store>() {
+    let store = S::with_capacity(1_000_000);
     let entry = [ReplayKey::nonce("k", "n")];
     assert_eq!(reserve(&store, &entry, TTL), Ok(Reservation::Reserved));
     assert_eq!(reserve(&store, &entry, TTL), Ok(Reservation::Replayed));
@@ -56,18 +109,16 @@ fn entries_never_collide() {
     );
 }
 
-#[test]
-fn a_request_with_a_seen_entry_is_a_replay() {
-    let store = MemoryReplayStore::new();
+fn a_request_with_a_seen_entry_is_a_replay<S: Store>() {
+    let store = S::with_capacity(1_000_000);
     let first = [ReplayKey::nonce("k", "sig-1"), ReplayKey::nonce("k", "n-1")];
     assert_eq!(reserve(&store, &first, TTL), Ok(Reservation::Reserved));
     let second = [ReplayKey::nonce("k", "sig-2"), ReplayKey::nonce("k", "n-1")];
     assert_eq!(reserve(&store, &second, TTL), Ok(Reservation::Replayed));
 }
 
-#[test]
-fn concurrent_reservations_of_one_entry_let_exactly_one_through() {
-    let store = MemoryReplayStore::new();
+fn concurrent_reservations_of_one_entry_let_exactly_one_through<S: Store>() {
+    let store = S::with_capacity(1_000_000);
     let winners = Arc::new(AtomicUsize::new(0));
     std::thread::scope(|scope| {
         for _ in 0..100 {
@@ -85,12 +136,11 @@ fn concurrent_reservations_of_one_entry_let_exactly_one_through() {
     assert_eq!(store.len(), 1);
 }
 
-#[test]
-fn a_full_store_forgets_nothing() {
+fn a_full_store_forgets_nothing<S: Store>() {
     // moka's size-bounded cache may silently decline new entries at capacity;
     // this store must instead hold every live entry and refuse new ones.
     const CAPACITY: u64 = 20_000;
-    let store = MemoryReplayStore::with_capacity(CAPACITY);
+    let store = S::with_capacity(CAPACITY);
     for i in 0..CAPACITY {
         let entry = [ReplayKey::nonce("k", &format!("n-{i}"))];
         assert_eq!(
@@ -116,11 +166,10 @@ fn a_full_store_forgets_nothing() {
     assert_eq!(store.len(), CAPACITY);
 }
 
-#[test]
-fn expired_entries_leave_and_free_their_place() {
-    // moka measures expiry on its own monotonic clock: this test waits for it
+fn expired_entries_leave_and_free_their_place<S: Store>() {
+    // Expiry runs on the stores' own monotonic clocks: this test waits for it
     // (briefly), but asserts no duration.
-    let store = MemoryReplayStore::with_capacity(2);
+    let store = S::with_capacity(2);
     let short = Duration::from_millis(50);
     assert_eq!(
         reserve(&store, &[ReplayKey::nonce("k", "a")], short),
@@ -153,4 +202,17 @@ fn expired_entries_leave_and_free_their_place() {
         reserve(&store, &[ReplayKey::nonce("k", "b")], TTL),
         Ok(Reservation::Replayed)
     );
+}
+
+#[test]
+fn the_sharded_store_reserves_a_request_all_or_nothing() {
+    let store = ShardedReplayStore::new();
+    let first = [ReplayKey::nonce("k", "sig-1"), ReplayKey::nonce("k", "n-1")];
+    assert_eq!(reserve(&store, &first, TTL), Ok(Reservation::Reserved));
+    // Refused for its nonce: its signature entry is not kept either.
+    let second = [ReplayKey::nonce("k", "sig-2"), ReplayKey::nonce("k", "n-1")];
+    assert_eq!(reserve(&store, &second, TTL), Ok(Reservation::Replayed));
+    assert_eq!(store.len(), 2);
+    let third = [ReplayKey::nonce("k", "sig-2"), ReplayKey::nonce("k", "n-3")];
+    assert_eq!(reserve(&store, &third, TTL), Ok(Reservation::Reserved));
 }
