@@ -11,7 +11,9 @@ mod common;
 use std::convert::Infallible;
 use std::hint::black_box;
 
-use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, MemoryReplayStore};
+use armor_psk::{
+    ArmorPskLayer, ManualClock, MemoryKeyStore, MemoryReplayStore, ReplayStore, ShardedReplayStore,
+};
 use axum::body::Body;
 use bytes::Bytes;
 use common::{Fixture, KEY_ID, NOW, PATH, Ratios, SECRET};
@@ -30,10 +32,10 @@ async fn inner(request: Request<Body>) -> Result<Response<Body>, Infallible> {
     Ok(Response::new(Body::from(body.unwrap_or(0).to_string())))
 }
 
-fn layer(unique_nonces: bool) -> ArmorPskLayer {
+fn layer(store: impl ReplayStore, unique_nonces: bool) -> ArmorPskLayer {
     ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
         .with_clock(ManualClock::new(NOW))
-        .with_replay_store(MemoryReplayStore::with_capacity(u64::MAX))
+        .with_replay_store(store)
         .with_unique_nonces(unique_nonces)
 }
 
@@ -61,8 +63,10 @@ fn benches(c: &mut Criterion) {
         .build()
         .unwrap();
     let bare = service_fn(inner);
-    let both = layer(true).layer(service_fn(inner));
-    let signature_only = layer(false).layer(service_fn(inner));
+    let moka = || MemoryReplayStore::with_capacity(u64::MAX);
+    let both = layer(moka(), true).layer(service_fn(inner));
+    let signature_only = layer(moka(), false).layer(service_fn(inner));
+    let sharded = layer(ShardedReplayStore::with_capacity(u64::MAX), true).layer(service_fn(inner));
 
     for (size, label) in [(200, "200B"), (1024 * 1024, "1MiB")] {
         let mut fixture = Fixture::new(size);
@@ -107,16 +111,22 @@ fn benches(c: &mut Criterion) {
                     assert_eq!(call(&runtime, &signature_only, request), 200);
                 }
             })
+            .form("layer, both entries, ShardedReplayStore", |batch| {
+                for request in batch.drain(..) {
+                    assert_eq!(call(&runtime, &sharded, request), 200);
+                }
+            })
             .run(rounds, batch, |n| {
                 (0..n).map(|_| request(&mut fixture, &body)).collect()
             });
-        let [(_, bare), (_, floor), (_, both), (_, one)] = medians.as_slice() else {
-            unreachable!("four forms")
+        let [(_, bare), (_, floor), (_, both), (_, one), (_, sharded)] = medians.as_slice() else {
+            unreachable!("five forms")
         };
         println!(
-            "  added by the layer, as a ratio to the floor: {:.2} (both entries), {:.2} (signature entry only)",
+            "  added by the layer, as a ratio to the floor: {:.2} (both entries), {:.2} (signature entry only), {:.2} (both, sharded store)",
             (both - bare) / floor,
-            (one - bare) / floor
+            (one - bare) / floor,
+            (sharded - bare) / floor
         );
     }
 }

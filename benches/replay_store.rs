@@ -2,26 +2,24 @@
 //! reservations together) against one HMAC-SHA512, requests per second on
 //! one and two threads, and resident bytes per request held. The default
 //! moka store is measured with both entries per request (the default) and
-//! with the signature entry only, next to a plain sharded map doing the same
-//! work (same digests, no expiry), in the same run.
+//! with the signature entry only, next to `ShardedReplayStore` (plain
+//! sharded maps with the same digests and expiry), in the same run.
 //!
 //! `cargo bench --bench replay_store` (add `-- --requests N` for another
 //! count). Each variant runs in a child process of its own, so that its
 //! resident memory is its own.
 
-use std::collections::HashMap;
-use std::hash::Hasher as _;
 use std::hint::black_box;
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use armor_psk::{MemoryReplayStore, ReplayKey, ReplayStore, Reservation, Signature};
+use armor_psk::{
+    MemoryReplayStore, ReplayKey, ReplayStore, Reservation, ShardedReplayStore, Signature,
+};
 use base64::Engine as _;
 use futures_util::FutureExt;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha512;
-use siphasher::sip128::{Hasher128 as _, SipHasher13};
 
 const KEY_ID: &str = "20a37099-4a0b-432f-bf46-5fa690a0405c";
 const TTL: Duration = Duration::from_secs(601);
@@ -42,7 +40,7 @@ impl Variant {
         match self {
             Self::MokaBoth => "moka, both entries (default)",
             Self::MokaSignature => "moka, signature entry only",
-            Self::ShardedBoth => "sharded Mutex<HashMap>, both entries",
+            Self::ShardedBoth => "ShardedReplayStore, both entries",
         }
     }
 
@@ -55,35 +53,9 @@ impl Variant {
     }
 }
 
-/// A plain sharded map with the same 128-bit digests, for comparison.
-struct Sharded {
-    shards: Vec<Mutex<HashMap<u128, u32>>>,
-}
-
-impl Sharded {
-    fn new() -> Self {
-        Self {
-            shards: (0..64).map(|_| Mutex::default()).collect(),
-        }
-    }
-
-    fn reserve(&self, entries: &[ReplayKey]) -> bool {
-        for entry in entries {
-            let mut hasher = SipHasher13::new_with_keys(1, 2);
-            hasher.write(entry.as_bytes());
-            let digest = hasher.finish128().as_u128();
-            let mut shard = self.shards[(digest >> 64) as usize % 64].lock().unwrap();
-            if shard.insert(digest, 601_000).is_some() {
-                return false;
-            }
-        }
-        true
-    }
-}
-
 enum Store {
     Moka(MemoryReplayStore, bool),
-    Sharded(Sharded),
+    Sharded(ShardedReplayStore),
 }
 
 impl Store {
@@ -91,7 +63,7 @@ impl Store {
         match variant {
             Variant::MokaBoth => Self::Moka(MemoryReplayStore::with_capacity(u64::MAX), true),
             Variant::MokaSignature => Self::Moka(MemoryReplayStore::with_capacity(u64::MAX), false),
-            Variant::ShardedBoth => Self::Sharded(Sharded::new()),
+            Variant::ShardedBoth => Self::Sharded(ShardedReplayStore::with_capacity(u64::MAX)),
         }
     }
 
@@ -110,12 +82,11 @@ impl Store {
     }
 
     fn reserve(&self, entries: &[ReplayKey]) -> bool {
-        match self {
-            Self::Moka(store, _) => {
-                store.reserve(entries, TTL).now_or_never() == Some(Ok(Reservation::Reserved))
-            }
-            Self::Sharded(map) => map.reserve(entries),
-        }
+        let reserved = match self {
+            Self::Moka(store, _) => store.reserve(entries, TTL).now_or_never(),
+            Self::Sharded(store) => store.reserve(entries, TTL).now_or_never(),
+        };
+        reserved == Some(Ok(Reservation::Reserved))
     }
 
     fn settle(&self) {

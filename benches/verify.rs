@@ -10,7 +10,8 @@
 //!   body slot, HMAC, constant-time compare;
 //! - `verify_signature_entry`: the same plus one replay reservation
 //!   (`with_unique_nonces(false)`);
-//! - `verify_both_entries`: the same plus both reservations (the default).
+//! - `verify_both_entries`: the same plus both reservations (the default);
+//! - in the ratio tables also: both reservations in `ShardedReplayStore`.
 //!
 //! Every request has a nonce of its own, so each reservation is new.
 
@@ -20,7 +21,7 @@ use std::hint::black_box;
 
 use armor_psk::{
     BodyDigest, Credentials, KeyStore, MemoryKeyStore, MemoryReplayStore, ReplayKey, ReplayStore,
-    Reservation, VerifyOptions, replay_ttl, verify,
+    Reservation, ShardedReplayStore, VerifyOptions, replay_ttl, verify,
 };
 use common::{Fixture, KEY_ID, NOW, Ratios, SECRET, SIZES};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -64,7 +65,7 @@ impl Verifier {
         &self,
         parts: &Parts,
         body: &[u8],
-        store: &MemoryReplayStore,
+        store: &impl ReplayStore,
         unique_nonces: bool,
     ) -> bool {
         let Some(credentials) = self.verify(parts, body) else {
@@ -123,6 +124,7 @@ fn benches(c: &mut Criterion) {
         let floor_fixture = Fixture::new(size);
         let one = MemoryReplayStore::with_capacity(u64::MAX);
         let two = MemoryReplayStore::with_capacity(u64::MAX);
+        let sharded = ShardedReplayStore::with_capacity(u64::MAX);
         let medians = Ratios::new(format!("verify / floor at {label}"))
             .form(
                 "floor (SHA-512 body + pre-keyed HMAC)",
@@ -147,19 +149,25 @@ fn benches(c: &mut Criterion) {
                     assert!(verifier.verify_and_reserve(parts, &body, &two, true));
                 }
             })
+            .form("verify + both entries, ShardedReplayStore", |batch| {
+                for parts in batch.iter() {
+                    assert!(verifier.verify_and_reserve(parts, &body, &sharded, true));
+                }
+            })
             .run(rounds, batch, |n| (0..n).map(|_| fixture.parts()).collect());
         table.push((label, medians));
     }
 
-    println!("\nsummary: ratio to the floor");
-    println!("  body    no replay   + signature entry   + both entries");
+    println!("\nsummary: ratio to the floor (moka store unless said)");
+    println!("  body    no replay   + signature entry   + both entries   + both, sharded store");
     for (label, medians) in table {
         let floor = medians[0].1;
         println!(
-            "  {label:<7} {:>9.2}   {:>17.2}   {:>14.2}",
+            "  {label:<7} {:>9.2}   {:>17.2}   {:>14.2}   {:>21.2}",
             medians[1].1 / floor,
             medians[2].1 / floor,
-            medians[3].1 / floor
+            medians[3].1 / floor,
+            medians[4].1 / floor
         );
     }
 }

@@ -2,10 +2,11 @@
 //! `ArmorPskLayer`, driven by a bounded load from a Rust client (hyper,
 //! keep-alive connections, every protected request signed beforehand with a
 //! nonce of its own), printing requests/s, p50 and p99 latency for both and
-//! the ratios, and the servers' CPU time per request (from /proc). Four
-//! servers: bare; protected with the defaults (both replay entries); with
-//! `with_unique_nonces(false)` (one entry); and with a replay store that
-//! keeps nothing, only to isolate what the store costs. Three servers: bare, protected with the defaults (both
+//! the ratios, and the servers' CPU time per request (from /proc). Five
+//! servers: bare; protected with the defaults (moka, both replay entries);
+//! with `with_unique_nonces(false)` (one entry); with `ShardedReplayStore`
+//! (both entries); and with a replay store that keeps nothing, only to
+//! isolate what the store costs. Three servers: bare, protected with the defaults (both
 //! replay entries), and protected with `with_unique_nonces(false)`.
 //!
 //! ```text
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use armor_psk::{
     ArmorPskLayer, BoxFuture, MemoryKeyStore, ReplayKey, ReplayStore, ReplayStoreError,
-    Reservation, Signer,
+    Reservation, ShardedReplayStore, Signer,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -256,6 +257,11 @@ fn main() -> Result<(), String> {
         app.clone()
             .layer(ArmorPskLayer::new(keys.clone()).with_unique_nonces(false)),
     );
+    let sharded = serve(
+        &servers,
+        app.clone()
+            .layer(ArmorPskLayer::new(keys.clone()).with_replay_store(ShardedReplayStore::new())),
+    );
     let no_store = serve(
         &servers,
         app.layer(ArmorPskLayer::new(keys).with_replay_store(NoReplayStore)),
@@ -271,9 +277,10 @@ fn main() -> Result<(), String> {
         ("bare", bare),
         ("protected", protected),
         ("sig-only", signature_only),
+        ("sharded", sharded),
         ("no-store", no_store),
     ];
-    let mut best: [Option<Run>; 4] = [None, None, None, None];
+    let mut best: [Option<Run>; 5] = [None, None, None, None, None];
     for round in 0..settings.rounds {
         for (slot, (name, addr)) in servers_under_test.into_iter().enumerate() {
             // Fresh, never-used nonces for every run: a replay would be refused.
