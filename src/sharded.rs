@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use siphasher::sip128::{Hasher128 as _, SipHasher13};
+use smallvec::SmallVec;
 
 use crate::key_store::BoxFuture;
 use crate::replay::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
@@ -128,6 +129,15 @@ impl Inner {
         shard.next_sweep = now.saturating_add(SWEEP_EVERY_MS);
     }
 
+    /// Removes the entries this request reserved before it was refused.
+    fn undo(&self, guards: &mut [MutexGuard<'_, Shard>], reserved: &[(usize, u128)]) {
+        for &(slot, digest) in reserved {
+            if guards[slot].entries.remove(&digest).is_some() {
+                self.len.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn reserve(
         &self,
         entries: &[ReplayKey],
@@ -135,54 +145,65 @@ impl Inner {
     ) -> Result<Reservation, ReplayStoreError> {
         let now = self.now_ms();
         let expires = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
-        let digests: Vec<(usize, u128)> = entries
+        let digests: SmallVec<[(usize, u128); 2]> = entries
             .iter()
             .map(|entry| {
                 let digest = self.digest(entry);
                 ((digest >> 64) as usize % SHARDS, digest)
             })
             .collect();
-        let mut order: Vec<usize> = digests.iter().map(|(shard, _)| *shard).collect();
+        let mut order: SmallVec<[usize; 2]> = digests.iter().map(|(shard, _)| *shard).collect();
         order.sort_unstable();
         order.dedup();
         // Locks in ascending shard order: two requests never wait on each
         // other in a cycle.
-        let mut guards: Vec<MutexGuard<'_, Shard>> = order
+        let mut guards: SmallVec<[MutexGuard<'_, Shard>; 2]> = order
             .iter()
             .map(|&index| lock(&self.shards[index]))
             .collect();
         // Each digest's shard, as a position in `guards`.
-        let digests: Vec<(usize, u128)> = digests
+        let digests: SmallVec<[(usize, u128); 2]> = digests
             .into_iter()
             .map(|(index, digest)| (order.binary_search(&index).unwrap_or_default(), digest))
             .collect();
-        for &(slot, digest) in &digests {
+        // One probe per entry: reserve as we go, and undo this request's
+        // reservations if one entry turns out to be live or the store full.
+        let mut reserved: SmallVec<[(usize, u128); 2]> = SmallVec::new();
+        let mut refusal = None;
+        for (i, &(slot, digest)) in digests.iter().enumerate() {
             let shard = &mut guards[slot];
             if now >= shard.next_sweep {
                 self.sweep(shard, now);
             }
-            if shard
-                .entries
-                .get(&digest)
-                .is_some_and(|expiry| *expiry > now)
-            {
-                return Ok(Reservation::Replayed);
-            }
-        }
-        let new = digests.len() as u64;
-        if self.len.load(Ordering::Relaxed).saturating_add(new) > self.capacity {
-            return Err(ReplayStoreError::Full);
-        }
-        for (slot, digest) in digests {
-            match guards[slot].entries.entry(digest) {
+            match shard.entries.entry(digest) {
+                Entry::Occupied(held) if *held.get() > now => {
+                    refusal = Some(Reservation::Replayed);
+                }
                 // Present but expired (not yet swept): reused in place.
                 Entry::Occupied(mut held) => {
                     held.insert(expires);
+                    reserved.push((slot, digest));
+                }
+                Entry::Vacant(_) if self.len.load(Ordering::Relaxed) >= self.capacity => {
+                    // Full, but a replay of a held entry is still told apart.
+                    let live = digests[i + 1..].iter().any(|&(slot, digest)| {
+                        guards[slot].entries.get(&digest).is_some_and(|e| *e > now)
+                    });
+                    if !live {
+                        self.undo(&mut guards, &reserved);
+                        return Err(ReplayStoreError::Full);
+                    }
+                    refusal = Some(Reservation::Replayed);
                 }
                 Entry::Vacant(place) => {
                     place.insert(expires);
                     self.len.fetch_add(1, Ordering::Relaxed);
+                    reserved.push((slot, digest));
                 }
+            }
+            if let Some(refusal) = refusal {
+                self.undo(&mut guards, &reserved);
+                return Ok(refusal);
             }
         }
         Ok(Reservation::Reserved)
