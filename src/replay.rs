@@ -141,6 +141,32 @@ pub fn replay_ttl(timestamp: u64, now: u64, window: Duration) -> Duration {
     Duration::from_secs(until.saturating_sub(now).max(1))
 }
 
+/// Turns entries into 128-bit SipHash-1-3 digests under a random key of
+/// its own, so that a client cannot craft two entries that collide. The
+/// in-memory stores keep digests, not entries.
+#[derive(Clone, Copy)]
+pub(crate) struct Digester(u64, u64);
+
+impl Digester {
+    pub(crate) fn random() -> Self {
+        let mut random = [0u8; 16];
+        // Should the random generator fail, the key stays fixed: digests
+        // become predictable, so a key holder could in principle craft an
+        // entry that collides with another request's. A collision can only
+        // refuse a request as a replay, never accept one.
+        let _ = getrandom::fill(&mut random);
+        let (k0, k1) = random.split_at(8);
+        let key = |half: &[u8]| u64::from_le_bytes(half.try_into().unwrap_or_default());
+        Self(key(k0), key(k1))
+    }
+
+    pub(crate) fn digest(&self, entry: &ReplayKey) -> u128 {
+        let mut hasher = SipHasher13::new_with_keys(self.0, self.1);
+        hasher.write(entry.as_bytes());
+        hasher.finish128().as_u128()
+    }
+}
+
 /// The default replay store: a moka cache of 128-bit digests of the entries,
 /// each expiring on its own when the window no longer accepts its request.
 ///
@@ -161,7 +187,7 @@ pub fn replay_ttl(timestamp: u64, now: u64, window: Duration) -> Duration {
 #[derive(Clone)]
 pub struct MemoryReplayStore {
     cache: Cache<u128, u32>,
-    digest_keys: (u64, u64),
+    digester: Digester,
     capacity: u64,
     /// When `len_hint` last brought moka's count up to date, in
     /// milliseconds since `created`.
@@ -182,17 +208,9 @@ impl MemoryReplayStore {
     /// entry count, which may trail the last few hundred insertions: the
     /// bound is approximate by that much, never a reason to forget).
     pub fn with_capacity(capacity: u64) -> Self {
-        let mut random = [0u8; 16];
-        // Should the random generator fail, the key stays fixed: digests
-        // become predictable, so a key holder could in principle craft an
-        // entry that collides with another request's. A collision can only
-        // refuse a request as a replay, never accept one.
-        let _ = getrandom::fill(&mut random);
-        let (k0, k1) = random.split_at(8);
-        let key = |half: &[u8]| u64::from_le_bytes(half.try_into().unwrap_or_default());
         Self {
             cache: Cache::builder().expire_after(TtlExpiry).build(),
-            digest_keys: (key(k0), key(k1)),
+            digester: Digester::random(),
             capacity,
             last_count: Arc::default(),
             created: Instant::now(),
@@ -223,12 +241,6 @@ impl MemoryReplayStore {
         self.cache.run_pending_tasks();
     }
 
-    fn digest(&self, entry: &ReplayKey) -> u128 {
-        let mut hasher = SipHasher13::new_with_keys(self.digest_keys.0, self.digest_keys.1);
-        hasher.write(entry.as_bytes());
-        hasher.finish128().as_u128()
-    }
-
     fn has_room(&self) -> bool {
         // moka's count trails the latest insertions (by its pending write
         // log, a few hundred at most) and still holds expired entries. Far
@@ -249,7 +261,7 @@ impl MemoryReplayStore {
     ) -> Result<Reservation, ReplayStoreError> {
         let ttl_ms = u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX).max(1);
         for entry in entries {
-            let digest = self.digest(entry);
+            let digest = self.digester.digest(entry);
             if !self.has_room() {
                 // Full, but a replay of a held entry is still told apart.
                 if self.cache.contains_key(&digest) {

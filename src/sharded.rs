@@ -4,16 +4,14 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
-use std::hash::Hasher as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use siphasher::sip128::{Hasher128 as _, SipHasher13};
 use smallvec::SmallVec;
 
 use crate::key_store::BoxFuture;
-use crate::replay::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use crate::replay::{Digester, ReplayKey, ReplayStore, ReplayStoreError, Reservation};
 
 const SHARDS: usize = 64;
 /// How often a shard drops its expired entries, at most (milliseconds).
@@ -45,7 +43,7 @@ pub struct ShardedReplayStore {
 
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
-    digest_keys: (u64, u64),
+    digester: Digester,
     capacity: u64,
     len: AtomicU64,
     created: Instant,
@@ -69,16 +67,10 @@ impl ShardedReplayStore {
 
     /// A store holding at most `capacity` entries.
     pub fn with_capacity(capacity: u64) -> Self {
-        let mut random = [0u8; 16];
-        // As in the moka store: without randomness the digests are only
-        // predictable, and a collision can only refuse, never accept.
-        let _ = getrandom::fill(&mut random);
-        let (k0, k1) = random.split_at(8);
-        let key = |half: &[u8]| u64::from_le_bytes(half.try_into().unwrap_or_default());
         Self {
             inner: Arc::new(Inner {
                 shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-                digest_keys: (key(k0), key(k1)),
+                digester: Digester::random(),
                 capacity,
                 len: AtomicU64::new(0),
                 created: Instant::now(),
@@ -115,12 +107,6 @@ impl Inner {
         u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn digest(&self, entry: &ReplayKey) -> u128 {
-        let mut hasher = SipHasher13::new_with_keys(self.digest_keys.0, self.digest_keys.1);
-        hasher.write(entry.as_bytes());
-        hasher.finish128().as_u128()
-    }
-
     fn sweep(&self, shard: &mut Shard, now: u64) {
         let before = shard.entries.len();
         shard.entries.retain(|_, expires| *expires > now);
@@ -148,7 +134,7 @@ impl Inner {
         let digests: SmallVec<[(usize, u128); 2]> = entries
             .iter()
             .map(|entry| {
-                let digest = self.digest(entry);
+                let digest = self.digester.digest(entry);
                 ((digest >> 64) as usize % SHARDS, digest)
             })
             .collect();
