@@ -16,8 +16,12 @@ use armor_psk::{
 };
 use axum::Router;
 use axum::routing::get;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
+use bytes::Bytes;
+use http::Method;
+
+#[path = "support/client.rs"]
+mod client;
+use client::Connection;
 
 const KEY_ID: &str = "cluster-demo-key";
 const SECRET: &str = "cluster-demo-secret";
@@ -38,25 +42,18 @@ async fn instance(store: impl ReplayStore) -> std::io::Result<SocketAddr> {
 async fn get_me(
     addr: SocketAddr,
     authorization: &str,
-) -> Result<(u16, String), Box<dyn std::error::Error>> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    let request = http::Request::get("/me")
-        .header("host", addr.to_string())
-        .header("authorization", authorization)
-        .body(Empty::<bytes::Bytes>::new())?;
-    let response = sender.send_request(request).await?;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+) -> Result<(u16, String), Box<dyn std::error::Error + Send + Sync>> {
+    let mut connection = Connection::open(addr).await?;
+    let (status, body) = connection
+        .send(Method::GET, "/me", authorization, Bytes::new())
+        .await?;
+    Ok((status.as_u16(), String::from_utf8_lossy(&body).into_owned()))
 }
 
 async fn replay_across(
     first: SocketAddr,
     second: SocketAddr,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let header = Signer::new(KEY_ID, SECRET)?.sign("GET", "/me", b"");
     let (status, body) = get_me(first, &header).await?;
     println!("  instance A ({first}): {status} {body}");
@@ -66,7 +63,7 @@ async fn replay_across(
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let url =
         std::env::var("ARMOR_PSK_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     let prefix = format!("armor-psk-cluster-demo:{}:", uuid::Uuid::new_v4());

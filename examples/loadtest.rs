@@ -30,8 +30,11 @@ use armor_psk::{
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http::Method;
+
+#[path = "support/client.rs"]
+mod client;
+use client::Connection;
 
 const KEY_ID: &str = "20a37099-4a0b-432f-bf46-5fa690a0405c";
 const SECRET: &str = "a-secret-of-reasonable-length-0123456789";
@@ -119,36 +122,20 @@ async fn drive(
         .map(|_| {
             let (next, headers, body) = (next.clone(), headers.clone(), body.clone());
             tokio::spawn(async move {
-                let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-                stream.set_nodelay(true).expect("nodelay");
-                let (mut sender, connection) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                        .await
-                        .expect("handshake");
-                tokio::spawn(connection);
+                let mut connection = Connection::open(addr).await.expect("connect");
                 let (mut ok, mut failed, mut latencies) = (0, 0, Vec::new());
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= headers.len() || Instant::now() >= deadline {
                         break;
                     }
-                    let request = http::Request::post(PATH)
-                        .header("host", addr.to_string())
-                        .header("authorization", &headers[i])
-                        .body(Full::new(body.clone()))
-                        .expect("request");
                     let sent = Instant::now();
-                    let done = async {
-                        sender.ready().await?;
-                        let response = sender.send_request(request).await?;
-                        let status = response.status();
-                        response.into_body().collect().await?;
-                        Ok::<_, hyper::Error>(status)
-                    }
-                    .await;
+                    let done = connection
+                        .send(Method::POST, PATH, &headers[i], body.clone())
+                        .await;
                     latencies.push(sent.elapsed());
                     match done {
-                        Ok(status) if status.is_success() => ok += 1,
+                        Ok((status, _)) if status.is_success() => ok += 1,
                         _ => failed += 1,
                     }
                 }

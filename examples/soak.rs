@@ -26,9 +26,12 @@ use std::time::{Duration, Instant};
 use armor_psk::{ArmorPskLayer, Identity, MemoryKeyStore, MemoryReplayStore, Signer};
 use axum::Router;
 use axum::body::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http::Method;
 use tokio::sync::{Mutex, mpsc};
+
+#[path = "support/client.rs"]
+mod client;
+use client::Connection;
 
 const KEY_ID: &str = "soak-key";
 const SECRET: &str = "soak-secret-0123456789";
@@ -74,31 +77,17 @@ async fn worker(
     tally: Arc<Tally>,
     accepted_headers: Arc<Mutex<VecDeque<(Instant, String, Bytes)>>>,
 ) {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(connection);
+    let mut connection = Connection::open(addr).await.expect("connect");
     loop {
         let Some((kind, header, body)) = jobs.lock().await.recv().await else {
             return;
         };
-        let request = http::Request::post("/things")
-            .header("host", addr.to_string())
-            .header("authorization", &header)
-            .body(Full::new(body.clone()))
-            .expect("request");
-        let answer = async {
-            sender.ready().await?;
-            let response = sender.send_request(request).await?;
-            let status = response.status();
-            response.into_body().collect().await?;
-            Ok::<_, hyper::Error>(status)
-        }
-        .await;
+        let answer = connection
+            .send(Method::POST, "/things", &header, body.clone())
+            .await;
         let i = Tally::index(kind);
         match answer {
-            Ok(status) if status.is_success() => {
+            Ok((status, _)) if status.is_success() => {
                 tally.accepted[i].fetch_add(1, Ordering::Relaxed);
                 if kind == Kind::Legit {
                     accepted_headers
