@@ -144,43 +144,31 @@ fn sign_output_piped_into_a_real_request_against_the_mock() {
 fn request_sends_a_signed_request_and_the_mock_logs_it() {
     let mut server = mock();
     let url = format!("{}/me", server.url);
-    let (code, stdout, _) = run(&[
-        "request",
-        "--key-id",
-        KEY_ID,
-        "GET",
-        &url,
-        "--account",
-        "1024",
-    ]);
+    let get_me = |secret: &str, account: &str| {
+        run_as(
+            secret,
+            &[
+                "request",
+                "--key-id",
+                KEY_ID,
+                "GET",
+                &url,
+                "--account",
+                account,
+            ],
+        )
+    };
+
+    let (code, stdout, _) = get_me(SECRET, "1024");
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.starts_with("HTTP 200 OK"), "{stdout}");
     assert!(stdout.contains("\"userId\":4922"), "{stdout}");
 
-    let (code, stdout, _) = run(&[
-        "request",
-        "--key-id",
-        KEY_ID,
-        "GET",
-        &url,
-        "--account",
-        "2048",
-    ]);
+    let (code, stdout, _) = get_me(SECRET, "2048");
     assert_eq!(code, 1);
     assert!(stdout.starts_with("HTTP 403"), "{stdout}");
 
-    let (code, stdout, _) = run_as(
-        "wrong",
-        &[
-            "request",
-            "--key-id",
-            KEY_ID,
-            "GET",
-            &url,
-            "--account",
-            "1024",
-        ],
-    );
+    let (code, stdout, _) = get_me("wrong", "1024");
     assert_eq!(code, 1);
     assert!(stdout.contains("invalid_signature"), "{stdout}");
 
