@@ -59,13 +59,13 @@ pub use fixtures::{
 };
 pub use journal::{JournalEntry, Outcome};
 
-use crate::clock::{Clock, SystemClock};
-use crate::key_store::MemoryKeyStore;
-use crate::layer::ArmorPskLayer;
-use crate::rejection::Rejection;
-use crate::secret::generate_secret;
-use crate::signer::Signer;
-use crate::verify::{DEFAULT_WINDOW, Identity};
+use crate::keys::MemoryKeyStore;
+use crate::middleware::layer::ArmorPskLayer;
+use crate::protocol::clock::{Clock, SystemClock};
+use crate::protocol::rejection::Rejection;
+use crate::protocol::secret::generate_secret;
+use crate::protocol::signer::Signer;
+use crate::protocol::verify::{DEFAULT_WINDOW, Identity};
 use api::{Directory, ErrorCode};
 use journal::Journal;
 

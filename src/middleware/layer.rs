@@ -7,14 +7,14 @@ use std::time::Duration;
 use axum::response::Response;
 use tower_layer::Layer;
 
-use crate::body::DEFAULT_BODY_LIMIT;
-use crate::clock::{Clock, SystemClock};
-use crate::key_store::KeyStore;
-use crate::rejection::Rejection;
+use crate::keys::KeyStore;
+use crate::middleware::body::DEFAULT_BODY_LIMIT;
+use crate::middleware::response::RejectionResponder;
+use crate::middleware::service::ArmorPsk;
+use crate::protocol::clock::{Clock, SystemClock};
+use crate::protocol::rejection::Rejection;
+use crate::protocol::verify::{ConfigError, VerifyOptions};
 use crate::replay::{MemoryReplayStore, ReplayStore};
-use crate::response::RejectionResponder;
-use crate::service::ArmorPsk;
-use crate::verify::{ConfigError, VerifyOptions};
 
 /// Everything the service needs, shared by every clone of it.
 #[derive(Clone)]

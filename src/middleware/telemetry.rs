@@ -15,9 +15,9 @@
 use tracing::Span;
 use tracing::field::Empty;
 
-use crate::layer::Config;
-use crate::rejection::Rejection;
-use crate::verify::Identity;
+use crate::middleware::layer::Config;
+use crate::protocol::rejection::Rejection;
+use crate::protocol::verify::Identity;
 
 /// The span and clock of one verification.
 pub(crate) struct Observation {

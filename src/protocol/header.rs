@@ -4,8 +4,8 @@
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
-use crate::rejection::{Rejection, RejectionKind};
-use crate::signature::Signature;
+use crate::protocol::rejection::{Rejection, RejectionKind};
+use crate::protocol::signature::Signature;
 
 /// The authentication scheme name (matched case-insensitively).
 pub const SCHEME: &str = "ARMOR-PSK";

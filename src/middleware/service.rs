@@ -12,15 +12,15 @@ use http::request::Parts;
 use tower_service::Service;
 use tracing::Instrument as _;
 
-use crate::body;
-use crate::future::ResponseFuture;
-use crate::header::Credentials;
-use crate::layer::Config;
-use crate::rejection::{Rejection, RejectionKind};
+use crate::middleware::body;
+use crate::middleware::future::ResponseFuture;
+use crate::middleware::layer::Config;
+use crate::middleware::response::respond;
+use crate::middleware::telemetry::Observation;
+use crate::protocol::header::Credentials;
+use crate::protocol::rejection::{Rejection, RejectionKind};
+use crate::protocol::verify::{Identity, verify};
 use crate::replay::{ReplayKey, ReplayStoreError, Reservation, replay_ttl};
-use crate::response::respond;
-use crate::telemetry::Observation;
-use crate::verify::{Identity, verify};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

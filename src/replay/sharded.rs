@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
-use crate::key_store::BoxFuture;
-use crate::replay::{Digester, ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use super::{Digester, ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use crate::BoxFuture;
 
 const SHARDS: usize = 64;
 /// How often a shard drops its expired entries, at most (milliseconds).

@@ -6,8 +6,8 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::Mac as _;
 use sha2::{Digest as _, Sha256, Sha512};
 
-use crate::secret::Secret;
-use crate::signature::Signature;
+use crate::protocol::secret::Secret;
+use crate::protocol::signature::Signature;
 
 /// `base64(SHA-512(""))`, the body slot that some older clients send for an
 /// empty body.

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::verify::Identity;
+use crate::protocol::verify::Identity;
 
 /// Takes the [`Identity`] that [`ArmorPsk`](crate::ArmorPsk) put in the
 /// request's extensions.

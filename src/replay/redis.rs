@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::key_store::BoxFuture;
-use crate::replay::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use super::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use crate::BoxFuture;
 
 /// What the store answers when Redis cannot be reached in time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,32 +1,12 @@
-//! Looking up a key id's secret: an async trait and an in-memory store.
+//! Keys held in memory, changed at run time.
 
 use std::collections::HashMap;
-use std::future::{Future, ready};
-use std::pin::Pin;
+use std::future::ready;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::secret::Secret;
-
-/// A boxed, sendable future, as returned by the store traits.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Where the layer finds the secret of a key id.
-///
-/// Implement it over a database, a secrets manager or a configuration
-/// service; [`MemoryKeyStore`] is the in-process one.
-pub trait KeyStore: Send + Sync + 'static {
-    /// The secret of `key_id`, or `None` when the key is unknown or revoked.
-    ///
-    /// # Errors
-    /// [`KeyStoreError`] when the store cannot answer; the layer then
-    /// responds 503 `key_store_unavailable` rather than 401.
-    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>>;
-}
-
-/// The key store could not answer (it is not "the key is unknown").
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("key store unavailable: {0}")]
-pub struct KeyStoreError(pub String);
+use super::{KeyStore, KeyStoreError};
+use crate::BoxFuture;
+use crate::protocol::secret::Secret;
 
 /// Keys held in memory, shared by every clone; keys can be added and revoked
 /// while the server runs, and a revoked key fails the very next request.
@@ -121,11 +101,5 @@ impl<K: Into<String>, S: Into<Secret>> FromIterator<(K, S)> for MemoryKeyStore {
 impl KeyStore for MemoryKeyStore {
     fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>> {
         Box::pin(ready(Ok(self.lookup(key_id))))
-    }
-}
-
-impl<K: KeyStore> KeyStore for Arc<K> {
-    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>> {
-        (**self).get(key_id)
     }
 }

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 
-use crate::header::SCHEME;
-use crate::rejection::Rejection;
+use crate::protocol::header::SCHEME;
+use crate::protocol::rejection::Rejection;
 
 /// A user-supplied way to turn a [`Rejection`] into a response.
 pub(crate) type RejectionResponder = Arc<dyn Fn(&Rejection) -> Response + Send + Sync>;

@@ -11,8 +11,8 @@ use http::header::CONTENT_LENGTH;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use crate::canonical::{BodyDigest, BodyHasher};
-use crate::rejection::{Rejection, RejectionKind};
+use crate::protocol::canonical::{BodyDigest, BodyHasher};
+use crate::protocol::rejection::{Rejection, RejectionKind};
 
 /// The default body limit: 2 MiB, as axum's `DefaultBodyLimit`.
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;

@@ -2,10 +2,10 @@
 
 use std::fmt;
 
-use crate::canonical::{BodyDigest, Canonical};
-use crate::clock::{Clock, SystemClock};
-use crate::header::{SCHEME, check_nonce};
-use crate::secret::Secret;
+use crate::protocol::canonical::{BodyDigest, Canonical};
+use crate::protocol::clock::{Clock, SystemClock};
+use crate::protocol::header::{SCHEME, check_nonce};
+use crate::protocol::secret::Secret;
 
 /// Signs requests for one API key.
 ///

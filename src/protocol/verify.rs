@@ -8,10 +8,10 @@ use axum::extract::OriginalUri;
 use http::request::Parts;
 use subtle::ConstantTimeEq;
 
-use crate::canonical::{BodyDigest, BodySlot, Canonical};
-use crate::header::Credentials;
-use crate::rejection::{Rejection, RejectionKind};
-use crate::secret::{Secret, generate_secret};
+use crate::protocol::canonical::{BodyDigest, BodySlot, Canonical};
+use crate::protocol::header::Credentials;
+use crate::protocol::rejection::{Rejection, RejectionKind};
+use crate::protocol::secret::{Secret, generate_secret};
 
 /// The default window: a timestamp may be 300 seconds off either way.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
