@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench layer`. Prints, from interleaved rounds, each form's
 //! median and its ratio to the bare service, and the layer's added cost as a
-//! ratio to the crypto floor.
+//! ratio to the crypto floor: without a replay store, with
+//! `ShardedReplayStore`, and with the default (moka).
 
 mod common;
 
@@ -16,20 +17,20 @@ use armor_psk::{
 };
 use axum::body::Body;
 use bytes::Bytes;
-use common::{Fixture, KEY_ID, NOW, PATH, Ratios, SECRET};
+use common::{Fixture, KEY_ID, NOW, NoReplayStore, PATH, Ratios, SECRET};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 /// The inner service: reads the whole body and answers its length.
-async fn inner(request: Request<Body>) -> Result<Response<Body>, Infallible> {
+async fn inner<B: http_body::Body>(request: Request<B>) -> Result<Response<String>, Infallible> {
     let body = request
         .into_body()
         .collect()
         .await
         .map(|b| b.to_bytes().len());
-    Ok(Response::new(Body::from(body.unwrap_or(0).to_string())))
+    Ok(Response::new(body.unwrap_or(0).to_string()))
 }
 
 fn layer(store: impl ReplayStore, unique_nonces: bool) -> ArmorPskLayer {
@@ -50,9 +51,9 @@ fn request(fixture: &mut Fixture, body: &Bytes) -> Request<Body> {
         .unwrap()
 }
 
-fn call<S>(runtime: &tokio::runtime::Runtime, service: &S, request: Request<Body>) -> u16
+fn call<S, B>(runtime: &tokio::runtime::Runtime, service: &S, request: Request<Body>) -> u16
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone,
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone,
 {
     let response = runtime.block_on(service.clone().oneshot(request)).unwrap();
     response.status().as_u16()
@@ -67,6 +68,7 @@ fn benches(c: &mut Criterion) {
     let both = layer(moka(), true).layer(service_fn(inner));
     let signature_only = layer(moka(), false).layer(service_fn(inner));
     let sharded = layer(ShardedReplayStore::with_capacity(u64::MAX), true).layer(service_fn(inner));
+    let no_store = layer(NoReplayStore, true).layer(service_fn(inner));
 
     for (size, label) in [(200, "200B"), (1024 * 1024, "1MiB")] {
         let mut fixture = Fixture::new(size);
@@ -101,6 +103,11 @@ fn benches(c: &mut Criterion) {
                     black_box(floor_fixture.floor());
                 }
             })
+            .form("layer, no replay store", |batch| {
+                for request in batch.drain(..) {
+                    assert_eq!(call(&runtime, &no_store, request), 200);
+                }
+            })
             .form("layer, both entries (default)", |batch| {
                 for request in batch.drain(..) {
                     assert_eq!(call(&runtime, &both, request), 200);
@@ -119,14 +126,23 @@ fn benches(c: &mut Criterion) {
             .run(rounds, batch, |n| {
                 (0..n).map(|_| request(&mut fixture, &body)).collect()
             });
-        let [(_, bare), (_, floor), (_, both), (_, one), (_, sharded)] = medians.as_slice() else {
-            unreachable!("five forms")
+        let [
+            (_, bare),
+            (_, floor),
+            (_, none),
+            (_, both),
+            (_, one),
+            (_, sharded),
+        ] = medians.as_slice()
+        else {
+            unreachable!("six forms")
         };
         println!(
-            "  added by the layer, as a ratio to the floor: {:.2} (both entries), {:.2} (signature entry only), {:.2} (both, sharded store)",
+            "  added by the layer, as a ratio to the floor: {:.2} (no replay store; target <= 2), {:.2} (both entries, ShardedReplayStore), {:.2} (both entries, moka), {:.2} (signature entry only, moka)",
+            (none - bare) / floor,
+            (sharded - bare) / floor,
             (both - bare) / floor,
             (one - bare) / floor,
-            (sharded - bare) / floor
         );
     }
 }

@@ -86,7 +86,7 @@ impl Store {
             Self::Moka(store, _) => store.reserve(entries, TTL).now_or_never(),
             Self::Sharded(store) => store.reserve(entries, TTL).now_or_never(),
         };
-        reserved == Some(Ok(Reservation::Reserved))
+        matches!(reserved, Some(Ok(Reservation::Reserved)))
     }
 
     fn settle(&self) {

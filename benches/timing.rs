@@ -11,14 +11,14 @@ mod common;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Signer};
+use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Signer, VerifiedBody};
 use axum::body::Body;
 use common::{KEY_ID, NOW, PATH, SECRET, format_ns};
 use http::{Request, Response};
 use tower::{Layer, ServiceExt, service_fn};
 
-async fn inner(_request: Request<Body>) -> Result<Response<Body>, Infallible> {
-    Ok(Response::new(Body::empty()))
+async fn inner(_request: Request<VerifiedBody>) -> Result<Response<String>, Infallible> {
+    Ok(Response::new(String::new()))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -21,7 +21,7 @@ use std::hint::black_box;
 
 use armor_psk::{
     BodyDigest, Credentials, KeyStore, MemoryKeyStore, MemoryReplayStore, ReplayKey, ReplayStore,
-    Reservation, ShardedReplayStore, VerifyOptions, replay_ttl, verify,
+    Reservation, ShardedReplayStore, VerifyOptions, replay_ttl, signed_path, verify,
 };
 use common::{Fixture, KEY_ID, NOW, Ratios, SECRET, SIZES};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -47,8 +47,10 @@ impl Verifier {
         let credentials = Credentials::from_headers(&parts.headers).ok()?;
         let key = self.keys.get(credentials.key_id()).now_or_never()?.ok()?;
         let digest = BodyDigest::of(body);
+        let path = signed_path(parts.uri.path(), &self.options).ok()?;
         verify(
-            parts,
+            parts.method.as_str(),
+            &path,
             &credentials,
             &digest,
             key.as_ref(),
@@ -83,7 +85,10 @@ impl Verifier {
             std::slice::from_ref(&signature)
         };
         let ttl = replay_ttl(credentials.timestamp(), NOW, self.options.window());
-        store.reserve(entries, ttl).now_or_never() == Some(Ok(Reservation::Reserved))
+        matches!(
+            store.reserve(entries, ttl).now_or_never(),
+            Some(Ok(Reservation::Reserved))
+        )
     }
 }
 

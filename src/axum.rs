@@ -1,12 +1,16 @@
-//! The axum extractor for the verified [`Identity`].
+//! The axum glue (feature `axum`, on by default): [`Identity`] as an
+//! extractor, [`IntoResponse`] for [`Rejection`], and the original path of
+//! a request inside a nested router.
 
 use std::convert::Infallible;
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use ::axum::body::Body;
+use ::axum::extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri};
+use ::axum::response::{IntoResponse, Response};
 use http::request::Parts;
+use http::{Extensions, StatusCode};
 
+use crate::protocol::rejection::Rejection;
 use crate::protocol::verify::Identity;
 
 /// Takes the [`Identity`] that [`ArmorPsk`](crate::ArmorPsk) put in the
@@ -53,15 +57,28 @@ pub struct MissingIdentity;
 
 impl IntoResponse for MissingIdentity {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "Message": self.to_string(),
-            "error": "missing_identity",
-        });
+        let body = format!(r#"{{"Message":"{self}","error":"missing_identity"}}"#);
         (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(http::header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
+            body,
         )
             .into_response()
     }
+}
+
+/// The layer's default response ([`Rejection::into_http_response`]), for a
+/// handler or a middleware that refuses with a [`Rejection`] itself.
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        self.into_http_response().map(Body::from)
+    }
+}
+
+/// The path the client sent, when axum recorded it (inside a nested
+/// router, the request's own URI has lost the outer prefix).
+pub(crate) fn original_path(extensions: &Extensions) -> Option<&str> {
+    extensions
+        .get::<OriginalUri>()
+        .map(|original| original.path())
 }

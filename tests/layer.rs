@@ -14,7 +14,6 @@ use armor_psk::{
 };
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use common::{KEY_ID, NOW, app, harness, request_with_header, send, signed, signer};
 use http::{Request, StatusCode};
@@ -572,7 +571,7 @@ async fn hashed_empty_body_slot_is_an_option() {
 struct DownKeys;
 impl KeyStore for DownKeys {
     fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>> {
-        Box::pin(async { Err(KeyStoreError("database at 10.0.0.5 refused".into())) })
+        Box::pin(async { Err(KeyStoreError::new("database at 10.0.0.5 refused")) })
     }
 }
 
@@ -624,11 +623,10 @@ async fn full_replay_store_refuses_instead_of_forgetting() {
 async fn custom_rejection_response_keeps_the_reason_readable() {
     let h = harness();
     let layer = h.layer.with_rejection_response(|rejection: &Rejection| {
-        (
-            StatusCode::IM_A_TEAPOT,
-            format!("nope: {}", rejection.code()),
-        )
-            .into_response()
+        http::Response::builder()
+            .status(StatusCode::IM_A_TEAPOT)
+            .body(format!("nope: {}", rejection.code()))
+            .unwrap()
     });
     let router = app(layer);
     let response =

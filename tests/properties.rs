@@ -4,7 +4,8 @@
 //! what its grammar allows.
 
 use armor_psk::{
-    BodyDigest, Credentials, RejectionKind, Secret, Signature, Signer, VerifyOptions, verify,
+    BodyDigest, Credentials, RejectionKind, Secret, Signature, Signer, VerifyOptions, signed_path,
+    verify,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -108,13 +109,16 @@ impl Signed {
         let credentials = Credentials::from_headers(&parts.headers).map_err(|r| r.kind())?;
         let secret = Secret::new(self.secret.as_bytes());
         let key = (credentials.key_id() == self.key_id).then_some(&secret);
+        let options = VerifyOptions::default();
+        let path = signed_path(parts.uri.path(), &options).map_err(|r| r.kind())?;
         verify(
-            &parts,
+            parts.method.as_str(),
+            &path,
             &credentials,
             &BodyDigest::of(body),
             key,
             NOW,
-            &VerifyOptions::default(),
+            &options,
         )
         .map(|_| ())
         .map_err(|r| r.kind())

@@ -5,7 +5,7 @@ mod common;
 
 use std::convert::Infallible;
 
-use armor_psk::{ArmorPsk, ArmorPskLayer, Identity};
+use armor_psk::{ArmorPsk, ArmorPskLayer, Identity, VerifiedBody};
 use axum::body::Body;
 use common::{NOW, harness, signed};
 use http::{Request, Response, StatusCode};
@@ -13,7 +13,11 @@ use http_body_util::BodyExt;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_test::mock;
 
-async fn body_text(response: axum::response::Response) -> String {
+async fn body_text<B>(response: Response<B>) -> String
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
@@ -24,7 +28,7 @@ async fn over_a_plain_service_fn_inside_a_service_builder() {
     let service = ServiceBuilder::new()
         .concurrency_limit(8)
         .layer(h.layer)
-        .service(service_fn(|request: Request<Body>| async move {
+        .service(service_fn(|request: Request<VerifiedBody>| async move {
             let identity = request.extensions().get::<Identity>().cloned();
             let body = request.into_body().collect().await.unwrap().to_bytes();
             let text = format!(
@@ -50,8 +54,8 @@ async fn over_a_plain_service_fn_inside_a_service_builder() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
-type Mock = mock::Mock<Request<Body>, Response<String>>;
-type Handle = mock::Handle<Request<Body>, Response<String>>;
+type Mock = mock::Mock<Request<VerifiedBody>, Response<String>>;
+type Handle = mock::Handle<Request<VerifiedBody>, Response<String>>;
 
 /// The layer over a `tower_test` mock inner service.
 fn mocked(layer: &ArmorPskLayer) -> (mock::Spawn<ArmorPsk<Mock>>, Handle) {

@@ -5,7 +5,7 @@ mod common;
 
 use armor_psk::{
     ArmorPskLayer, BodyDigest, BodySlot, Canonical, Credentials, Identity, ManualClock,
-    MemoryKeyStore, Rejection, RejectionKind, Secret, Signer, VerifyOptions, verify,
+    MemoryKeyStore, Rejection, RejectionKind, Secret, Signer, VerifyOptions, signed_path, verify,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -138,8 +138,10 @@ fn check(
 ) -> Result<Identity, Rejection> {
     let parts = parts_for(v);
     let credentials = Credentials::from_headers(&parts.headers).unwrap();
+    let path = signed_path(parts.uri.path(), options)?;
     verify(
-        &parts,
+        parts.method.as_str(),
+        &path,
         &credentials,
         body,
         Some(&Secret::new(secret)),

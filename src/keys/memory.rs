@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::future::ready;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::{KeyStore, KeyStoreError};
-use crate::BoxFuture;
+use super::store::{KeyStore, KeyStoreError};
+use crate::boxed::BoxFuture;
 use crate::protocol::secret::Secret;
 
 /// Keys held in memory, shared by every clone; keys can be added and revoked

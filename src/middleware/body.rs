@@ -1,9 +1,10 @@
-//! Buffering the request body up to a limit, hashing it as it arrives.
+//! The request body: read once into one buffer up to the limit, hashed as it
+//! arrives, and handed on as [`VerifiedBody`].
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use http::HeaderMap;
@@ -17,22 +18,41 @@ use crate::protocol::rejection::{Rejection, RejectionKind};
 /// The default body limit: 2 MiB, as axum's `DefaultBodyLimit`.
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
-fn too_large(limit: usize) -> Rejection {
-    Rejection::new(
-        RejectionKind::BodyTooLarge,
-        format!("the request body is larger than {limit} bytes"),
-    )
-}
-
-/// A verified body, kept as the frames it arrived in: buffering it costs
-/// no copy, and the inner service reads the same frames.
+/// The request body the inner service receives: exactly the bytes that were
+/// verified, as one `Bytes` frame (no copy when the body arrived as one
+/// frame).
+///
+/// ```
+/// use armor_psk::VerifiedBody;
+/// use http_body::Body as _;
+///
+/// let body = VerifiedBody::default();
+/// assert!(body.is_end_stream());
+/// assert!(body.into_bytes().is_empty());
+/// ```
 #[derive(Debug, Default)]
-pub(crate) struct Buffered {
-    chunks: VecDeque<Bytes>,
-    remaining: u64,
+pub struct VerifiedBody {
+    data: Option<Bytes>,
 }
 
-impl Body for Buffered {
+impl VerifiedBody {
+    /// The whole body, without polling.
+    pub fn into_bytes(self) -> Bytes {
+        self.data.unwrap_or_default()
+    }
+
+    /// The body's length in bytes.
+    pub fn len(&self) -> usize {
+        self.data.as_ref().map_or(0, Bytes::len)
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Body for VerifiedBody {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -40,69 +60,253 @@ impl Body for Buffered {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let chunk = self.chunks.pop_front();
-        if let Some(chunk) = &chunk {
-            self.remaining -= chunk.len() as u64;
-        }
-        Poll::Ready(chunk.map(|chunk| Ok(Frame::data(chunk))))
+        Poll::Ready(self.data.take().map(|data| Ok(Frame::data(data))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.chunks.is_empty()
+        self.data.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
+        SizeHint::with_exact(self.len() as u64)
     }
 }
 
-/// Reads the whole body, refusing it as soon as it passes `limit` bytes
-/// (before reading anything when `Content-Length` already says so), and
-/// hashes each frame as it comes.
-pub(crate) async fn buffer<B>(
+/// How much of a body the layer reads and throws away before answering a
+/// rejection, so that a client that writes its whole body before reading
+/// sees the answer rather than a reset connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Drain {
+    pub(crate) max_bytes: u64,
+    pub(crate) max_time: Duration,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Self {
+            max_bytes: 4 * 1024 * 1024,
+            max_time: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Drain {
+    /// Reads `body` to its end and drops what it reads, unless it declares
+    /// more than `max_bytes`, sends more, or takes longer than `max_time`
+    /// (checked as frames arrive; a body that stalls is the server's read
+    /// timeout's to end). Nothing read is kept.
+    pub(crate) async fn discard<B: Body>(&self, headers: &HeaderMap, body: B) {
+        if body.is_end_stream()
+            || declared_length(headers).is_some_and(|length| length > self.max_bytes)
+            || body.size_hint().lower() > self.max_bytes
+        {
+            return;
+        }
+        let started = Instant::now();
+        let mut body = std::pin::pin!(body);
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                read = read.saturating_add(data.remaining() as u64);
+            }
+            if read > self.max_bytes || started.elapsed() > self.max_time {
+                return;
+            }
+        }
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+}
+
+fn too_large(limit: usize) -> Rejection {
+    Rejection::new(
+        RejectionKind::BodyTooLarge,
+        format!("the request body is larger than {limit} bytes"),
+    )
+}
+
+/// The body as it is read: the first frame kept as it came (no copy for a
+/// body of one frame), then one buffer that never grows past the limit,
+/// however the body is cut into frames.
+#[derive(Debug)]
+struct Accumulator {
+    first: Option<Bytes>,
+    buffer: Vec<u8>,
+    hasher: BodyHasher,
+    total: usize,
+    limit: usize,
+    declared: Option<u64>,
+}
+
+/// A body passed the limit.
+struct TooLarge;
+
+impl Accumulator {
+    fn new(limit: usize, declared: Option<u64>) -> Self {
+        Self {
+            first: None,
+            buffer: Vec::new(),
+            hasher: BodyHasher::default(),
+            total: 0,
+            limit,
+            declared,
+        }
+    }
+
+    fn push(&mut self, mut data: impl Buf) -> Result<(), TooLarge> {
+        let len = data.remaining();
+        self.total = self.total.saturating_add(len);
+        if self.total > self.limit {
+            return Err(TooLarge);
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        if self.first.is_none() && self.buffer.capacity() == 0 {
+            // Free for `Bytes` frames (hyper's, axum's): no copy.
+            let chunk = data.copy_to_bytes(len);
+            self.hasher.update(&chunk);
+            self.first = Some(chunk);
+            return Ok(());
+        }
+        if self.buffer.capacity() - self.buffer.len() < len {
+            self.grow(self.total);
+        }
+        if let Some(first) = self.first.take() {
+            self.buffer.extend_from_slice(&first);
+        }
+        while data.has_remaining() {
+            let chunk = data.chunk();
+            self.hasher.update(chunk);
+            self.buffer.extend_from_slice(chunk);
+            let advanced = chunk.len();
+            data.advance(advanced);
+        }
+        Ok(())
+    }
+
+    /// Makes room for `needed` bytes in all: the declared length if there is
+    /// one and it suffices, else twice what is held, never more than the
+    /// limit.
+    fn grow(&mut self, needed: usize) {
+        let declared = self
+            .declared
+            .and_then(|length| usize::try_from(length).ok());
+        let wanted = match declared {
+            Some(declared) if declared >= needed => declared,
+            _ => self.buffer.capacity().saturating_mul(2).max(16 * 1024),
+        };
+        let capacity = wanted.max(needed).min(self.limit);
+        self.buffer
+            .reserve_exact(capacity.saturating_sub(self.buffer.len()));
+    }
+
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.buffer.capacity() + self.first.as_ref().map_or(0, Bytes::len)
+    }
+
+    fn finish(self) -> (VerifiedBody, BodyDigest) {
+        let data = match self.first {
+            Some(first) => Some(first),
+            None if self.buffer.is_empty() => None,
+            None => Some(Bytes::from(self.buffer)),
+        };
+        (VerifiedBody { data }, self.hasher.finish())
+    }
+}
+
+/// Reads the whole body into one buffer, refusing it as soon as it passes
+/// `limit` bytes (before reading anything when `Content-Length` already
+/// says so), and hashes it as it comes. A refused body is drained first.
+pub(crate) async fn read<B>(
     headers: &HeaderMap,
     body: B,
     limit: usize,
-) -> Result<(Buffered, BodyDigest), Rejection>
+    drain: &Drain,
+) -> Result<(VerifiedBody, BodyDigest), Rejection>
 where
     B: Body,
-    B::Error: std::fmt::Display,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
+    let declared = declared_length(headers);
     if declared.is_some_and(|length| length > limit as u64)
         || body.size_hint().lower() > limit as u64
     {
+        drain.discard(headers, body).await;
         return Err(too_large(limit));
     }
 
     let mut body = std::pin::pin!(body);
-    let mut hasher = BodyHasher::default();
-    let mut buffered = Buffered::default();
-    let mut total = 0usize;
+    let mut accumulator = Accumulator::new(limit, declared);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| {
+            let error: Box<dyn std::error::Error + Send + Sync> = error.into();
             Rejection::new(
                 RejectionKind::InvalidBody,
                 format!("the request body could not be read: {error}"),
             )
         })?;
-        let Ok(mut data) = frame.into_data() else {
+        let Ok(data) = frame.into_data() else {
             continue; // trailers are not signed
         };
-        // Free for `Bytes` frames (hyper's, axum's): no copy.
-        let chunk = data.copy_to_bytes(data.remaining());
-        total = total.saturating_add(chunk.len());
-        if total > limit {
+        if accumulator.push(data).is_err() {
+            drop(accumulator);
+            drain.discard(headers, body).await;
             return Err(too_large(limit));
         }
-        if !chunk.is_empty() {
-            hasher.update(&chunk);
-            buffered.remaining += chunk.len() as u64;
-            buffered.chunks.push_back(chunk);
+    }
+    Ok(accumulator.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2 MiB − 1 bytes as 1-byte frames, with and without a declared
+    /// length: one buffer, never larger than the limit.
+    #[test]
+    fn one_byte_frames_fill_one_buffer_bounded_by_the_limit() {
+        let limit = DEFAULT_BODY_LIMIT;
+        let len = limit - 1;
+        for declared in [Some(len as u64), None] {
+            let mut accumulator = Accumulator::new(limit, declared);
+            let mut peak = 0;
+            for i in 0..len {
+                assert!(accumulator.push(&[(i % 251) as u8][..]).is_ok());
+                peak = peak.max(accumulator.capacity());
+            }
+            assert!(
+                peak <= limit,
+                "{declared:?}: peak capacity {peak} > {limit}"
+            );
+            let (body, digest) = accumulator.finish();
+            let expected: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            assert_eq!(body.into_bytes(), expected);
+            assert_eq!(digest, BodyDigest::of(&expected));
         }
     }
-    Ok((buffered, hasher.finish()))
+
+    #[test]
+    fn one_frame_is_kept_as_it_came() {
+        let frame = Bytes::from(vec![7u8; 1000]);
+        let mut accumulator = Accumulator::new(DEFAULT_BODY_LIMIT, Some(1000));
+        assert!(accumulator.push(frame.clone()).is_ok());
+        assert_eq!(accumulator.buffer.capacity(), 0);
+        let (body, _) = accumulator.finish();
+        let bytes = body.into_bytes();
+        assert_eq!(bytes.as_ptr(), frame.as_ptr(), "copied");
+    }
+
+    #[test]
+    fn a_byte_over_the_limit_is_refused() {
+        let mut accumulator = Accumulator::new(10, None);
+        assert!(accumulator.push(&[0u8; 10][..]).is_ok());
+        assert!(accumulator.push(&[0u8; 1][..]).is_err());
+    }
 }

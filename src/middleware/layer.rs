@@ -4,46 +4,56 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::response::Response;
+use bytes::Bytes;
 use tower_layer::Layer;
 
+use super::body::Drain;
+use super::config::Config;
+use super::service::ArmorPsk;
 use crate::keys::KeyStore;
-use crate::middleware::body::DEFAULT_BODY_LIMIT;
-use crate::middleware::response::RejectionResponder;
-use crate::middleware::service::ArmorPsk;
-use crate::protocol::clock::{Clock, SystemClock};
+use crate::protocol::clock::Clock;
 use crate::protocol::rejection::Rejection;
-use crate::protocol::verify::{ConfigError, VerifyOptions};
-use crate::replay::{MemoryReplayStore, ReplayStore};
-
-/// Everything the service needs, shared by every clone of it.
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) keys: Arc<dyn KeyStore>,
-    pub(crate) replay: Arc<dyn ReplayStore>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) options: VerifyOptions,
-    pub(crate) body_limit: usize,
-    pub(crate) unique_nonces: bool,
-    #[cfg(feature = "metrics")]
-    pub(crate) key_id_metric_label: bool,
-    pub(crate) on_rejection: Option<RejectionResponder>,
-}
+use crate::protocol::verify::{ConfigError, NonceFormat, VerifyOptions};
+use crate::replay::ReplayStore;
 
 /// A [`Layer`] that verifies `ARMOR-PSK` signed requests before they reach
 /// the inner service.
 ///
+/// It wraps any tower service that takes `http::Request<VerifiedBody>`
+/// and answers `http::Response<B>` (an axum `Router`, a hyper
+/// `service_fn`, ...): the inner service receives exactly the verified bytes
+/// as a [`VerifiedBody`](crate::VerifiedBody), and the response body is
+/// [`ResponseBody<B>`](crate::ResponseBody): the inner body or the
+/// rejection's, nothing boxed.
+///
 /// Defaults: a ±300 s window, a 2 MiB body limit, an in-memory
-/// [`MemoryReplayStore`], the system clock, JSON rejections.
+/// [`MemoryReplayStore`](crate::MemoryReplayStore), the system clock, JSON
+/// rejections.
 ///
 /// ```
-/// use armor_psk::{ArmorPskLayer, MemoryKeyStore};
-/// use axum::{routing::get, Router};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::convert::Infallible;
+/// use armor_psk::{ArmorPskLayer, Identity, ManualClock, MemoryKeyStore, Signer, VerifiedBody};
+/// use http::{Request, Response, StatusCode};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
 /// let keys = MemoryKeyStore::new().with_key("key-1", "secret");
-/// let app: Router = Router::new()
-///     .route("/me", get(|| async { "hello" }))
-///     .layer(ArmorPskLayer::new(keys).with_body_limit(64 * 1024));
+/// let service = ServiceBuilder::new()
+///     .layer(ArmorPskLayer::new(keys).with_clock(ManualClock::new(1_700_000_000)))
+///     .service(service_fn(|request: Request<VerifiedBody>| async move {
+///         let who = request.extensions().get::<Identity>().unwrap().key_id().to_owned();
+///         Ok::<_, Infallible>(Response::new(format!("{who} sent {} bytes", request.body().len())))
+///     }));
+///
+/// let header = Signer::new("key-1", "secret").unwrap()
+///     .sign_at("POST", "/things", b"{}", "n-1", 1_700_000_000).unwrap();
+/// let signed = Request::post("/things").header("authorization", header).body("{}".to_owned()).unwrap();
+/// assert_eq!(service.clone().oneshot(signed).await.unwrap().status(), StatusCode::OK);
+///
+/// let unsigned = Request::post("/things").body("{}".to_owned()).unwrap();
+/// assert_eq!(service.oneshot(unsigned).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+/// # }
 /// ```
 #[derive(Clone)]
 pub struct ArmorPskLayer {
@@ -54,17 +64,7 @@ impl ArmorPskLayer {
     /// A layer that looks secrets up in `keys`, with the default settings.
     pub fn new(keys: impl KeyStore) -> Self {
         Self {
-            config: Arc::new(Config {
-                keys: Arc::new(keys),
-                replay: Arc::new(MemoryReplayStore::new()),
-                clock: Arc::new(SystemClock),
-                options: VerifyOptions::default(),
-                body_limit: DEFAULT_BODY_LIMIT,
-                unique_nonces: true,
-                #[cfg(feature = "metrics")]
-                key_id_metric_label: false,
-                on_rejection: None,
-            }),
+            config: Arc::new(Config::new(Arc::new(keys))),
         }
     }
 
@@ -123,6 +123,48 @@ impl ArmorPskLayer {
         Ok(self.update(|config| config.options = options))
     }
 
+    /// Accept only nonces of `format`; any other is refused with 401
+    /// `invalid_nonce` before the body is read.
+    ///
+    /// # Security
+    /// [`NonceFormat::Uuid`] refuses every path/nonce re-cut, even one that
+    /// reaches the server before the genuine request (the replay store alone
+    /// refuses it only after). Set it when all clients send UUID nonces, as
+    /// Armor's samples do.
+    #[must_use]
+    pub fn with_nonce_format(self, format: NonceFormat) -> Self {
+        self.update(|config| {
+            config.options = config.options.clone().with_nonce_format(format);
+        })
+    }
+
+    /// Accept the request target `*` (`OPTIONS * HTTP/1.1`), signed as the
+    /// path `*` (off by default: 401 `malformed_request`, as for any target
+    /// that is not a path starting with `/`).
+    #[must_use]
+    pub fn with_asterisk_form(self, accept: bool) -> Self {
+        self.update(|config| {
+            config.options = config.options.clone().with_asterisk_form(accept);
+        })
+    }
+
+    /// How much of a refused request's unread body is read and thrown away
+    /// before the answer (default 4 MiB, 5 s). A client that writes its
+    /// whole body before it reads (most do) then sees the 401 or 413
+    /// instead of a connection reset. A body that declares more than
+    /// `max_bytes` is not read at all, and nothing read is kept. The time is
+    /// checked as frames arrive: a body that stalls is ended by the server's
+    /// own read timeout (see the README's server set-up).
+    #[must_use]
+    pub fn with_drain_limit(self, max_bytes: u64, max_time: Duration) -> Self {
+        self.update(|config| {
+            config.drain = Drain {
+                max_bytes,
+                max_time,
+            };
+        })
+    }
+
     /// Whether a nonce may be accepted only once per key within the window
     /// (default `true`). Each accepted request then reserves two replay-store
     /// entries, its signature and its nonce; with `false`, only the
@@ -162,12 +204,27 @@ impl ArmorPskLayer {
     }
 
     /// Builds rejection responses with `respond` instead of the default JSON
-    /// body. The [`Rejection`] is still put in the response's extensions.
+    /// body; any body that turns into `Bytes` (`String`, `&'static str`,
+    /// `Vec<u8>`, ...). The [`Rejection`] is still put in the response's
+    /// extensions.
+    ///
+    /// ```
+    /// use armor_psk::{ArmorPskLayer, MemoryKeyStore};
+    ///
+    /// let layer = ArmorPskLayer::new(MemoryKeyStore::new()).with_rejection_response(|rejection| {
+    ///     http::Response::builder()
+    ///         .status(rejection.status())
+    ///         .body(format!("refused: {}", rejection.code()))
+    ///         .unwrap()
+    /// });
+    /// ```
     #[must_use]
-    pub fn with_rejection_response(
-        self,
-        respond: impl Fn(&Rejection) -> Response + Send + Sync + 'static,
-    ) -> Self {
+    pub fn with_rejection_response<F, B>(self, respond: F) -> Self
+    where
+        F: Fn(&Rejection) -> http::Response<B> + Send + Sync + 'static,
+        B: Into<Bytes>,
+    {
+        let respond = move |rejection: &Rejection| respond(rejection).map(Into::into);
         self.update(|config| config.on_rejection = Some(Arc::new(respond)))
     }
 
@@ -188,16 +245,5 @@ impl<S> Layer<S> for ArmorPskLayer {
 impl fmt::Debug for ArmorPskLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.config.fmt(f)
-    }
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ArmorPskLayer")
-            .field("options", &self.options)
-            .field("body_limit", &self.body_limit)
-            .field("unique_nonces", &self.unique_nonces)
-            .field("custom_rejection", &self.on_rejection.is_some())
-            .finish_non_exhaustive()
     }
 }

@@ -1,11 +1,10 @@
-//! The tower plumbing: [`ArmorPskLayer`](crate::ArmorPskLayer) and
-//! [`ArmorPsk`](crate::ArmorPsk), the future, the bodies and what the layer
-//! tells operators. The checks themselves live in
-//! `protocol`.
+//! The tower plumbing: the layer, its service, future and bodies, and what
+//! it tells operators. The checks themselves live in `protocol`; this
+//! module only orders them around a request.
 
 pub(crate) mod body;
+pub(crate) mod config;
 pub(crate) mod future;
-#[allow(clippy::module_inception)]
 pub(crate) mod layer;
 pub(crate) mod response;
 pub(crate) mod service;

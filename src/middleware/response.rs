@@ -1,52 +1,75 @@
-//! How a rejection is written as an HTTP response.
+//! The response body: the inner service's, or the rejection's, without
+//! boxing either.
 
-use std::sync::Arc;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use axum::body::Body;
-use axum::response::{IntoResponse, Response};
-use http::HeaderValue;
-use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
 
-use crate::protocol::header::SCHEME;
-use crate::protocol::rejection::Rejection;
-
-/// A user-supplied way to turn a [`Rejection`] into a response.
-pub(crate) type RejectionResponder = Arc<dyn Fn(&Rejection) -> Response + Send + Sync>;
-
-/// The default response: the rejection's status, a JSON body
-/// `{"Message": "...", "error": "<code>"}` (plus `server_time` when the
-/// timestamp was out of the window), and `WWW-Authenticate: ARMOR-PSK` on a
-/// 401.
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        let mut body = serde_json::json!({
-            "Message": self.message(),
-            "error": self.code(),
-        });
-        if let Some(server_time) = self.server_time() {
-            body["server_time"] = server_time.into();
-        }
-        let mut response = Response::new(Body::from(body.to_string()));
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if self.status() == http::StatusCode::UNAUTHORIZED {
-            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(SCHEME));
-        }
-        response.extensions_mut().insert(self);
-        response
+pin_project! {
+    /// The body of a response from [`ArmorPsk`](crate::ArmorPsk): the inner
+    /// service's body as it is, or the rejection's bytes.
+    #[derive(Debug)]
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: Inner<B>,
     }
 }
 
-/// The response for `rejection`, by `custom` if given, and always with the
-/// rejection in its extensions.
-pub(crate) fn respond(rejection: Rejection, custom: Option<&RejectionResponder>) -> Response {
-    match custom {
-        Some(custom) => {
-            let mut response = custom(&rejection);
-            response.extensions_mut().insert(rejection);
-            response
+pin_project! {
+    #[project = InnerProj]
+    #[derive(Debug)]
+    enum Inner<B> {
+        Service { #[pin] body: B },
+        Rejection { data: Option<Bytes> },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn service(body: B) -> Self {
+        Self {
+            inner: Inner::Service { body },
         }
-        None => rejection.into_response(),
+    }
+
+    pub(crate) fn rejection(data: Bytes) -> Self {
+        Self {
+            inner: Inner::Rejection {
+                data: Some(data).filter(|data| !data.is_empty()),
+            },
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().inner.project() {
+            InnerProj::Service { body } => body.poll_frame(cx),
+            InnerProj::Rejection { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Service { body } => body.is_end_stream(),
+            Inner::Rejection { data } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Service { body } => body.size_hint(),
+            Inner::Rejection { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |data| data.len() as u64))
+            }
+        }
     }
 }

@@ -1,36 +1,36 @@
 //! The tower `Service`: runs the checks in order, then the inner service.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::body::Body;
-use axum::response::Response;
-use bytes::Bytes;
-use http::Request;
 use http::request::Parts;
+use http::{Request, Response};
+use http_body::Body;
 use tower_service::Service;
-use tracing::Instrument as _;
 
-use crate::middleware::body;
-use crate::middleware::future::ResponseFuture;
-use crate::middleware::layer::Config;
-use crate::middleware::response::respond;
-use crate::middleware::telemetry::Observation;
+use super::body::{self, VerifiedBody};
+use super::config::Config;
+use super::future::ResponseFuture;
+use super::response::ResponseBody;
+use super::telemetry::Observation;
+use crate::boxed::BoxError;
 use crate::protocol::header::Credentials;
 use crate::protocol::rejection::{Rejection, RejectionKind};
-use crate::protocol::verify::{Identity, verify};
+use crate::protocol::secret::Secret;
+use crate::protocol::verify::{signed_path, verify};
 use crate::replay::{ReplayKey, ReplayStoreError, Reservation, replay_ttl};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 /// Verifies each request's `ARMOR-PSK` signature, then calls the inner
-/// service with the verified body and an [`Identity`] in the request's
-/// extensions. Made by [`ArmorPskLayer`](crate::ArmorPskLayer).
+/// service with the verified body ([`VerifiedBody`]) and an
+/// [`Identity`](crate::Identity) in the request's extensions. Made by
+/// [`ArmorPskLayer`](crate::ArmorPskLayer).
 ///
-/// The checks, in order: header syntax, key lookup, body (up to the limit),
-/// HMAC, timestamp window, replay reservation. A refused request never
-/// reaches the inner service; it gets a response, never an `Err`.
+/// The checks, in order: request target, header syntax, nonce format, key
+/// lookup, body (up to the limit), HMAC, timestamp window, replay
+/// reservation. A refused request never reaches the inner service; it gets
+/// a response, never an `Err`.
 #[derive(Clone)]
 pub struct ArmorPsk<S> {
     inner: S,
@@ -46,6 +46,16 @@ impl<S> ArmorPsk<S> {
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, the layer removed.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S: fmt::Debug> fmt::Debug for ArmorPsk<S> {
@@ -57,87 +67,69 @@ impl<S: fmt::Debug> fmt::Debug for ArmorPsk<S> {
     }
 }
 
-impl<S, B, ResBody> Service<Request<B>> for ArmorPsk<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ArmorPsk<S>
 where
-    S: Service<Request<Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: fmt::Display,
-    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
+    S: Service<Request<VerifiedBody>, Response = Response<ResBody>> + Clone,
+    ReqBody: Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<BoxError> + Send,
 {
-    type Response = Response;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+    type Future = ResponseFuture<S, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Take the service that was driven to readiness; leave a clone.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let config = Arc::clone(&self.config);
-        ResponseFuture {
-            inner: Box::pin(async move {
-                let (mut parts, body) = request.into_parts();
-                let observation = Observation::start();
-                let outcome = authenticate(&config, &parts, body)
-                    .instrument(observation.span().clone())
-                    .await;
-                observation.finish(outcome.as_ref().map(|(identity, _)| identity), &config);
-                match outcome {
-                    Ok((identity, body)) => {
-                        parts.extensions.insert(identity);
-                        let request = Request::from_parts(parts, Body::new(body));
-                        let response = inner.call(request).await?;
-                        Ok(response.map(Body::new))
-                    }
-                    Err(rejection) => {
-                        log_rejection(&rejection);
-                        Ok(respond(rejection, config.on_rejection.as_ref()))
-                    }
-                }
-            }),
-        }
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let checks = Box::pin(authenticate(Arc::clone(&self.config), request));
+        ResponseFuture::new(
+            checks,
+            inner,
+            Arc::clone(&self.config),
+            Observation::start(),
+        )
     }
 }
 
-/// The checks, in order; on success the identity and the verified body.
+/// The checks, in order; on success the request for the inner service. A
+/// body left unread by a rejection is drained first (within bounds), so that
+/// a client still writing it reads the answer instead of a reset.
 async fn authenticate<B>(
-    config: &Config,
-    parts: &Parts,
-    body: B,
-) -> Result<(Identity, body::Buffered), Rejection>
+    config: Arc<Config>,
+    request: Request<B>,
+) -> Result<Request<VerifiedBody>, Rejection>
 where
-    B: http_body::Body,
-    B::Error: fmt::Display,
+    B: Body,
+    B::Error: Into<BoxError>,
 {
-    let credentials = Credentials::from_headers(&parts.headers)?;
+    let (mut parts, body) = request.into_parts();
+    let (path, credentials, key) = match before_body(&config, &parts).await {
+        Ok(checked) => checked,
+        Err(rejection) => {
+            config.drain.discard(&parts.headers, body).await;
+            return Err(rejection);
+        }
+    };
     let key_id = credentials.key_id();
-    tracing::Span::current().record("key_id", key_id);
-    let key = config.keys.get(key_id).await.map_err(|error| {
-        tracing::warn!(key_id, %error, "ARMOR-PSK key store failed");
-        Rejection::new(
-            RejectionKind::KeyStoreUnavailable,
-            "the key store is unavailable",
-        )
-        .with_key_id(key_id)
-    })?;
-    let (bytes, digest) = body::buffer(&parts.headers, body, config.body_limit)
+    let (body, digest) = body::read(&parts.headers, body, config.body_limit, &config.drain)
         .await
         .map_err(|rejection| rejection.with_key_id(key_id))?;
     let now = config.clock.now();
     let identity = verify(
-        parts,
+        parts.method.as_str(),
+        &path,
         &credentials,
         &digest,
         key.as_ref(),
         now,
         &config.options,
     )?;
+    drop(path);
 
     // Signature first: a replayed signature then never burns a nonce.
     let signature = ReplayKey::signature(key_id, credentials.signature());
@@ -149,33 +141,69 @@ where
         std::slice::from_ref(&signature)
     };
     let ttl = replay_ttl(credentials.timestamp(), now, config.options.window());
-    let refused = |kind, message| Err(Rejection::new(kind, message).with_key_id(key_id));
+    let refused = |kind, message| Rejection::new(kind, message).with_key_id(key_id);
     match config.replay.reserve(entries, ttl).await {
-        Ok(Reservation::Reserved) => Ok((identity, bytes)),
-        Ok(Reservation::Replayed) => refused(
+        Ok(Reservation::Reserved) => {
+            parts.extensions.insert(identity);
+            Ok(Request::from_parts(parts, body))
+        }
+        Ok(Reservation::Replayed) => Err(refused(
             RejectionKind::ReplayedRequest,
             "this nonce or signature was already used",
-        ),
-        Err(ReplayStoreError::Full) => refused(
+        )),
+        Err(ReplayStoreError::Full) => Err(refused(
             RejectionKind::ReplayStoreFull,
             "the replay store is full; try again later",
-        ),
+        )),
         Err(error) => {
-            tracing::warn!(key_id, %error, "ARMOR-PSK replay store failed");
-            refused(
+            tracing::warn!(
+                key_id,
+                error = &error as &dyn std::error::Error,
+                "ARMOR-PSK replay store failed"
+            );
+            Err(refused(
                 RejectionKind::ReplayStoreUnavailable,
                 "the replay store is unavailable",
-            )
+            ))
         }
     }
 }
 
-fn log_rejection(rejection: &Rejection) {
-    let key_id = rejection.key_id().unwrap_or("-");
-    let reason = rejection.code();
-    if rejection.status().is_server_error() {
-        tracing::warn!(key_id, reason, "ARMOR-PSK request refused");
-    } else {
-        tracing::info!(key_id, reason, "ARMOR-PSK request refused");
+/// What can be checked before the body is read: the request target, the
+/// header, the nonce's format, and the key's lookup.
+async fn before_body<'a>(
+    config: &Config,
+    parts: &'a Parts,
+) -> Result<(Cow<'a, str>, Credentials, Option<Secret>), Rejection> {
+    let path = signed_path(target_path(parts), &config.options)?;
+    let credentials = Credentials::from_headers(&parts.headers)?;
+    let key_id = credentials.key_id();
+    tracing::Span::current().record("key_id", key_id);
+    config
+        .options
+        .check_nonce(credentials.nonce())
+        .map_err(|rejection| rejection.with_key_id(key_id))?;
+    let key = config.keys.get(key_id).await.map_err(|error| {
+        tracing::warn!(
+            key_id,
+            error = &error as &dyn std::error::Error,
+            "ARMOR-PSK key store failed"
+        );
+        Rejection::new(
+            RejectionKind::KeyStoreUnavailable,
+            "the key store is unavailable",
+        )
+        .with_key_id(key_id)
+    })?;
+    Ok((path, credentials, key))
+}
+
+/// The request target's path as the client sent it: inside a nested axum
+/// router, the original URI's.
+fn target_path(parts: &Parts) -> &str {
+    #[cfg(feature = "axum")]
+    if let Some(path) = crate::axum::original_path(&parts.extensions) {
+        return path;
     }
+    parts.uri.path()
 }

@@ -15,11 +15,12 @@
 use tracing::Span;
 use tracing::field::Empty;
 
-use crate::middleware::layer::Config;
 use crate::protocol::rejection::Rejection;
 use crate::protocol::verify::Identity;
+use crate::replay::ReplayStore;
 
 /// The span and clock of one verification.
+#[derive(Debug)]
 pub(crate) struct Observation {
     span: Span,
     #[cfg(feature = "metrics")]
@@ -43,19 +44,26 @@ impl Observation {
         &self.span
     }
 
-    /// Records the outcome on the span and in the metrics.
-    pub(crate) fn finish(self, outcome: Result<&Identity, &Rejection>, config: &Config) {
+    /// Records the outcome on the span and in the metrics (the key id as a
+    /// label if `key_id_label`, the replay store's size as a gauge).
+    pub(crate) fn finish(
+        &self,
+        outcome: Result<&Identity, &Rejection>,
+        key_id_label: bool,
+        replay: &dyn ReplayStore,
+    ) {
         let (code, key_id) = match outcome {
             Ok(identity) => ("accepted", Some(identity.key_id())),
             Err(rejection) => (rejection.code(), rejection.key_id()),
         };
         // The key id was recorded on the span as soon as the header parsed.
         self.span.record("outcome", code);
+        if let Err(rejection) = outcome {
+            log_rejection(rejection);
+        }
         #[cfg(feature = "metrics")]
         {
-            let key_id = key_id
-                .filter(|_| config.key_id_metric_label)
-                .map(str::to_owned);
+            let key_id = key_id.filter(|_| key_id_label).map(str::to_owned);
             let counter = match (outcome.is_ok(), key_id) {
                 (true, None) => metrics::counter!("armor_psk_accepted_total"),
                 (true, Some(key_id)) => {
@@ -69,12 +77,25 @@ impl Observation {
             counter.increment(1);
             metrics::histogram!("armor_psk_verification_seconds")
                 .record(self.start.elapsed().as_secs_f64());
-            if let Some(entries) = config.replay.len_hint() {
+            if let Some(entries) = replay.len_hint() {
                 metrics::gauge!("armor_psk_replay_store_entries").set(entries as f64);
             }
         }
         #[cfg(not(feature = "metrics"))]
-        let _ = (config, key_id);
+        let _ = (key_id, key_id_label, replay);
+    }
+}
+
+/// One log line per refused request: the key id (at most
+/// [`MAX_KEY_ID_LEN`](crate::MAX_KEY_ID_LEN) bytes, or `-`) and the reason;
+/// a warning for the server's own failures (503).
+fn log_rejection(rejection: &Rejection) {
+    let key_id = rejection.key_id().unwrap_or("-");
+    let reason = rejection.code();
+    if rejection.status().is_server_error() {
+        tracing::warn!(key_id, reason, "ARMOR-PSK request refused");
+    } else {
+        tracing::info!(key_id, reason, "ARMOR-PSK request refused");
     }
 }
 

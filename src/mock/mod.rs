@@ -85,7 +85,7 @@ impl ApiKey {
     /// The system's random generator failed.
     pub fn generate() -> std::io::Result<Self> {
         Ok(Self {
-            key_id: uuid::Uuid::new_v4().to_string(),
+            key_id: crate::new_uuid_v4(),
             secret: generate_secret()?,
         })
     }

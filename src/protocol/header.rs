@@ -13,10 +13,16 @@ pub const SCHEME: &str = "ARMOR-PSK";
 /// The longest nonce accepted, in characters.
 pub const MAX_NONCE_LEN: usize = 128;
 
+/// The longest key id accepted, in bytes. Anything longer is
+/// `malformed_authorization`, and is never copied into a rejection or a log
+/// line.
+pub const MAX_KEY_ID_LEN: usize = 256;
+
 /// The four fields of a well-formed `ARMOR-PSK` header.
 ///
 /// Parsing is strict: a visible-ASCII header, the scheme (any case), one or
 /// more spaces, then exactly four non-empty fields separated by colons; the
+/// key id is at most [`MAX_KEY_ID_LEN`] bytes; the
 /// signature is 88 characters of canonical base64 for 64 bytes; the nonce is
 /// 1 to 128 characters; the timestamp is canonical decimal (digits only, no
 /// sign, no leading zero) that fits in a `u64`, so that each canonical string
@@ -109,6 +115,9 @@ impl Credentials {
         let timestamp = &credentials[colons[2] + 1..];
         if key_id.is_empty() {
             return Err(malformed("the key id is empty"));
+        }
+        if key_id.len() > MAX_KEY_ID_LEN {
+            return Err(malformed("the key id is longer than 256 bytes"));
         }
         if signature.is_empty() {
             return Err(malformed("the signature is empty"));

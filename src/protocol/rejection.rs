@@ -1,9 +1,13 @@
 //! Why a request was refused: a value with a machine-readable kind.
 
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
-use http::StatusCode;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, StatusCode};
+
+use super::header::SCHEME;
 
 /// The reason a request was refused. Each kind has a stable machine-readable
 /// [`code`](Self::code) (the `error` field of the JSON body) and an HTTP
@@ -11,13 +15,18 @@ use http::StatusCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RejectionKind {
+    /// The request target is not a path starting with `/` (authority form
+    /// `host:port`, or `*` unless allowed), so there is no path to check the
+    /// signature against. 401.
+    MalformedRequest,
     /// No `Authorization` header. 401.
     MissingAuthorization,
     /// The header does not follow `ARMOR-PSK key_id:signature:nonce:timestamp`
     /// (wrong scheme, field count, empty field, bad base64, non-ASCII,
     /// several headers). 401.
     MalformedAuthorization,
-    /// The nonce is empty or longer than 128 characters. 401.
+    /// The nonce is empty, longer than 128 characters, or not of the
+    /// configured [`NonceFormat`](crate::NonceFormat). 401.
     InvalidNonce,
     /// The timestamp is not canonical decimal digits fitting in a `u64`. 401.
     InvalidTimestamp,
@@ -45,6 +54,7 @@ impl RejectionKind {
     /// The machine-readable code, as sent in the `error` field.
     pub const fn code(self) -> &'static str {
         match self {
+            Self::MalformedRequest => "malformed_request",
             Self::MissingAuthorization => "missing_authorization",
             Self::MalformedAuthorization => "malformed_authorization",
             Self::InvalidNonce => "invalid_nonce",
@@ -73,7 +83,8 @@ impl RejectionKind {
     }
 
     /// Every kind, for tables and tests.
-    pub const ALL: [RejectionKind; 12] = [
+    pub const ALL: [RejectionKind; 13] = [
+        Self::MalformedRequest,
         Self::MissingAuthorization,
         Self::MalformedAuthorization,
         Self::InvalidNonce,
@@ -161,6 +172,63 @@ impl Rejection {
     pub fn key_id(&self) -> Option<&str> {
         self.key_id.as_deref()
     }
+}
+
+impl Rejection {
+    /// The default JSON body: `{"Message": "...", "error": "<code>"}`, plus
+    /// `"server_time"` when the timestamp was out of the window.
+    ///
+    /// ```
+    /// use armor_psk::{Rejection, RejectionKind};
+    ///
+    /// let rejection = Rejection::new(RejectionKind::InvalidSignature, "say \"no\"");
+    /// assert_eq!(rejection.to_json(), r#"{"Message":"say \"no\"","error":"invalid_signature"}"#);
+    /// ```
+    pub fn to_json(&self) -> String {
+        let mut json = String::with_capacity(64 + self.message.len());
+        json.push_str("{\"Message\":");
+        push_json_string(&mut json, &self.message);
+        json.push_str(",\"error\":\"");
+        json.push_str(self.code());
+        json.push('"');
+        if let Some(server_time) = self.server_time {
+            let _ = write!(json, ",\"server_time\":{server_time}");
+        }
+        json.push('}');
+        json
+    }
+
+    /// The default response: the rejection's status, the
+    /// [JSON body](Self::to_json), `Content-Type: application/json`,
+    /// `WWW-Authenticate: ARMOR-PSK` on a 401, and the rejection itself in
+    /// the response's extensions.
+    pub fn into_http_response(self) -> http::Response<Bytes> {
+        let mut response = http::Response::new(Bytes::from(self.to_json()));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if self.status() == StatusCode::UNAUTHORIZED {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(SCHEME));
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Appends `text` as a JSON string literal.
+fn push_json_string(json: &mut String, text: &str) {
+    json.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => json.push_str("\\\""),
+            '\\' => json.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(json, "\\u{:04x}", u32::from(c));
+            }
+            c => json.push(c),
+        }
+    }
+    json.push('"');
 }
 
 impl fmt::Display for Rejection {

@@ -2,10 +2,12 @@
 
 use std::fmt;
 
-use crate::protocol::canonical::{BodyDigest, Canonical};
-use crate::protocol::clock::{Clock, SystemClock};
-use crate::protocol::header::{SCHEME, check_nonce};
-use crate::protocol::secret::Secret;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::canonical::{BodyDigest, Canonical};
+use super::clock::{Clock, SystemClock};
+use super::header::{SCHEME, check_nonce};
+use super::secret::Secret;
 
 /// Signs requests for one API key.
 ///
@@ -66,7 +68,7 @@ impl Signer {
         body: &[u8],
         clock: &dyn Clock,
     ) -> String {
-        let nonce = uuid::Uuid::new_v4().to_string();
+        let nonce = new_uuid_v4();
         self.header(method, path, &BodyDigest::of(body), &nonce, clock.now())
     }
 
@@ -134,3 +136,39 @@ pub enum SignError {
     #[error("the nonce must be 1 to 128 visible ASCII characters without a colon")]
     InvalidNonce,
 }
+
+/// A random (version 4) UUID in its 36-character text form: the nonce
+/// Armor's own clients send.
+///
+/// ```
+/// let nonce = armor_psk::new_uuid_v4();
+/// assert!(armor_psk::NonceFormat::Uuid.matches(&nonce));
+/// assert_eq!(&nonce[14..15], "4");
+/// assert_ne!(nonce, armor_psk::new_uuid_v4());
+/// ```
+pub fn new_uuid_v4() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No random generator: still unique within this process (a nonce
+        // only has to be unique per key), from the clock and a counter.
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+        bytes[..8].copy_from_slice(&nanos.to_be_bytes());
+        bytes[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let mut text = String::with_capacity(36);
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            text.push('-');
+        }
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";

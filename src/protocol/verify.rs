@@ -4,17 +4,62 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use axum::extract::OriginalUri;
-use http::request::Parts;
 use subtle::ConstantTimeEq;
 
-use crate::protocol::canonical::{BodyDigest, BodySlot, Canonical};
-use crate::protocol::header::Credentials;
-use crate::protocol::rejection::{Rejection, RejectionKind};
-use crate::protocol::secret::{Secret, generate_secret};
+use super::canonical::{BodyDigest, BodySlot, Canonical};
+use super::header::Credentials;
+use super::rejection::{Rejection, RejectionKind};
+use super::secret::{Secret, generate_secret};
 
 /// The default window: a timestamp may be 300 seconds off either way.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
+
+/// What nonces a deployment's clients send.
+///
+/// The wire format does not delimit the path from the nonce in the signed
+/// string, so a captured request `GET /accounts/12` with nonce `abc` also
+/// signs `GET /accounts/1` with nonce `2abc` (ARMOR-PSK.md, "the path/nonce
+/// hole"). The replay store refuses such a re-cut once the genuine request
+/// was accepted; a fixed nonce format refuses it whatever arrives first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NonceFormat {
+    /// Any nonce of 1 to 128 visible ASCII characters without a colon (the
+    /// default: what the protocol allows).
+    #[default]
+    Any,
+    /// A UUID in its 36-character text form, hex digits of either case
+    /// (`8-4-4-4-12`), as the seed's sample and Armor's scripts send
+    /// (`uuid4()`). With the nonce's length fixed, the path/nonce boundary
+    /// cannot move: every re-cut is refused, even one that arrives before
+    /// the genuine request.
+    Uuid,
+}
+
+impl NonceFormat {
+    /// Whether `nonce` has this format.
+    ///
+    /// ```
+    /// use armor_psk::NonceFormat;
+    ///
+    /// assert!(NonceFormat::Uuid.matches("0e2ad5d5-4b7e-4a1c-9a52-05b4c2b0e1f3"));
+    /// assert!(!NonceFormat::Uuid.matches("20e2ad5d5-4b7e-4a1c-9a52-05b4c2b0e1f"));
+    /// assert!(NonceFormat::Any.matches("n-1"));
+    /// ```
+    pub fn matches(self, nonce: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Uuid => {
+                let bytes = nonce.as_bytes();
+                bytes.len() == 36
+                    && bytes.iter().enumerate().all(|(i, &b)| match i {
+                        8 | 13 | 18 | 23 => b == b'-',
+                        _ => b.is_ascii_hexdigit(),
+                    })
+            }
+        }
+    }
+}
 
 /// The settings of the check.
 ///
@@ -30,6 +75,8 @@ pub struct VerifyOptions {
     window: Duration,
     accept_hashed_empty_body: bool,
     path_prefix: Option<String>,
+    nonce_format: NonceFormat,
+    asterisk_form: bool,
 }
 
 impl Default for VerifyOptions {
@@ -38,6 +85,8 @@ impl Default for VerifyOptions {
             window: DEFAULT_WINDOW,
             accept_hashed_empty_body: false,
             path_prefix: None,
+            nonce_format: NonceFormat::Any,
+            asterisk_form: false,
         }
     }
 }
@@ -83,6 +132,26 @@ impl VerifyOptions {
         Ok(self)
     }
 
+    /// Accept only nonces of `format` (default [`NonceFormat::Any`]); any
+    /// other nonce is `invalid_nonce`, refused before the body is read.
+    ///
+    /// # Security
+    /// [`NonceFormat::Uuid`] closes the path/nonce re-cut for good; set it
+    /// when every client of the deployment sends UUID nonces.
+    #[must_use]
+    pub fn with_nonce_format(mut self, format: NonceFormat) -> Self {
+        self.nonce_format = format;
+        self
+    }
+
+    /// Accept the request target `*` (as in `OPTIONS * HTTP/1.1`), signed as
+    /// the path `*` (off by default: `*` is `malformed_request`).
+    #[must_use]
+    pub fn with_asterisk_form(mut self, accept: bool) -> Self {
+        self.asterisk_form = accept;
+        self
+    }
+
     /// The window.
     pub fn window(&self) -> Duration {
         self.window
@@ -96,6 +165,50 @@ impl VerifyOptions {
     /// The path prefix, if any.
     pub fn path_prefix(&self) -> Option<&str> {
         self.path_prefix.as_deref()
+    }
+
+    /// The nonce format accepted.
+    pub fn nonce_format(&self) -> NonceFormat {
+        self.nonce_format
+    }
+
+    /// Checks a nonce against the [`NonceFormat`].
+    ///
+    /// # Errors
+    /// [`RejectionKind::InvalidNonce`] when it does not match.
+    pub fn check_nonce(&self, nonce: &str) -> Result<(), Rejection> {
+        if self.nonce_format.matches(nonce) {
+            return Ok(());
+        }
+        Err(Rejection::new(
+            RejectionKind::InvalidNonce,
+            "the nonce must be a UUID (8-4-4-4-12 hex digits)",
+        ))
+    }
+
+    /// Checks that `timestamp` is within the window of `now`, either way.
+    ///
+    /// ```
+    /// use armor_psk::{RejectionKind, VerifyOptions};
+    ///
+    /// let options = VerifyOptions::default();
+    /// assert!(options.check_window(1_700_000_300, 1_700_000_000).is_ok());
+    /// let late = options.check_window(1_700_000_000, 1_700_000_301).unwrap_err();
+    /// assert_eq!((late.kind(), late.server_time()), (RejectionKind::TimestampOutOfWindow, Some(1_700_000_301)));
+    /// ```
+    ///
+    /// # Errors
+    /// [`RejectionKind::TimestampOutOfWindow`], carrying `now` as
+    /// `server_time`.
+    pub fn check_window(&self, timestamp: u64, now: u64) -> Result<(), Rejection> {
+        if now.abs_diff(timestamp) <= self.window.as_secs() {
+            return Ok(());
+        }
+        Err(Rejection::new(
+            RejectionKind::TimestampOutOfWindow,
+            "the timestamp is too far from the server's clock; see server_time",
+        )
+        .with_server_time(now))
     }
 }
 
@@ -112,7 +225,7 @@ pub enum ConfigError {
 }
 
 /// Who signed an accepted request; the layer puts it in the request's
-/// extensions, and handlers take it as an axum extractor.
+/// extensions (with the `axum` feature, handlers take it as an extractor).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The key id followed by the nonce: one allocation for both.
@@ -151,25 +264,56 @@ impl Identity {
     }
 }
 
-/// The path that was signed: the request target's path as received, without
-/// the query. Inside a nested axum router it is the original, full path
-/// (`OriginalUri`); a configured prefix goes in front.
-pub fn signed_path<'a>(parts: &'a Parts, options: &VerifyOptions) -> Cow<'a, str> {
-    let path = parts
-        .extensions
-        .get::<OriginalUri>()
-        .map_or_else(|| parts.uri.path(), |original| original.path());
-    match &options.path_prefix {
+/// The path a request is signed over, from its request target: the path
+/// as received (percent-encoded as sent), without the query, with the
+/// configured prefix in front.
+///
+/// `target` is the request target's path (`Uri::path()`; the part from a
+/// `?` on is dropped if present). Inside a nested axum router, pass the
+/// original URI's path: the layer does.
+///
+/// ```
+/// use armor_psk::{signed_path, RejectionKind, VerifyOptions};
+///
+/// let options = VerifyOptions::default();
+/// assert_eq!(signed_path("/me?page=2", &options).unwrap(), "/me");
+/// let prefixed = VerifyOptions::default().with_path_prefix("/api").unwrap();
+/// assert_eq!(signed_path("/me", &prefixed).unwrap(), "/api/me");
+/// // `GET host:80 HTTP/1.1` has no path: nothing to check a signature against.
+/// assert_eq!(signed_path("", &options).unwrap_err().kind(), RejectionKind::MalformedRequest);
+/// assert_eq!(signed_path("*", &options).unwrap_err().kind(), RejectionKind::MalformedRequest);
+/// ```
+///
+/// # Errors
+/// [`RejectionKind::MalformedRequest`] unless the path starts with `/` (or
+/// is `*` and [`VerifyOptions::with_asterisk_form`] is on).
+pub fn signed_path<'a>(
+    target: &'a str,
+    options: &VerifyOptions,
+) -> Result<Cow<'a, str>, Rejection> {
+    let path = target.split_once('?').map_or(target, |(path, _query)| path);
+    if path == "*" && options.asterisk_form {
+        return Ok(Cow::Borrowed(path));
+    }
+    if !path.starts_with('/') {
+        return Err(Rejection::new(
+            RejectionKind::MalformedRequest,
+            "the request target must be a path starting with '/'",
+        ));
+    }
+    Ok(match &options.path_prefix {
         Some(prefix) => Cow::Owned(format!("{prefix}{path}")),
         None => Cow::Borrowed(path),
-    }
+    })
 }
 
 /// Checks the signature and the timestamp of a request whose header has been
-/// parsed and whose key has been looked up (`None`: unknown key). No I/O and
-/// no clock: `now` is given. Replay protection is not part of it.
+/// parsed and whose key has been looked up (`None`: unknown key), on plain
+/// values: the method as sent, the [signed path](signed_path), the body's
+/// digest. No I/O and no clock: `now` is given. Replay protection is not
+/// part of it.
 ///
-/// The signature is checked first, then the window. An unknown key costs the
+/// The nonce format is checked first, then the signature, then the window. An unknown key costs the
 /// same HMAC as a known one (under a random dummy key) and is refused with
 /// the same [`RejectionKind::InvalidSignature`], so key ids cannot be
 /// enumerated.
@@ -179,36 +323,42 @@ pub fn signed_path<'a>(parts: &'a Parts, options: &VerifyOptions) -> Cow<'a, str
 ///
 /// let signer = Signer::new("key-1", "secret").unwrap();
 /// let header = signer.sign_at("POST", "/things", b"{}", "nonce-1", 1_700_000_000).unwrap();
-/// let request = http::Request::post("/things").header("authorization", header).body(()).unwrap();
-/// let (parts, ()) = request.into_parts();
-/// let credentials = Credentials::from_headers(&parts.headers).unwrap();
+/// let credentials = Credentials::parse(header.as_bytes()).unwrap();
 /// let options = VerifyOptions::default();
 /// let secret = Secret::new("secret");
+/// let now = 1_700_000_000;
 ///
-/// let identity = verify(&parts, &credentials, &BodyDigest::of(b"{}"), Some(&secret), 1_700_000_000, &options).unwrap();
+/// let identity = verify("POST", "/things", &credentials, &BodyDigest::of(b"{}"), Some(&secret), now, &options).unwrap();
 /// assert_eq!(identity.key_id(), "key-1");
 ///
-/// let tampered = verify(&parts, &credentials, &BodyDigest::of(b"{ }"), Some(&secret), 1_700_000_000, &options);
+/// let tampered = verify("POST", "/things", &credentials, &BodyDigest::of(b"{ }"), Some(&secret), now, &options);
 /// assert_eq!(tampered.unwrap_err().kind(), RejectionKind::InvalidSignature);
+/// let unknown_key = verify("POST", "/things", &credentials, &BodyDigest::of(b"{}"), None, now, &options);
+/// assert_eq!(unknown_key.unwrap_err().kind(), RejectionKind::InvalidSignature);
 /// ```
 ///
 /// # Errors
+/// [`RejectionKind::InvalidNonce`] (the [`NonceFormat`]),
 /// [`RejectionKind::InvalidSignature`] or
 /// [`RejectionKind::TimestampOutOfWindow`] (carrying `now` as
 /// `server_time`).
 pub fn verify(
-    parts: &Parts,
+    method: &str,
+    path: &str,
     credentials: &Credentials,
     body: &BodyDigest,
     key: Option<&Secret>,
     now: u64,
     options: &VerifyOptions,
 ) -> Result<Identity, Rejection> {
-    let path = signed_path(parts, options);
+    let with_key_id = |rejection: Rejection| rejection.with_key_id(credentials.key_id());
+    options
+        .check_nonce(credentials.nonce())
+        .map_err(with_key_id)?;
     let canonical = Canonical {
         key_id: credentials.key_id(),
-        method: parts.method.as_str(),
-        path: &path,
+        method,
+        path,
         nonce: credentials.nonce(),
         timestamp: credentials.timestamp(),
     };
@@ -233,14 +383,9 @@ pub fn verify(
         )
         .with_key_id(credentials.key_id()));
     }
-    if now.abs_diff(credentials.timestamp()) > options.window.as_secs() {
-        return Err(Rejection::new(
-            RejectionKind::TimestampOutOfWindow,
-            "the timestamp is too far from the server's clock; see server_time",
-        )
-        .with_server_time(now)
-        .with_key_id(credentials.key_id()));
-    }
+    options
+        .check_window(credentials.timestamp(), now)
+        .map_err(with_key_id)?;
     Ok(Identity::verified(credentials))
 }
 

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use ::moka::sync::Cache;
 
-use super::{Digester, ReplayKey, ReplayStore, ReplayStoreError, Reservation};
-use crate::BoxFuture;
+use super::digest::Digester;
+use super::store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use crate::boxed::BoxFuture;
 
 /// The default replay store: a moka cache of 128-bit digests of the entries,
 /// each expiring on its own when the window no longer accepts its request.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
-use crate::BoxFuture;
+use super::store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use crate::boxed::{BoxError, BoxFuture};
 
 /// What the store answers when Redis cannot be reached in time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,10 +29,15 @@ pub enum FailurePolicy {
 }
 
 /// Redis could not be reached when the store was made, or the URL is not a
-/// Redis URL. The message never carries the URL (it may hold a password).
+/// Redis URL; the Redis error is the [`source`](std::error::Error::source).
+/// Neither carries the URL (it may hold a password).
 #[derive(Debug, thiserror::Error)]
-#[error("Redis replay store: {0}")]
-pub struct RedisStoreError(String);
+#[error("Redis replay store: {context}")]
+pub struct RedisStoreError {
+    context: &'static str,
+    #[source]
+    source: redis::RedisError,
+}
 
 /// Checks every entry, then sets them all with the request's expiry: one
 /// round trip, atomic on the server.
@@ -100,8 +105,10 @@ impl RedisReplayStore {
     /// The URL is not a Redis URL, or Redis cannot be reached now (later
     /// outages are handled by the failure policy instead).
     pub async fn connect(url: &str) -> Result<Self, RedisStoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| RedisStoreError(format!("invalid Redis URL: {}", describe(&e))))?;
+        let client = redis::Client::open(url).map_err(|source| RedisStoreError {
+            context: "invalid Redis URL",
+            source,
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Self::DEFAULT_TIMEOUT * 10))
             .set_response_timeout(Some(Self::DEFAULT_TIMEOUT * 10))
@@ -109,7 +116,10 @@ impl RedisReplayStore {
             .set_max_delay(Duration::from_millis(500));
         let connection = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(|e| RedisStoreError(format!("cannot connect: {}", describe(&e))))?;
+            .map_err(|source| RedisStoreError {
+                context: "cannot connect",
+                source,
+            })?;
         Ok(Self {
             connection,
             script: Arc::new(redis::Script::new(RESERVE_ALL)),
@@ -156,7 +166,7 @@ impl RedisReplayStore {
         &self,
         entries: &[ReplayKey],
         ttl: Duration,
-    ) -> Result<Reservation, String> {
+    ) -> Result<Reservation, redis::RedisError> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut connection = self.connection.clone();
         let reserved = if let [entry] = entries {
@@ -167,19 +177,14 @@ impl RedisReplayStore {
                 .arg("PX")
                 .arg(ttl_ms)
                 .query_async(&mut connection)
-                .await
-                .map_err(|e| describe(&e))?;
+                .await?;
             set.is_some()
         } else {
             let mut invocation = self.script.prepare_invoke();
             for entry in entries {
                 invocation.key(self.key(entry));
             }
-            let done: i64 = invocation
-                .arg(ttl_ms)
-                .invoke_async(&mut connection)
-                .await
-                .map_err(|e| describe(&e))?;
+            let done: i64 = invocation.arg(ttl_ms).invoke_async(&mut connection).await?;
             done == 1
         };
         Ok(if reserved {
@@ -194,11 +199,11 @@ impl RedisReplayStore {
         entries: &[ReplayKey],
         ttl: Duration,
     ) -> Result<Reservation, ReplayStoreError> {
-        let outcome = match tokio::time::timeout(self.timeout, self.try_reserve(entries, ttl)).await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
-        };
+        let outcome: Result<Reservation, BoxError> =
+            match tokio::time::timeout(self.timeout, self.try_reserve(entries, ttl)).await {
+                Ok(outcome) => outcome.map_err(Into::into),
+                Err(elapsed) => Err(elapsed.into()),
+            };
         match (outcome, self.policy) {
             (Ok(reservation), _) => Ok(reservation),
             (Err(error), FailurePolicy::Closed) => Err(ReplayStoreError::Unavailable(error)),
@@ -208,12 +213,6 @@ impl RedisReplayStore {
             }
         }
     }
-}
-
-/// A Redis error's text. redis-rs does not put the URL (nor its password)
-/// in its errors; tests check that a password never shows.
-fn describe(error: &redis::RedisError) -> String {
-    error.to_string()
 }
 
 impl ReplayStore for RedisReplayStore {

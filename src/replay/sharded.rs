@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
-use super::{Digester, ReplayKey, ReplayStore, ReplayStoreError, Reservation};
-use crate::BoxFuture;
+use super::digest::Digester;
+use super::store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use crate::boxed::BoxFuture;
 
 const SHARDS: usize = 64;
 /// How often a shard drops its expired entries, at most (milliseconds).

@@ -259,7 +259,7 @@ fn sign(args: &SignArgs) -> Result<ExitCode, String> {
     let header = match (&args.nonce, args.timestamp) {
         (None, None) => signer.sign(&args.method, &args.path, &body),
         (nonce, timestamp) => {
-            let fresh = uuid::Uuid::new_v4().to_string();
+            let fresh = armor_psk::new_uuid_v4();
             signer
                 .sign_at(
                     &args.method,

@@ -1,0 +1,53 @@
+//! The [`KeyStore`] trait: where the layer finds a key id's secret.
+
+use std::sync::Arc;
+
+use crate::boxed::{BoxError, BoxFuture};
+use crate::protocol::secret::Secret;
+
+/// Where the layer finds the secret of a key id.
+///
+/// Implement it over a database, a secrets manager or a configuration
+/// service; [`MemoryKeyStore`](crate::MemoryKeyStore) is the in-process
+/// one.
+pub trait KeyStore: Send + Sync + 'static {
+    /// The secret of `key_id`, or `None` when the key is unknown or revoked.
+    ///
+    /// # Errors
+    /// [`KeyStoreError`] when the store cannot answer; the layer then
+    /// responds 503 `key_store_unavailable` rather than 401.
+    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>>;
+}
+
+/// The key store could not answer (it is not "the key is unknown"); the
+/// cause is its [`source`](std::error::Error::source).
+///
+/// ```
+/// use std::error::Error as _;
+/// use armor_psk::KeyStoreError;
+///
+/// let error = KeyStoreError::new(std::io::Error::other("connection refused"));
+/// assert_eq!(error.to_string(), "key store unavailable");
+/// assert_eq!(error.source().unwrap().to_string(), "connection refused");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("key store unavailable")]
+pub struct KeyStoreError {
+    #[source]
+    source: BoxError,
+}
+
+impl KeyStoreError {
+    /// A failure caused by `source` (any error, or a message).
+    pub fn new(source: impl Into<BoxError>) -> Self {
+        Self {
+            source: source.into(),
+        }
+    }
+}
+
+impl<K: KeyStore> KeyStore for Arc<K> {
+    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>> {
+        (**self).get(key_id)
+    }
+}
