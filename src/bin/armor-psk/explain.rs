@@ -1,8 +1,11 @@
 //! `armor-psk explain`: would this header verify, and if not, why.
 
 use std::fmt;
+use std::time::Duration;
 
-use armor_psk::{BodyDigest, BodySlot, Canonical, Credentials, Secret};
+use armor_psk::{
+    BodyDigest, BodySlot, Canonical, Credentials, Secret, VerifyOptions, signed_path, verify,
+};
 use base64::Engine;
 use subtle::ConstantTimeEq;
 
@@ -31,6 +34,28 @@ impl Explanation {
 
     pub fn new(case: &Case<'_>) -> Self {
         let mut lines = Vec::new();
+        let refused = |mut lines: Vec<String>, code: &str| {
+            lines.push(format!("verdict:    REFUSED ({code})"));
+            Self {
+                lines,
+                verifies: false,
+            }
+        };
+        let options = VerifyOptions::default().with_window(Duration::from_secs(case.window));
+        // The server's own path rule: the query is not signed, and the
+        // target must be a path starting with '/'.
+        let path = match signed_path(case.path, &options) {
+            Ok(path) => path,
+            Err(rejection) => {
+                lines.push(format!(
+                    "path:       {:?} is refused: {} ({})",
+                    case.path,
+                    rejection.code(),
+                    rejection.message()
+                ));
+                return refused(lines, rejection.code());
+            }
+        };
         let value = strip_header_name(case.header.trim());
         let credentials = match Credentials::parse(value.as_bytes()) {
             Ok(credentials) => credentials,
@@ -40,11 +65,7 @@ impl Explanation {
                     rejection.code(),
                     rejection.message()
                 ));
-                lines.push(format!("verdict:    REFUSED ({})", rejection.code()));
-                return Self {
-                    lines,
-                    verifies: false,
-                };
+                return refused(lines, rejection.code());
             }
         };
         lines.push(format!(
@@ -67,7 +88,9 @@ impl Explanation {
         }
 
         let skew = i128::from(credentials.timestamp()) - i128::from(case.now);
-        let in_window = skew.unsigned_abs() <= u128::from(case.window);
+        let in_window = options
+            .check_window(credentials.timestamp(), case.now)
+            .is_ok();
         lines.push(format!(
             "timestamp:  {} is {} the server's clock ({}; window ±{} s): {}",
             credentials.timestamp(),
@@ -77,16 +100,12 @@ impl Explanation {
             if in_window { "ok" } else { "OUT OF WINDOW" }
         ));
 
-        let path = case
-            .path
-            .split_once('?')
-            .map_or(case.path, |(path, _)| path);
         let body = BodyDigest::of(case.body);
         let secret = Secret::new(case.secret);
         let attempt = Attempt {
             key_id: credentials.key_id(),
             method: case.method,
-            path,
+            path: &path,
             nonce: credentials.nonce(),
             timestamp: credentials.timestamp(),
             slot: body.slot(),
@@ -127,16 +146,29 @@ impl Explanation {
             }
         }
 
-        let verifies = key_matches && signature_ok && in_window;
-        let verdict = if verifies {
-            "verdict:    WOULD VERIFY (and be refused as replayed if its nonce or signature was used before)".to_owned()
-        } else if !signature_ok || !key_matches {
-            "verdict:    REFUSED (invalid_signature)".to_owned()
-        } else {
-            "verdict:    REFUSED (timestamp_out_of_window)".to_owned()
-        };
-        lines.push(verdict);
-        Self { lines, verifies }
+        // The verdict is the server's own check, on the same values.
+        let key = key_matches.then_some(&secret);
+        let verdict = verify(
+            case.method,
+            &path,
+            &credentials,
+            &body,
+            key,
+            case.now,
+            &options,
+        );
+        match verdict {
+            Ok(_) => {
+                lines.push(
+                    "verdict:    WOULD VERIFY (and be refused as replayed if its nonce or signature was used before)".to_owned(),
+                );
+                Self {
+                    lines,
+                    verifies: true,
+                }
+            }
+            Err(rejection) => refused(lines, rejection.code()),
+        }
     }
 }
 
