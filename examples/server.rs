@@ -14,17 +14,32 @@
 //!   every copy of the server that uses it (needs `--features redis`).
 //!   Without it the store is in memory, this process's own.
 //! - `RUST_LOG`: log filter (default `info`).
+//!
+//! The layer reads a request's body before it knows whether the key is
+//! real (the signature covers the body), so the server bounds what
+//! unauthenticated clients can hold: a read timeout on request bodies
+//! (a slow or stalled body gets 400 `invalid_body`), a concurrency limit
+//! (at most that many bodies held at once, each at most the body limit),
+//! and a timeout on the whole request.
 
 use std::io::Write;
+use std::time::Duration;
 
 use armor_psk::{ArmorPskLayer, Identity, MemoryKeyStore, generate_secret};
 use axum::Router;
 use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::OriginalUri;
 use axum::response::Json;
-use http::Method;
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
+use tower::ServiceBuilder;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
+
+/// At most this many requests in the server at once; more wait their turn
+/// (or are shed with 503 when the queue is full).
+const MAX_IN_FLIGHT: usize = 512;
 
 async fn echo(
     identity: Identity,
@@ -113,10 +128,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ArmorPskLayer::new(keys)
         }
     };
-    let app = Router::new()
-        .fallback(echo)
-        .layer(layer)
-        .layer(TraceLayer::new_for_http());
+    let app = Router::new().fallback(echo).layer(layer).layer(
+        ServiceBuilder::new()
+            .layer(TraceLayer::new_for_http())
+            // Shed load rather than queue without bound.
+            .layer(HandleErrorLayer::new(|_| async {
+                (StatusCode::SERVICE_UNAVAILABLE, "server busy")
+            }))
+            .load_shed()
+            .concurrency_limit(MAX_IN_FLIGHT)
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                Duration::from_secs(30),
+            ))
+            // A body that arrives slower than this is cut off.
+            .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(10))),
+    );
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{}", listener.local_addr()?);

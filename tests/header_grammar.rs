@@ -84,6 +84,16 @@ fn malformed_headers_get_their_code() {
             MalformedAuthorization,
         ),
         (
+            "key id of 257 bytes",
+            header(&"k".repeat(257), SIG, "n", "1700000000"),
+            MalformedAuthorization,
+        ),
+        (
+            "key id of 300 KB",
+            header(&"k".repeat(300_000), SIG, "n", "1700000000"),
+            MalformedAuthorization,
+        ),
+        (
             "space inside credentials",
             header("key 1", SIG, "n", "1700000000"),
             MalformedAuthorization,
@@ -322,4 +332,16 @@ fn messages_name_the_problem_and_never_panic_on_any_short_input() {
             }
         }
     }
+}
+
+#[test]
+fn a_key_id_of_256_bytes_is_the_longest_accepted() {
+    let key_id = "k".repeat(armor_psk::MAX_KEY_ID_LEN);
+    let parsed = Credentials::parse(&header(&key_id, SIG, "n-1", "1700000000")).unwrap();
+    assert_eq!(parsed.key_id(), key_id);
+    let longer = Credentials::parse(&header(&format!("{key_id}k"), SIG, "n-1", "1700000000"));
+    assert_eq!(
+        longer.unwrap_err().kind(),
+        RejectionKind::MalformedAuthorization
+    );
 }

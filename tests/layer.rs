@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use armor_psk::{
-    ArmorPskLayer, BoxFuture, Identity, KeyStore, KeyStoreError, MemoryReplayStore, Rejection,
-    RejectionKind, ReplayKey, ReplayStore, ReplayStoreError, Reservation, Secret,
+    ArmorPskLayer, BoxFuture, Identity, KeyStore, KeyStoreError, MemoryReplayStore, NonceFormat,
+    Rejection, RejectionKind, ReplayKey, ReplayStore, ReplayStoreError, Reservation, Secret,
     ShardedReplayStore,
 };
 use axum::Router;
@@ -287,6 +287,53 @@ async fn path_nonce_hole_is_closed() {
     )
     .await;
     assert_rejected(&answer, RejectionKind::ReplayedRequest);
+}
+
+/// Without a nonce format, a re-cut that arrives *before* the genuine
+/// request is accepted (the replay store only knows what it saw); with
+/// `NonceFormat::Uuid` the boundary cannot move and it is refused.
+#[tokio::test]
+async fn uuid_nonce_format_refuses_a_re_cut_sent_before_the_genuine_request() {
+    let nonce = "0e2ad5d5-4b7e-4a1c-9a52-05b4c2b0e1f3";
+    let original = signer()
+        .sign_at("GET", "/accounts/12", b"", nonce, NOW)
+        .unwrap();
+    // Two re-cuts: a path character moved into the nonce, and back.
+    let shorter_path = (
+        "/accounts/1",
+        original.replace(&format!(":{nonce}:"), &format!(":2{nonce}:")),
+    );
+    let longer_path = (
+        "/accounts/120",
+        original.replace(&format!(":{nonce}:"), &format!(":{}:", &nonce[1..])),
+    );
+
+    let open = app(harness().layer);
+    let answer = send(
+        &open,
+        request_with_header("GET", shorter_path.0, &shorter_path.1, b""),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "the hole, without the setting"
+    );
+
+    let closed = app(harness().layer.with_nonce_format(NonceFormat::Uuid));
+    for (path, header) in [&shorter_path, &longer_path] {
+        let answer = send(&closed, request_with_header("GET", path, header, b"")).await;
+        assert_rejected(&answer, RejectionKind::InvalidNonce);
+    }
+    let genuine = send(
+        &closed,
+        request_with_header("GET", "/accounts/12", &original, b""),
+    )
+    .await;
+    assert_eq!(genuine.status, StatusCode::OK, "{}", genuine.json);
+    // Any other nonce is refused before the body is read.
+    let answer = send(&closed, signed("GET", "/me", b"", "n-1", NOW)).await;
+    assert_rejected(&answer, RejectionKind::InvalidNonce);
 }
 
 #[tokio::test]

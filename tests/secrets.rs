@@ -99,3 +99,43 @@ async fn logs_name_the_key_and_reason_but_never_the_secret() {
         );
     }
 }
+
+/// A 300 KB key id is refused as malformed, and nothing of it reaches the
+/// log: every line written stays short.
+#[tokio::test]
+async fn an_oversized_key_id_is_refused_with_a_short_log_line() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let router = Router::new().fallback(|| async { "ok" }).layer(
+        ArmorPskLayer::new(MemoryKeyStore::new().with_key("key-1", SECRET))
+            .with_clock(ManualClock::new(NOW)),
+    );
+    let key_id = "k".repeat(300_000);
+    let signature = "A".repeat(86) + "==";
+    let request = Request::get("/me")
+        .header(
+            "authorization",
+            format!("ARMOR-PSK {key_id}:{signature}:n-1:{NOW}"),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 401);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("malformed_authorization"), "{body}");
+    assert!(body.len() < 300, "{body}");
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("malformed_authorization"), "{log}");
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 1024, "a log line of {longest} bytes");
+}

@@ -54,6 +54,64 @@ async fn over_a_plain_service_fn_inside_a_service_builder() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// tower-http layers around the layer (trace, timeout, request-body
+/// timeout) and inside it (a timeout on the handler alone).
+#[tokio::test]
+async fn inside_a_service_builder_between_tower_http_layers() {
+    use std::time::Duration;
+    use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+    use tower_http::trace::TraceLayer;
+
+    let h = harness();
+    let service = ServiceBuilder::new()
+        .layer(TraceLayer::new_for_http())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(5),
+        ))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(5)))
+        .layer(h.layer)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_millis(100),
+        ))
+        .service(service_fn(|request: Request<VerifiedBody>| async move {
+            if request.uri().path() == "/slow" {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            let who = request
+                .extensions()
+                .get::<Identity>()
+                .unwrap()
+                .key_id()
+                .to_owned();
+            Ok::<_, Infallible>(Response::new(format!("{who}:{}", request.body().len())))
+        }));
+
+    let response = service
+        .clone()
+        .oneshot(signed("POST", "/fast", b"abc", "n-1", NOW))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_text(response).await, format!("{}:3", common::KEY_ID));
+
+    // The inner timeout answers for the handler once the request verified.
+    let response = service
+        .clone()
+        .oneshot(signed("GET", "/slow", b"", "n-2", NOW))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // A refusal never reaches the handler nor its timeout.
+    let response = service
+        .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
 type Mock = mock::Mock<Request<VerifiedBody>, Response<String>>;
 type Handle = mock::Handle<Request<VerifiedBody>, Response<String>>;
 

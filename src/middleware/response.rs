@@ -43,6 +43,14 @@ impl<B> ResponseBody<B> {
     }
 }
 
+/// An empty body (what tower-http's `Timeout` answers with when the time
+/// is up).
+impl<B> Default for ResponseBody<B> {
+    fn default() -> Self {
+        Self::rejection(Bytes::new())
+    }
+}
+
 impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
     type Data = Bytes;
     type Error = B::Error;
