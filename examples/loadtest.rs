@@ -6,8 +6,12 @@
 //! servers: bare; protected with the defaults (moka, both replay entries);
 //! with `with_unique_nonces(false)` (one entry); with `ShardedReplayStore`
 //! (both entries); and with a replay store that keeps nothing, only to
-//! isolate what the store costs. Three servers: bare, protected with the defaults (both
-//! replay entries), and protected with `with_unique_nonces(false)`.
+//! isolate what the store costs.
+//!
+//! It also measures, in the same process, the crypto floor of one request
+//! (SHA-512 of the body and one pre-keyed HMAC-SHA512 of the canonical
+//! string) and prints each server's CPU per request above bare as a
+//! multiple of it.
 //!
 //! ```text
 //! cargo run --release --example loadtest -- [--requests 150000] [--connections 32] [--seconds 10] [--body 200] [--rounds 2]
@@ -24,8 +28,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use armor_psk::{
-    ArmorPskLayer, BoxFuture, MemoryKeyStore, ReplayKey, ReplayStore, ReplayStoreError,
-    Reservation, ShardedReplayStore, Signer,
+    ArmorPskLayer, BodyDigest, BoxFuture, Canonical, MemoryKeyStore, MemoryReplayStore, ReplayKey,
+    ReplayStore, ReplayStoreError, Reservation, Secret, ShardedReplayStore, Signer,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -88,12 +92,19 @@ struct Run {
     failed: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
-    server_cpu: Duration,
+    server_cpu: Cpu,
 }
 
 impl Run {
+    /// User and system CPU of the server's threads per request.
     fn cpu_per_request(&self) -> f64 {
-        self.server_cpu.as_secs_f64() / self.ok.max(1) as f64
+        (self.server_cpu.user + self.server_cpu.system).as_secs_f64() / self.ok.max(1) as f64
+    }
+
+    /// User CPU alone: the server's own code, without the kernel's share
+    /// of the sockets (which varies most from run to run).
+    fn user_cpu_per_request(&self) -> f64 {
+        self.server_cpu.user.as_secs_f64() / self.ok.max(1) as f64
     }
 
     fn per_second(&self) -> f64 {
@@ -148,7 +159,7 @@ async fn drive(
         failed: 0,
         elapsed: Duration::ZERO,
         latencies: Vec::new(),
-        server_cpu: Duration::ZERO,
+        server_cpu: Cpu::default(),
     };
     for task in tasks {
         let (ok, failed, latencies) = task.await.expect("client task");
@@ -186,16 +197,58 @@ impl ReplayStore for NoReplayStore {
     }
 }
 
+/// The crypto floor of one request: SHA-512 of the body, then one
+/// HMAC-SHA512 of the canonical string under a pre-keyed secret; the median
+/// of 21 rounds of 20,000.
+fn crypto_floor(body: &[u8]) -> Duration {
+    let secret = Secret::new(SECRET);
+    let mut rounds: Vec<Duration> = (0..21)
+        .map(|round| {
+            let start = Instant::now();
+            for i in 0..20_000u64 {
+                let slot = BodyDigest::of(std::hint::black_box(body)).slot();
+                let canonical = Canonical {
+                    key_id: KEY_ID,
+                    method: "POST",
+                    path: PATH,
+                    nonce: "0e2ad5d5-4b7e-4a1c-9a52-05b4c2b0e1f3",
+                    timestamp: 1_700_000_000 + round * 20_000 + i,
+                };
+                std::hint::black_box(canonical.sign(&secret, &slot));
+            }
+            start.elapsed() / 20_000
+        })
+        .collect();
+    rounds.sort();
+    rounds[rounds.len() / 2]
+}
+
 /// The calling thread's id, from /proc (Linux).
 fn thread_id() -> Option<u32> {
     let link = std::fs::read_link("/proc/thread-self").ok()?;
     link.file_name()?.to_str()?.parse().ok()
 }
 
-/// User + system CPU time of the given threads of this process, from
+/// CPU time of some threads, split as /proc does.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    user: Duration,
+    system: Duration,
+}
+
+impl Cpu {
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            user: self.user.saturating_sub(before.user),
+            system: self.system.saturating_sub(before.system),
+        }
+    }
+}
+
+/// User and system CPU time of the given threads of this process, from
 /// /proc (clock ticks of 10 ms; runs last seconds).
-fn server_cpu(threads: &Mutex<Vec<u32>>) -> Duration {
-    let ticks: u64 = threads
+fn server_cpu(threads: &Mutex<Vec<u32>>) -> Cpu {
+    let ticks: (u64, u64) = threads
         .lock()
         .map(|ids| ids.clone())
         .unwrap_or_default()
@@ -206,10 +259,16 @@ fn server_cpu(threads: &Mutex<Vec<u32>>) -> Duration {
             // stime are the 14th and 15th of the whole line.
             let rest = stat.rsplit_once(')')?.1;
             let fields: Vec<&str> = rest.split_whitespace().collect();
-            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+            Some((
+                fields.get(11)?.parse::<u64>().ok()?,
+                fields.get(12)?.parse::<u64>().ok()?,
+            ))
         })
-        .sum();
-    Duration::from_millis(ticks * 10)
+        .fold((0, 0), |(user, system), (u, s)| (user + u, system + s));
+    Cpu {
+        user: Duration::from_millis(ticks.0 * 10),
+        system: Duration::from_millis(ticks.1 * 10),
+    }
 }
 
 fn main() -> Result<(), String> {
@@ -233,21 +292,30 @@ fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
 
     let app = Router::new().route(PATH, post(handler));
+    // The default stores, without their capacity bound: every round adds
+    // `--requests` requests' entries, more than a million over a few rounds.
+    let moka = || MemoryReplayStore::with_capacity(u64::MAX);
     let keys = MemoryKeyStore::new().with_key(KEY_ID, SECRET);
     let bare = serve(&servers, app.clone());
     let protected = serve(
         &servers,
-        app.clone().layer(ArmorPskLayer::new(keys.clone())),
+        app.clone()
+            .layer(ArmorPskLayer::new(keys.clone()).with_replay_store(moka())),
     );
     let signature_only = serve(
         &servers,
-        app.clone()
-            .layer(ArmorPskLayer::new(keys.clone()).with_unique_nonces(false)),
+        app.clone().layer(
+            ArmorPskLayer::new(keys.clone())
+                .with_replay_store(moka())
+                .with_unique_nonces(false),
+        ),
     );
     let sharded = serve(
         &servers,
-        app.clone()
-            .layer(ArmorPskLayer::new(keys.clone()).with_replay_store(ShardedReplayStore::new())),
+        app.clone().layer(
+            ArmorPskLayer::new(keys.clone())
+                .with_replay_store(ShardedReplayStore::with_capacity(u64::MAX)),
+        ),
     );
     let no_store = serve(
         &servers,
@@ -282,9 +350,9 @@ fn main() -> Result<(), String> {
                 settings.connections,
                 settings.seconds,
             ));
-            run.server_cpu = server_cpu(&server_threads).saturating_sub(cpu_before);
+            run.server_cpu = server_cpu(&server_threads).since(cpu_before);
             println!(
-                "  round {} {name:<9} {:>7} ok {:>3} failed in {:>6.2} s: {:>8.0} req/s, p50 {:>5.0} µs, p99 {:>5.0} µs, server CPU {:>5.1} µs/req",
+                "  round {} {name:<9} {:>7} ok {:>3} failed in {:>6.2} s: {:>8.0} req/s, p50 {:>5.0} µs, p99 {:>5.0} µs, server CPU {:>5.1} µs/req (user {:>4.1})",
                 round + 1,
                 run.ok,
                 run.failed,
@@ -293,6 +361,7 @@ fn main() -> Result<(), String> {
                 run.percentile(0.50).as_secs_f64() * 1e6,
                 run.percentile(0.99).as_secs_f64() * 1e6,
                 run.cpu_per_request() * 1e6,
+                run.user_cpu_per_request() * 1e6,
             );
             if run.failed > 0 {
                 return Err(format!("{name}: {} requests failed", run.failed));
@@ -311,10 +380,18 @@ fn main() -> Result<(), String> {
         .zip(best.into_iter().flatten())
         .collect();
     let bare = &best[0].1;
-    println!("best runs (ratio to bare):");
+    let floor = crypto_floor(&body).as_secs_f64();
+    println!(
+        "crypto floor (SHA-512 of {} B + one pre-keyed HMAC-SHA512): {:.2} µs",
+        settings.body,
+        floor * 1e6
+    );
+    println!(
+        "best runs (ratio to bare; server CPU, and user CPU alone, added over bare, in µs and as a multiple of the floor):"
+    );
     for (name, run) in &best {
         println!(
-            "  {name:<9} {:>6.0} req/s ({:.2}), p50 {:>5.0} µs ({:.2}), p99 {:>5.0} µs ({:.2}), server CPU {:>5.1} µs/req ({:.2})",
+            "  {name:<9} {:>6.0} req/s ({:.2}), p50 {:>5.0} µs ({:.2}), p99 {:>5.0} µs ({:.2}), server CPU {:>5.1} µs/req: added {:>+5.1} µs ({:>+5.2} floors), user {:>+5.1} µs ({:>+5.2} floors)",
             run.per_second(),
             run.per_second() / bare.per_second(),
             run.percentile(0.50).as_secs_f64() * 1e6,
@@ -322,7 +399,10 @@ fn main() -> Result<(), String> {
             run.percentile(0.99).as_secs_f64() * 1e6,
             run.percentile(0.99).as_secs_f64() / bare.percentile(0.99).as_secs_f64(),
             run.cpu_per_request() * 1e6,
-            run.cpu_per_request() / bare.cpu_per_request(),
+            (run.cpu_per_request() - bare.cpu_per_request()) * 1e6,
+            (run.cpu_per_request() - bare.cpu_per_request()) / floor,
+            (run.user_cpu_per_request() - bare.user_cpu_per_request()) * 1e6,
+            (run.user_cpu_per_request() - bare.user_cpu_per_request()) / floor,
         );
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! The in-memory stores keep keyed 128-bit digests of entries, not entries.
 
-use std::hash::Hasher as _;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use siphasher::sip128::{Hasher128 as _, SipHasher13};
 
@@ -31,3 +31,31 @@ impl Digester {
         hasher.finish128().as_u128()
     }
 }
+
+/// Hashes a digest for a `HashMap` by taking its low 64 bits: digests are
+/// keyed SipHash output, already uniform and unpredictable to clients, so
+/// hashing them again would only cost time.
+#[derive(Default)]
+pub(crate) struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `u128` keys; folds any other input all the same.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_u128(&mut self, digest: u128) {
+        self.0 = digest as u64;
+    }
+}
+
+/// A `HashMap` keyed by digests, hashed with [`DigestHasher`].
+pub(crate) type DigestMap<V> = std::collections::HashMap<u128, V, BuildHasherDefault<DigestHasher>>;

@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use crate::boxed::{BoxError, BoxFuture};
 use crate::protocol::signature::Signature;
 
@@ -13,7 +15,11 @@ use crate::protocol::signature::Signature;
 /// key id, then the nonce or the 64 signature bytes. Two different pairs never
 /// give the same bytes.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ReplayKey(Box<[u8]>);
+pub struct ReplayKey(SmallVec<[u8; INLINE]>);
+
+/// Entries up to this many bytes stay on the stack: a UUID key id with a
+/// signature is 105.
+const INLINE: usize = 112;
 
 impl ReplayKey {
     /// The entry for a key's nonce.
@@ -29,12 +35,12 @@ impl ReplayKey {
 
     fn build(tag: u8, key_id: &str, value: &[u8]) -> Self {
         let key_len = u32::try_from(key_id.len()).unwrap_or(u32::MAX);
-        let mut bytes = Vec::with_capacity(5 + key_id.len() + value.len());
+        let mut bytes = SmallVec::with_capacity(5 + key_id.len() + value.len());
         bytes.push(tag);
         bytes.extend_from_slice(&key_len.to_be_bytes());
         bytes.extend_from_slice(key_id.as_bytes());
         bytes.extend_from_slice(value);
-        Self(bytes.into_boxed_slice())
+        Self(bytes)
     }
 
     /// The entry as bytes, for stores that keep binary keys.
