@@ -28,8 +28,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use armor_psk::{
-    ArmorPskLayer, BodyDigest, BoxFuture, Canonical, MemoryKeyStore, MemoryReplayStore, ReplayKey,
-    ReplayStore, ReplayStoreError, Reservation, Secret, ShardedReplayStore, Signer,
+    ArmorPskLayer, BodyDigest, Canonical, MemoryKeyStore, MemoryReplayStore, Secret,
+    ShardedReplayStore, Signer,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -38,7 +38,10 @@ use http::Method;
 
 #[path = "support/client.rs"]
 mod client;
+#[path = "support/no_store.rs"]
+mod no_store;
 use client::Connection;
+use no_store::NoReplayStore;
 
 const KEY_ID: &str = "20a37099-4a0b-432f-bf46-5fa690a0405c";
 const SECRET: &str = "a-secret-of-reasonable-length-0123456789";
@@ -181,20 +184,6 @@ fn serve(runtime: &tokio::runtime::Runtime, app: Router) -> SocketAddr {
         tokio::spawn(async move { axum::serve(listener, app).await });
         addr
     })
-}
-
-/// A replay store that keeps nothing: only to measure what verification
-/// costs without one. Never use it to protect anything.
-struct NoReplayStore;
-
-impl ReplayStore for NoReplayStore {
-    fn reserve<'a>(
-        &'a self,
-        _entries: &'a [ReplayKey],
-        _ttl: Duration,
-    ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
-        Box::pin(std::future::ready(Ok(Reservation::Reserved)))
-    }
 }
 
 /// The crypto floor of one request: SHA-512 of the body, then one

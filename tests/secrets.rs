@@ -42,17 +42,25 @@ impl Write for Captured {
     }
 }
 
+impl Captured {
+    /// Captures everything logged at TRACE and above on this thread, span
+    /// closes included, until the guard drops.
+    fn install() -> (Self, tracing::subscriber::DefaultGuard) {
+        let captured = Self::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+}
+
 #[tokio::test]
 async fn logs_name_the_key_and_reason_but_never_the_secret() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::install();
 
     let keys = MemoryKeyStore::new().with_key("key-1", SECRET);
     let router = Router::new()
@@ -104,15 +112,7 @@ async fn logs_name_the_key_and_reason_but_never_the_secret() {
 /// log: every line written stays short.
 #[tokio::test]
 async fn an_oversized_key_id_is_refused_with_a_short_log_line() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::install();
 
     let router = Router::new().fallback(|| async { "ok" }).layer(
         ArmorPskLayer::new(MemoryKeyStore::new().with_key("key-1", SECRET))

@@ -1,14 +1,15 @@
 //! What the benches share: a fixture that signs requests cheaply for any
 //! body size, the crypto floor, and a printer of ratios measured interleaved.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
+
+#[path = "../../examples/support/no_store.rs"]
+mod no_store;
+pub use no_store::NoReplayStore;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use armor_psk::{
-    BodyDigest, BodySlot, BoxFuture, Canonical, ReplayKey, ReplayStore, ReplayStoreError,
-    Reservation, Secret,
-};
+use armor_psk::{BodyDigest, BodySlot, Canonical, Secret};
 use criterion::Criterion;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha512};
@@ -193,19 +194,5 @@ pub fn format_ns(ns: f64) -> String {
         format!("{:.2} µs", ns / 1_000.0)
     } else {
         format!("{ns:.0} ns")
-    }
-}
-
-/// A replay store that keeps nothing: only to measure what verification
-/// costs without one. Never use it to protect anything.
-pub struct NoReplayStore;
-
-impl ReplayStore for NoReplayStore {
-    fn reserve<'a>(
-        &'a self,
-        _entries: &'a [ReplayKey],
-        _ttl: Duration,
-    ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
-        Box::pin(std::future::ready(Ok(Reservation::Reserved)))
     }
 }
