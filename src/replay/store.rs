@@ -18,8 +18,9 @@ use crate::protocol::signature::Signature;
 pub struct ReplayKey(SmallVec<[u8; INLINE]>);
 
 /// Entries up to this many bytes stay on the stack: a UUID key id with a
-/// signature is 105.
-const INLINE: usize = 112;
+/// signature is 105. (A size smallvec supports without its const-generics
+/// feature.)
+const INLINE: usize = 128;
 
 impl ReplayKey {
     /// The entry for a key's nonce.
