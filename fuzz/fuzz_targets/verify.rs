@@ -3,7 +3,7 @@
 //! request that the fixed key did not sign as given.
 #![no_main]
 
-use armor_psk::{BodyDigest, Credentials, Secret, Signer, VerifyOptions, verify};
+use armor_psk::{BodyDigest, Credentials, Secret, Signer, VerifyOptions, signed_path, verify};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
@@ -50,15 +50,20 @@ fuzz_target!(|input: Input<'_>| {
     let Ok(credentials) = Credentials::from_headers(&parts.headers) else {
         return;
     };
+    let options = VerifyOptions::default();
+    let Ok(path) = signed_path(parts.uri.path(), &options) else {
+        return;
+    };
     let secret = Secret::new(SECRET);
     let key = (credentials.key_id() == KEY_ID).then_some(&secret);
     let outcome = verify(
-        &parts,
+        parts.method.as_str(),
+        &path,
         &credentials,
         &BodyDigest::of(input.body),
         key,
         NOW,
-        &VerifyOptions::default(),
+        &options,
     );
     if let Ok(identity) = outcome {
         // Accepted: it must be exactly what the key signs for this request.
