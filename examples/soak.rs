@@ -124,7 +124,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = MemoryReplayStore::new();
     let layer = ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
         .with_replay_store(store.clone())
-        .with_window(Duration::from_secs(window));
+        .with_window(Duration::from_secs(window))
+        .map_err(|e| e.to_string())?;
     let app = Router::new()
         .fallback(axum::routing::post(echo))
         .layer(layer);

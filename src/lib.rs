@@ -35,11 +35,11 @@ pub use protocol::secret::{Secret, generate_secret};
 pub use protocol::signature::{InvalidSignatureEncoding, Signature};
 pub use protocol::signer::{SignError, Signer, new_uuid_v4};
 pub use protocol::verify::{
-    ConfigError, DEFAULT_WINDOW, Identity, NonceFormat, VerifyOptions, signed_path, verify,
+    ConfigError, DEFAULT_CLOCK_SKEW_ALLOWANCE, DEFAULT_WINDOW, Identity, MAX_WINDOW, NonceFormat,
+    VerifyOptions, replay_ttl, signed_path, verify,
 };
 #[cfg(feature = "redis")]
 pub use replay::{FailurePolicy, RedisReplayStore, RedisStoreError};
 pub use replay::{
     MemoryReplayStore, ReplayKey, ReplayStore, ReplayStoreError, Reservation, ShardedReplayStore,
-    replay_ttl,
 };

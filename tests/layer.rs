@@ -201,7 +201,7 @@ async fn window_edges() {
 #[tokio::test]
 async fn configurable_window() {
     let h = harness();
-    let router = app(h.layer.with_window(Duration::from_secs(30)));
+    let router = app(h.layer.with_window(Duration::from_secs(30)).unwrap());
     assert_eq!(
         send(&router, signed("GET", "/me", b"", "a", NOW - 30))
             .await
@@ -731,4 +731,51 @@ async fn the_sharded_store_refuses_replays_forgeries_and_reused_nonces() {
     common::assert_replays_and_the_path_nonce_forgery_are_refused(&router).await;
     let reused = send(&router, signed("GET", "/other", b"", "abc", NOW)).await;
     assert_rejected(&reused, RejectionKind::ReplayedRequest);
+}
+
+#[tokio::test]
+async fn moka_outlives_a_clock_stepped_back() {
+    common::assert_a_clock_stepped_back_still_refuses_the_replay(MemoryReplayStore::new()).await;
+}
+
+#[tokio::test]
+async fn sharded_outlives_a_clock_stepped_back() {
+    common::assert_a_clock_stepped_back_still_refuses_the_replay(ShardedReplayStore::new()).await;
+}
+
+#[tokio::test]
+async fn moka_shared_by_clocks_apart_refuses_replays_while_valid() {
+    common::assert_clocks_apart_refuse_the_replay_while_it_is_valid(MemoryReplayStore::new()).await;
+}
+
+#[tokio::test]
+async fn sharded_shared_by_clocks_apart_refuses_replays_while_valid() {
+    common::assert_clocks_apart_refuse_the_replay_while_it_is_valid(ShardedReplayStore::new())
+        .await;
+}
+
+#[test]
+fn windows_and_allowances_over_a_day_are_refused() {
+    let layer = || ArmorPskLayer::new(armor_psk::MemoryKeyStore::new());
+    let day = Duration::from_secs(24 * 3600);
+    assert!(layer().with_window(day).is_ok());
+    assert!(matches!(
+        layer().with_window(day + Duration::from_secs(1)),
+        Err(armor_psk::ConfigError::WindowTooLong(_))
+    ));
+    assert!(matches!(
+        layer().with_clock_skew_allowance(day + Duration::from_secs(1)),
+        Err(armor_psk::ConfigError::SkewAllowanceTooLong(_))
+    ));
+    // The longest lifetime (a day's window, a day's allowance, a timestamp a
+    // day ahead) is kept whole.
+    let options = armor_psk::VerifyOptions::default()
+        .with_window(day)
+        .unwrap()
+        .with_clock_skew_allowance(day)
+        .unwrap();
+    assert_eq!(
+        options.replay_ttl(NOW + 24 * 3600, NOW),
+        Duration::from_secs(3 * 24 * 3600 + 1)
+    );
 }

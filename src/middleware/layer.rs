@@ -86,13 +86,35 @@ impl ArmorPskLayer {
         self.update(|config| config.clock = Arc::new(clock))
     }
 
-    /// How far a timestamp may be from the server's clock (default 300 s).
+    /// How far a timestamp may be from the server's clock (default 300 s,
+    /// at most 24 h).
     ///
     /// # Security
     /// See [`VerifyOptions::with_window`].
-    #[must_use]
-    pub fn with_window(self, window: Duration) -> Self {
-        self.update(|config| config.options = config.options.clone().with_window(window))
+    ///
+    /// # Errors
+    /// [`ConfigError::WindowTooLong`] above 24 hours.
+    pub fn with_window(self, window: Duration) -> Result<Self, ConfigError> {
+        let options = self.config.options.clone().with_window(window)?;
+        Ok(self.update(|config| config.options = options))
+    }
+
+    /// How long replay entries outlive the window (default 60 s, at most
+    /// 24 h), so that instances sharing a replay store with clocks apart,
+    /// or a server whose clock steps back, still refuse replays.
+    ///
+    /// # Security
+    /// See [`VerifyOptions::with_clock_skew_allowance`].
+    ///
+    /// # Errors
+    /// [`ConfigError::SkewAllowanceTooLong`] above 24 hours.
+    pub fn with_clock_skew_allowance(self, allowance: Duration) -> Result<Self, ConfigError> {
+        let options = self
+            .config
+            .options
+            .clone()
+            .with_clock_skew_allowance(allowance)?;
+        Ok(self.update(|config| config.options = options))
     }
 
     /// The largest body accepted, in bytes (default 2 MiB); larger bodies get

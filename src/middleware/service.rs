@@ -20,7 +20,7 @@ use crate::protocol::header::Credentials;
 use crate::protocol::rejection::{Rejection, RejectionKind};
 use crate::protocol::secret::Secret;
 use crate::protocol::verify::{signed_path, verify};
-use crate::replay::{ReplayKey, ReplayStoreError, Reservation, replay_ttl};
+use crate::replay::{ReplayKey, ReplayStoreError, Reservation};
 
 /// Verifies each request's `ARMOR-PSK` signature, then calls the inner
 /// service with the verified body ([`VerifiedBody`]) and an
@@ -140,7 +140,7 @@ where
     } else {
         std::slice::from_ref(&signature)
     };
-    let ttl = replay_ttl(credentials.timestamp(), now, config.options.window());
+    let ttl = config.options.replay_ttl(credentials.timestamp(), now);
     let refused = |kind, message| Rejection::new(kind, message).with_key_id(key_id);
     match config.replay.reserve(entries, ttl).await {
         Ok(Reservation::Reserved) => {

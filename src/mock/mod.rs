@@ -146,6 +146,9 @@ pub enum MockError {
     /// No such user in the fixtures.
     #[error("no user with id {0} in the fixtures")]
     UnknownUser(i64),
+    /// A setting the layer refuses (a window over 24 hours).
+    #[error(transparent)]
+    Config(#[from] crate::protocol::verify::ConfigError),
 }
 
 type RequestHook = Arc<dyn Fn(&JournalEntry) + Send + Sync>;
@@ -298,7 +301,7 @@ impl MockArmorServerBuilder {
         let journal = Journal::new(self.journal_limit);
         let auth = ArmorPskLayer::new(store.clone())
             .with_clock(clock.clone())
-            .with_window(self.window);
+            .with_window(self.window)?;
         let hook = self.on_request;
         let recorder = journal.clone();
         let app = api::router(directory.clone(), self.routes)

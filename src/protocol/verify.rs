@@ -14,6 +14,17 @@ use super::secret::{Secret, generate_secret};
 /// The default window: a timestamp may be 300 seconds off either way.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
 
+/// The longest window (and the longest clock-skew allowance) accepted:
+/// 24 hours.
+pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The default clock-skew allowance: 60 seconds. Servers kept by NTP agree
+/// within milliseconds; 60 s covers a server whose clock was stepped back
+/// (a VM restored, an NTP step after a long drift) and instances that share
+/// a replay store with clocks apart, at the cost of holding each entry a
+/// minute longer.
+pub const DEFAULT_CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(60);
+
 /// What nonces a deployment's clients send.
 ///
 /// The wire format does not delimit the path from the nonce in the signed
@@ -67,8 +78,9 @@ impl NonceFormat {
 /// use std::time::Duration;
 /// use armor_psk::VerifyOptions;
 ///
-/// let options = VerifyOptions::default().with_window(Duration::from_secs(60));
+/// let options = VerifyOptions::default().with_window(Duration::from_secs(60)).unwrap();
 /// assert_eq!(options.window(), Duration::from_secs(60));
+/// assert!(VerifyOptions::default().with_window(Duration::from_secs(25 * 3600)).is_err());
 /// ```
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -77,12 +89,14 @@ pub struct VerifyOptions {
     path_prefix: Option<String>,
     nonce_format: NonceFormat,
     asterisk_form: bool,
+    skew_allowance: Duration,
 }
 
 impl Default for VerifyOptions {
     fn default() -> Self {
         Self {
             window: DEFAULT_WINDOW,
+            skew_allowance: DEFAULT_CLOCK_SKEW_ALLOWANCE,
             accept_hashed_empty_body: false,
             path_prefix: None,
             nonce_format: NonceFormat::Any,
@@ -98,10 +112,36 @@ impl VerifyOptions {
     /// # Security
     /// A wider window keeps replay-store entries longer and lets a captured
     /// request be held back longer before it is sent.
-    #[must_use]
-    pub fn with_window(mut self, window: Duration) -> Self {
+    ///
+    /// # Errors
+    /// [`ConfigError::WindowTooLong`] above [`MAX_WINDOW`] (24 h).
+    pub fn with_window(mut self, window: Duration) -> Result<Self, ConfigError> {
+        if window > MAX_WINDOW {
+            return Err(ConfigError::WindowTooLong(window));
+        }
         self.window = window;
-        self
+        Ok(self)
+    }
+
+    /// How far apart the clocks of the servers that share a replay store
+    /// may be, or how far one server's clock may step back (default 60 s):
+    /// every replay entry is kept that much longer than the window, so that
+    /// it outlives its request on every instance.
+    ///
+    /// # Security
+    /// What remains: a clock that is behind the one that stored an entry by
+    /// more than the allowance (or that steps back by more) accepts the
+    /// request again once the entry expired. Keep clocks synchronised;
+    /// raise the allowance rather than lower it.
+    ///
+    /// # Errors
+    /// [`ConfigError::SkewAllowanceTooLong`] above [`MAX_WINDOW`] (24 h).
+    pub fn with_clock_skew_allowance(mut self, allowance: Duration) -> Result<Self, ConfigError> {
+        if allowance > MAX_WINDOW {
+            return Err(ConfigError::SkewAllowanceTooLong(allowance));
+        }
+        self.skew_allowance = allowance;
+        Ok(self)
     }
 
     /// Also accept `base64(SHA-512(""))` as the body slot of an empty body,
@@ -155,6 +195,18 @@ impl VerifyOptions {
     /// The window.
     pub fn window(&self) -> Duration {
         self.window
+    }
+
+    /// The clock-skew allowance.
+    pub fn clock_skew_allowance(&self) -> Duration {
+        self.skew_allowance
+    }
+
+    /// How long the replay entries of a request with `timestamp`, accepted
+    /// at `now`, must be kept: [`replay_ttl`] with the window plus the
+    /// clock-skew allowance.
+    pub fn replay_ttl(&self, timestamp: u64, now: u64) -> Duration {
+        replay_ttl(timestamp, now, self.window + self.skew_allowance)
     }
 
     /// Whether the hashed-empty body slot is accepted.
@@ -222,6 +274,33 @@ pub enum ConfigError {
         "invalid path prefix {0:?}: it must start with '/', not end with '/', and have no '?' or '#'"
     )]
     InvalidPathPrefix(String),
+    /// The window is longer than [`MAX_WINDOW`] (24 h).
+    #[error("window of {0:?} is longer than 24 hours")]
+    WindowTooLong(Duration),
+    /// The clock-skew allowance is longer than [`MAX_WINDOW`] (24 h).
+    #[error("clock-skew allowance of {0:?} is longer than 24 hours")]
+    SkewAllowanceTooLong(Duration),
+}
+
+/// How long a request's replay entries must be kept: until its timestamp
+/// plus `lifetime` (the window and the clock-skew allowance) has passed on
+/// any clock, plus one second for rounding, and at least one second.
+///
+/// ```
+/// use std::time::Duration;
+/// use armor_psk::replay_ttl;
+///
+/// let lifetime = Duration::from_secs(300 + 60);
+/// assert_eq!(replay_ttl(1000, 1000, lifetime), Duration::from_secs(361));
+/// // Signed 300 s in the future: valid until ts + 300 on this clock.
+/// assert_eq!(replay_ttl(1300, 1000, lifetime), Duration::from_secs(661));
+/// assert_eq!(replay_ttl(0, u64::MAX, lifetime), Duration::from_secs(1));
+/// ```
+pub fn replay_ttl(timestamp: u64, now: u64, lifetime: Duration) -> Duration {
+    let until = timestamp
+        .saturating_add(lifetime.as_secs())
+        .saturating_add(1);
+    Duration::from_secs(until.saturating_sub(now).max(1))
 }
 
 /// Who signed an accepted request; the layer puts it in the request's

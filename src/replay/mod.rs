@@ -12,4 +12,4 @@ pub use memory::MemoryReplayStore;
 #[cfg(feature = "redis")]
 pub use redis::{FailurePolicy, RedisReplayStore, RedisStoreError};
 pub use sharded::ShardedReplayStore;
-pub use store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation, replay_ttl};
+pub use store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};

@@ -135,27 +135,3 @@ impl<R: ReplayStore> ReplayStore for Arc<R> {
         (**self).len_hint()
     }
 }
-
-/// How long a request's entries must be kept: until its timestamp leaves the
-/// window (`timestamp + window`), plus one second for the clock's rounding,
-/// and at least one second.
-pub fn replay_ttl(timestamp: u64, now: u64, window: Duration) -> Duration {
-    let until = timestamp.saturating_add(window.as_secs()).saturating_add(1);
-    Duration::from_secs(until.saturating_sub(now).max(1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ttl_covers_the_rest_of_the_window() {
-        let window = Duration::from_secs(300);
-        assert_eq!(replay_ttl(1000, 1000, window), Duration::from_secs(301));
-        // Signed 300 s in the future: valid until ts + 300, 600 s from now.
-        assert_eq!(replay_ttl(1300, 1000, window), Duration::from_secs(601));
-        // Signed 300 s ago: one more second.
-        assert_eq!(replay_ttl(700, 1000, window), Duration::from_secs(1));
-        assert_eq!(replay_ttl(0, u64::MAX, window), Duration::from_secs(1));
-    }
-}

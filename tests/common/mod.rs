@@ -3,7 +3,7 @@
 
 pub mod process;
 
-use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Rejection, Signer};
+use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Rejection, ReplayStore, Signer};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::OriginalUri;
@@ -134,4 +134,74 @@ pub async fn assert_replays_and_the_path_nonce_forgery_are_refused(router: &Rout
     )
     .await;
     assert_eq!(forgery.code(), "replayed_request");
+}
+
+/// The real time after which the entries of a request signed 299 s before
+/// the clock would be gone without the clock-skew allowance (their TTL
+/// would be 2 s); with it they live 62 s.
+const PAST_THE_BARE_WINDOW: std::time::Duration = std::time::Duration::from_millis(2_300);
+
+/// A server accepts a request signed 299 s ago; its clock then steps back
+/// 30 s (an NTP step, a VM restored) while real time passes the bare
+/// window's lifetime: the replay must still be refused.
+pub async fn assert_a_clock_stepped_back_still_refuses_the_replay(store: impl ReplayStore) {
+    let clock = ManualClock::new(NOW);
+    let keys = MemoryKeyStore::new().with_key(KEY_ID, SECRET);
+    let router = app(ArmorPskLayer::new(keys)
+        .with_clock(clock.clone())
+        .with_replay_store(store));
+    let header = signer()
+        .sign_at("POST", "/things", b"{}", "stepped-back", NOW - 299)
+        .expect("valid nonce");
+    let first = send(
+        &router,
+        request_with_header("POST", "/things", &header, b"{}"),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.json);
+
+    tokio::time::sleep(PAST_THE_BARE_WINDOW).await;
+    clock.set(NOW + 2 - 30);
+    let replay = send(
+        &router,
+        request_with_header("POST", "/things", &header, b"{}"),
+    )
+    .await;
+    assert_eq!(replay.code(), "replayed_request", "{}", replay.json);
+}
+
+/// Two servers share `store`, B's clock 10 s behind A's. A accepts a
+/// request signed 299 s ago; B must refuse its replay at once, after real
+/// time passed the bare window's lifetime, and up to the last second its
+/// own clock finds the request valid.
+pub async fn assert_clocks_apart_refuse_the_replay_while_it_is_valid<S>(store: S)
+where
+    S: ReplayStore + Clone,
+{
+    let keys = MemoryKeyStore::new().with_key(KEY_ID, SECRET);
+    let (a_clock, b_clock) = (ManualClock::new(NOW), ManualClock::new(NOW - 10));
+    let layer = |clock: &ManualClock| {
+        app(ArmorPskLayer::new(keys.clone())
+            .with_clock(clock.clone())
+            .with_replay_store(store.clone()))
+    };
+    let (a, b) = (layer(&a_clock), layer(&b_clock));
+    let timestamp = NOW - 299;
+    let header = signer()
+        .sign_at("POST", "/things", b"{}", "clocks-apart", timestamp)
+        .expect("valid nonce");
+    let request = || request_with_header("POST", "/things", &header, b"{}");
+    let first = send(&a, request()).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.json);
+    assert_eq!(send(&b, request()).await.code(), "replayed_request");
+
+    tokio::time::sleep(PAST_THE_BARE_WINDOW).await;
+    a_clock.advance(2);
+    b_clock.advance(2);
+    assert_eq!(send(&b, request()).await.code(), "replayed_request");
+    // B's last second of validity for it.
+    b_clock.set(timestamp + 300);
+    assert_eq!(send(&b, request()).await.code(), "replayed_request");
+    b_clock.advance(1);
+    assert_eq!(send(&b, request()).await.code(), "timestamp_out_of_window");
 }

@@ -1,7 +1,6 @@
 //! `armor-psk explain`: would this header verify, and if not, why.
 
 use std::fmt;
-use std::time::Duration;
 
 use armor_psk::{
     BodyDigest, BodySlot, Canonical, Credentials, Secret, VerifyOptions, signed_path, verify,
@@ -18,7 +17,7 @@ pub struct Case<'a> {
     pub body: &'a [u8],
     pub header: &'a str,
     pub now: u64,
-    pub window: u64,
+    pub options: &'a VerifyOptions,
 }
 
 /// The findings, printed one per line.
@@ -41,10 +40,10 @@ impl Explanation {
                 verifies: false,
             }
         };
-        let options = VerifyOptions::default().with_window(Duration::from_secs(case.window));
+        let options = case.options;
         // The server's own path rule: the query is not signed, and the
         // target must be a path starting with '/'.
-        let path = match signed_path(case.path, &options) {
+        let path = match signed_path(case.path, options) {
             Ok(path) => path,
             Err(rejection) => {
                 lines.push(format!(
@@ -96,7 +95,7 @@ impl Explanation {
             credentials.timestamp(),
             describe_skew(skew),
             case.now,
-            case.window,
+            options.window().as_secs(),
             if in_window { "ok" } else { "OUT OF WINDOW" }
         ));
 
@@ -155,7 +154,7 @@ impl Explanation {
             &body,
             key,
             case.now,
-            &options,
+            options,
         );
         match verdict {
             Ok(_) => {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use armor_psk::mock::{ACCOUNT_CONTEXT, ApiKey, Fixtures, MockArmorServer};
-use armor_psk::{Clock, Signer, SystemClock};
+use armor_psk::{Clock, Signer, SystemClock, VerifyOptions};
 use clap::{Args, Parser, Subcommand};
 
 /// ARMOR-PSK tools: a mock Armor API server, key generation, and signing,
@@ -338,6 +338,9 @@ fn request(args: &RequestArgs) -> Result<ExitCode, String> {
 fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
     args.key.signer()?;
     let body = args.body.read()?;
+    let options = VerifyOptions::default()
+        .with_window(Duration::from_secs(args.window))
+        .map_err(|e| format!("--window: {e}"))?;
     let report = explain::Explanation::new(&explain::Case {
         key_id: &args.key.key_id,
         secret: &args.key.secret,
@@ -346,7 +349,7 @@ fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
         body: &body,
         header: &args.header,
         now: args.now.unwrap_or_else(|| SystemClock.now()),
-        window: args.window,
+        options: &options,
     });
     print!("{report}");
     Ok(if report.verifies() {
