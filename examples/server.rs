@@ -12,7 +12,10 @@
 //!   `listening on http://ADDR` on stdout.
 //! - `ARMOR_PSK_REDIS_URL`: keep the replay store in this Redis, shared by
 //!   every copy of the server that uses it (needs `--features redis`).
-//!   Without it the store is in memory, this process's own.
+//! - `ARMOR_PSK_REDIS_CLUSTER_URLS`: the same on a Redis Cluster, from
+//!   comma-separated `redis://` node URLs.
+//!
+//!   Without either the store is in memory, this process's own.
 //! - `RUST_LOG`: log filter (default `info`).
 //!
 //! The layer reads a request's body before it knows whether the key is
@@ -88,24 +91,34 @@ fn keys_from_env() -> Result<MemoryKeyStore, String> {
     Ok(keys)
 }
 
+/// Where the replay store lives, from the environment.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+enum Redis {
+    Single(String),
+    Cluster(Vec<String>),
+}
+
 #[cfg(feature = "redis")]
 async fn with_redis(
     layer: ArmorPskLayer,
-    url: &str,
+    redis: Redis,
 ) -> Result<ArmorPskLayer, Box<dyn std::error::Error>> {
-    let store = armor_psk::RedisReplayStore::connect(url).await?;
-    println!("replay store: Redis (shared by every server using it)");
+    let store = match redis {
+        Redis::Single(url) => armor_psk::RedisReplayStore::connect(&url).await?,
+        Redis::Cluster(urls) => armor_psk::RedisReplayStore::connect_cluster(&urls).await?,
+    };
+    println!("replay store: {store:?} (shared by every server using it)");
     Ok(layer.with_replay_store(store))
 }
 
 #[cfg(not(feature = "redis"))]
 async fn with_redis(
     _layer: ArmorPskLayer,
-    _url: &str,
+    _redis: Redis,
 ) -> Result<ArmorPskLayer, Box<dyn std::error::Error>> {
     Err(
-        "ARMOR_PSK_REDIS_URL is set, but this example was built without the `redis` feature: \
-         cargo run --features redis --example server"
+        "ARMOR_PSK_REDIS_URL or ARMOR_PSK_REDIS_CLUSTER_URLS is set, but this example was \
+         built without the `redis` feature: cargo run --features redis --example server"
             .into(),
     )
 }
@@ -121,9 +134,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let keys = keys_from_env()?;
     let addr = std::env::var("ARMOR_PSK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
-    let layer = match std::env::var("ARMOR_PSK_REDIS_URL") {
-        Ok(url) => with_redis(ArmorPskLayer::new(keys), &url).await?,
-        Err(_) => {
+    let redis = match (
+        std::env::var("ARMOR_PSK_REDIS_URL"),
+        std::env::var("ARMOR_PSK_REDIS_CLUSTER_URLS"),
+    ) {
+        (Ok(_), Ok(_)) => {
+            return Err("set ARMOR_PSK_REDIS_URL or ARMOR_PSK_REDIS_CLUSTER_URLS, not both".into());
+        }
+        (Ok(url), Err(_)) => Some(Redis::Single(url)),
+        (Err(_), Ok(urls)) => Some(Redis::Cluster(
+            urls.split(',').map(str::trim).map(str::to_owned).collect(),
+        )),
+        (Err(_), Err(_)) => None,
+    };
+    let layer = match redis {
+        Some(redis) => with_redis(ArmorPskLayer::new(keys), redis).await?,
+        None => {
             println!("replay store: in memory (this process only)");
             ArmorPskLayer::new(keys)
         }

@@ -103,31 +103,7 @@ async fn of_200_concurrent_copies_over_two_instances_exactly_one_is_accepted() {
         app(layer_with(store(&url, &prefix).await)),
         app(layer_with(store(&url, &prefix).await)),
     ];
-    let header = signer()
-        .sign_at("POST", "/pay", b"{}", "once", NOW)
-        .unwrap();
-    let tasks: Vec<_> = (0..200)
-        .map(|i| {
-            let router = instances[i % 2].clone();
-            let header = header.clone();
-            tokio::spawn(async move {
-                send(&router, request_with_header("POST", "/pay", &header, b"{}")).await
-            })
-        })
-        .collect();
-    let mut accepted = 0;
-    let mut replayed = 0;
-    for task in tasks {
-        let answer = task.await.unwrap();
-        match answer.status {
-            StatusCode::OK => accepted += 1,
-            _ => {
-                assert_eq!(answer.code(), "replayed_request", "{:?}", answer.json);
-                replayed += 1;
-            }
-        }
-    }
-    assert_eq!((accepted, replayed), (1, 199));
+    common::assert_exactly_one_of_200_concurrent_copies_is_accepted(&instances).await;
 }
 
 #[tokio::test]

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 
 use super::store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
 use crate::boxed::{BoxError, BoxFuture};
@@ -39,27 +41,24 @@ pub struct RedisStoreError {
     source: redis::RedisError,
 }
 
-/// Checks every entry, then sets them all with the request's expiry: one
-/// round trip, atomic on the server.
-const RESERVE_ALL: &str = r"
-for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
-end
-for i = 1, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'PX', ARGV[1])
-end
-return 1
-";
-
-/// A [`ReplayStore`] on Redis: every server instance that uses the same
-/// Redis and prefix refuses a request any of them accepted.
+/// A [`ReplayStore`] on Redis or Redis Cluster: every server instance
+/// that uses the same Redis and prefix refuses a request any of them
+/// accepted.
 ///
-/// A request's entries are reserved in one round trip: `SET key 1 NX PX ttl`
-/// for a single entry, a Lua script that checks and sets all of them
-/// atomically for two. The expiry is the one the in-memory store uses
-/// ([`replay_ttl`](crate::replay_ttl)): an entry lives exactly as long as
-/// the window accepts its request. Keys are the prefix followed by the
-/// entry's bytes ([`ReplayKey::as_bytes`]).
+/// Each entry is its own key (the prefix followed by the entry's bytes,
+/// [`ReplayKey::as_bytes`]), set with `SET key value NX PX ttl`; a
+/// request's entries are sent at once, so a reservation costs one round
+/// trip, and no command ever spans two keys: on a cluster the entries may
+/// live on different nodes. The expiry is
+/// [`VerifyOptions::replay_ttl`](crate::VerifyOptions::replay_ttl): the
+/// window and the clock-skew allowance, counted by Redis.
+///
+/// With unique nonces (two entries, signature first) the nonce key holds
+/// the first 16 bytes of the request's signature and is set with `NX GET`
+/// (Redis 7.0 or later): a request is reserved when its signature key was
+/// new and its nonce key was new or held by a copy of the same request.
+/// Of any number of concurrent copies exactly one is accepted, and a nonce
+/// reused on another request is refused.
 ///
 /// The connection reconnects by itself; each reservation has a timeout
 /// (100 ms by default) and, past it or on any Redis error, the
@@ -75,20 +74,33 @@ return 1
 ///     .with_prefix("my-service:armor-psk:")
 ///     .with_timeout(Duration::from_millis(50));
 /// let layer = ArmorPskLayer::new(MemoryKeyStore::new()).with_replay_store(store);
+///
+/// // Or a Redis Cluster, from any of its nodes:
+/// let cluster = RedisReplayStore::connect_cluster(&["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/"]).await?;
 /// # Ok(()) }
 /// ```
-///
-/// Redis Cluster: the two entries of a request have unrelated keys, so
-/// they may fall in different slots, which a script cannot span; use a
-/// single Redis (with replicas or Sentinel), or `with_unique_nonces(false)`
-/// on the layer (one entry, a plain `SET NX`).
 #[derive(Clone)]
 pub struct RedisReplayStore {
-    connection: ConnectionManager,
-    script: Arc<redis::Script>,
+    connection: Connection,
     prefix: Arc<[u8]>,
     timeout: Duration,
     policy: FailurePolicy,
+}
+
+/// One Redis or a cluster: both multiplexed, cloned per command.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    async fn query(&self, command: &redis::Cmd) -> Result<redis::Value, redis::RedisError> {
+        match self {
+            Self::Single(connection) => command.query_async(&mut connection.clone()).await,
+            Self::Cluster(connection) => command.query_async(&mut connection.clone()).await,
+        }
+    }
 }
 
 impl RedisReplayStore {
@@ -120,13 +132,43 @@ impl RedisReplayStore {
                 context: "cannot connect",
                 source,
             })?;
-        Ok(Self {
+        Ok(Self::with_connection(Connection::Single(connection)))
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes (`redis://`
+    /// URLs); the cluster's map of slots is learned from them and kept up to
+    /// date. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// A URL is not a Redis URL, or no node can be reached now.
+    pub async fn connect_cluster<U: AsRef<str>>(urls: &[U]) -> Result<Self, RedisStoreError> {
+        let urls: Vec<&str> = urls.iter().map(AsRef::as_ref).collect();
+        let client = ClusterClient::builder(urls)
+            .connection_timeout(Self::DEFAULT_TIMEOUT * 10)
+            .response_timeout(Self::DEFAULT_TIMEOUT * 10)
+            .retries(2)
+            .build()
+            .map_err(|source| RedisStoreError {
+                context: "invalid Redis Cluster URLs",
+                source,
+            })?;
+        let connection = client
+            .get_async_connection()
+            .await
+            .map_err(|source| RedisStoreError {
+                context: "cannot connect to the cluster",
+                source,
+            })?;
+        Ok(Self::with_connection(Connection::Cluster(connection)))
+    }
+
+    fn with_connection(connection: Connection) -> Self {
+        Self {
             connection,
-            script: Arc::new(redis::Script::new(RESERVE_ALL)),
             prefix: Arc::from(Self::DEFAULT_PREFIX.as_bytes()),
             timeout: Self::DEFAULT_TIMEOUT,
             policy: FailurePolicy::Closed,
-        })
+        }
     }
 
     /// The prefix of every key (default `armor-psk:`): give each service
@@ -146,13 +188,20 @@ impl RedisReplayStore {
     }
 
     /// What to do when Redis fails or is too slow (default
-    /// [`FailurePolicy::Closed`]).
+    /// [`FailurePolicy::Closed`]). Setting [`FailurePolicy::Open`] logs an
+    /// error once, here, so that the choice shows in the logs at start.
     ///
     /// # Security
     /// [`FailurePolicy::Open`] turns replay protection off for as long as
     /// Redis is unreachable; see its docs.
     #[must_use]
     pub fn with_failure_policy(mut self, policy: FailurePolicy) -> Self {
+        if policy == FailurePolicy::Open {
+            tracing::error!(
+                "ARMOR-PSK Redis replay store set to fail open: while Redis is unreachable, \
+                 captured requests can be replayed"
+            );
+        }
         self.policy = policy;
         self
     }
@@ -168,24 +217,49 @@ impl RedisReplayStore {
         ttl: Duration,
     ) -> Result<Reservation, redis::RedisError> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut connection = self.connection.clone();
-        let reserved = if let [entry] = entries {
-            let set: Option<String> = redis::cmd("SET")
-                .arg(self.key(entry))
-                .arg(1)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl_ms)
-                .query_async(&mut connection)
-                .await?;
-            set.is_some()
-        } else {
-            let mut invocation = self.script.prepare_invoke();
-            for entry in entries {
-                invocation.key(self.key(entry));
+        let set = |entry: &ReplayKey, value: &[u8]| {
+            let mut command = redis::cmd("SET");
+            command.arg(self.key(entry)).arg(value).arg("NX");
+            command
+        };
+        let reserved = match entries {
+            [] => true,
+            [entry] => {
+                let mut command = set(entry, b"1");
+                command.arg("PX").arg(ttl_ms);
+                is_ok(&self.connection.query(&command).await?)
             }
-            let done: i64 = invocation.arg(ttl_ms).invoke_async(&mut connection).await?;
-            done == 1
+            [signature, nonce] => {
+                // The nonce's value names the request that holds it.
+                let owner = signature_tag(signature);
+                let mut first = set(signature, b"1");
+                first.arg("PX").arg(ttl_ms);
+                let mut second = set(nonce, owner);
+                second.arg("GET").arg("PX").arg(ttl_ms);
+                let (signature, nonce) = tokio::join!(
+                    self.connection.query(&first),
+                    self.connection.query(&second)
+                );
+                let nonce_free = match nonce? {
+                    redis::Value::Nil => true,
+                    redis::Value::BulkString(held) => held == owner,
+                    _ => false,
+                };
+                is_ok(&signature?) && nonce_free
+            }
+            more => {
+                // Not made by the layer; each must be new.
+                let mut all_new = true;
+                for entry in more {
+                    let mut command = set(entry, b"1");
+                    command.arg("PX").arg(ttl_ms);
+                    all_new &= is_ok(&self.connection.query(&command).await?);
+                    if !all_new {
+                        break;
+                    }
+                }
+                all_new
+            }
         };
         Ok(if reserved {
             Reservation::Reserved
@@ -215,6 +289,20 @@ impl RedisReplayStore {
     }
 }
 
+/// Whether a `SET` answered `OK` (set) rather than nil (`NX`: it existed).
+fn is_ok(reply: &redis::Value) -> bool {
+    matches!(reply, redis::Value::Okay)
+        || matches!(reply, redis::Value::SimpleString(text) if text == "OK")
+}
+
+/// The value a nonce key holds: the first 16 bytes of the request's
+/// signature entry's signature (its last 64 bytes are the signature).
+fn signature_tag(signature: &ReplayKey) -> &[u8] {
+    let bytes = signature.as_bytes();
+    let start = bytes.len().saturating_sub(64);
+    &bytes[start..(start + 16).min(bytes.len())]
+}
+
 impl ReplayStore for RedisReplayStore {
     fn reserve<'a>(
         &'a self,
@@ -227,7 +315,12 @@ impl ReplayStore for RedisReplayStore {
 
 impl fmt::Debug for RedisReplayStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.connection {
+            Connection::Single(_) => "single",
+            Connection::Cluster(_) => "cluster",
+        };
         f.debug_struct("RedisReplayStore")
+            .field("kind", &kind)
             .field("prefix", &String::from_utf8_lossy(&self.prefix))
             .field("timeout", &self.timeout)
             .field("policy", &self.policy)

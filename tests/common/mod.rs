@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod process;
 
 use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Rejection, ReplayStore, Signer};
@@ -204,4 +205,38 @@ where
     assert_eq!(send(&b, request()).await.code(), "replayed_request");
     b_clock.advance(1);
     assert_eq!(send(&b, request()).await.code(), "timestamp_out_of_window");
+}
+
+/// A number no other call in this process returns.
+pub fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sends 200 copies of one signed request at once, alternating between
+/// `instances`: exactly one is accepted, the others are replays.
+pub async fn assert_exactly_one_of_200_concurrent_copies_is_accepted(instances: &[Router]) {
+    let header = signer()
+        .sign_at("POST", "/pay", b"{}", &format!("once-{}", unique()), NOW)
+        .expect("valid nonce");
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let router = instances[i % instances.len()].clone();
+            let header = header.clone();
+            tokio::spawn(async move {
+                send(&router, request_with_header("POST", "/pay", &header, b"{}")).await
+            })
+        })
+        .collect();
+    let (mut accepted, mut replayed) = (0, 0);
+    for task in tasks {
+        let answer = task.await.expect("task");
+        if answer.status == StatusCode::OK {
+            accepted += 1;
+        } else {
+            assert_eq!(answer.code(), "replayed_request", "{:?}", answer.json);
+            replayed += 1;
+        }
+    }
+    assert_eq!((accepted, replayed), (1, 199));
 }

@@ -1,0 +1,200 @@
+//! The Redis replay store on a real Redis Cluster, never a mock.
+//!
+//! The cluster comes from `ARMOR_PSK_REDIS_CLUSTER_URLS` (comma-separated
+//! node URLs; `.ci/run` starts three nodes of its own and sets it); the
+//! outage test starts a cluster of its own. Without one these tests print
+//! that they SKIPPED, loudly, unless `ARMOR_PSK_REQUIRE_REDIS=1` (as in CI),
+//! where they fail instead.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, RedisReplayStore};
+use common::cluster::OwnCluster;
+use common::{KEY_ID, NOW, SECRET, app, request_with_header, send, signed, signer};
+use http::StatusCode;
+
+/// The cluster's node URLs, or `None` after saying loudly that the test is
+/// skipped.
+fn cluster_urls(test: &str) -> Option<Vec<String>> {
+    match std::env::var("ARMOR_PSK_REDIS_CLUSTER_URLS") {
+        Ok(urls) if !urls.is_empty() => Some(urls.split(',').map(str::to_owned).collect()),
+        _ if std::env::var("ARMOR_PSK_REQUIRE_REDIS").as_deref() == Ok("1") => {
+            panic!("{test}: ARMOR_PSK_REQUIRE_REDIS=1 but ARMOR_PSK_REDIS_CLUSTER_URLS is not set")
+        }
+        _ => {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED {test}: no Redis Cluster. Set ARMOR_PSK_REDIS_CLUSTER_URLS=redis://127.0.0.1:P1/,... (.ci/run starts one) ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// A prefix of this test's own, so that tests sharing one cluster never meet.
+fn prefix() -> String {
+    format!("armor-psk-test:{}:", uuid::Uuid::new_v4())
+}
+
+/// One instance's store: its own connection to the cluster.
+async fn store(urls: &[String], prefix: &str) -> RedisReplayStore {
+    RedisReplayStore::connect_cluster(urls)
+        .await
+        .expect("connect to the test cluster")
+        .with_prefix(prefix)
+}
+
+fn layer_with(store: RedisReplayStore, unique_nonces: bool) -> ArmorPskLayer {
+    ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
+        .with_clock(ManualClock::new(NOW))
+        .with_replay_store(store)
+        .with_unique_nonces(unique_nonces)
+}
+
+#[tokio::test]
+async fn replays_and_re_cuts_are_refused_across_two_instances_in_both_modes() {
+    let Some(urls) = cluster_urls("replays_and_re_cuts_are_refused_across_two_instances") else {
+        return;
+    };
+    for unique_nonces in [true, false] {
+        let prefix = prefix();
+        let first = app(layer_with(store(&urls, &prefix).await, unique_nonces));
+        let second = app(layer_with(store(&urls, &prefix).await, unique_nonces));
+        let header = signer().sign_at("GET", "/me", b"", "n-1", NOW).unwrap();
+        let accepted = send(&first, request_with_header("GET", "/me", &header, b"")).await;
+        assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.json);
+        let replayed = send(&second, request_with_header("GET", "/me", &header, b"")).await;
+        assert_eq!(
+            replayed.code(),
+            "replayed_request",
+            "unique nonces {unique_nonces}"
+        );
+        common::assert_replays_and_the_path_nonce_forgery_are_refused(&first).await;
+    }
+}
+
+#[tokio::test]
+async fn a_nonce_reused_with_another_timestamp_is_refused() {
+    let Some(urls) = cluster_urls("a_nonce_reused_with_another_timestamp_is_refused") else {
+        return;
+    };
+    let router = app(layer_with(store(&urls, &prefix()).await, true));
+    let first = send(&router, signed("GET", "/me", b"", "reused", NOW)).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.json);
+    let again = send(&router, signed("GET", "/me", b"", "reused", NOW - 5)).await;
+    assert_eq!(again.code(), "replayed_request", "{}", again.json);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_200_concurrent_copies_over_two_instances_exactly_one_is_accepted() {
+    let Some(urls) = cluster_urls("of_200_concurrent_copies_over_two_instances") else {
+        return;
+    };
+    for unique_nonces in [true, false] {
+        let prefix = prefix();
+        let instances = [
+            app(layer_with(store(&urls, &prefix).await, unique_nonces)),
+            app(layer_with(store(&urls, &prefix).await, unique_nonces)),
+        ];
+        common::assert_exactly_one_of_200_concurrent_copies_is_accepted(&instances).await;
+    }
+}
+
+#[tokio::test]
+async fn the_cluster_outlives_a_clock_stepped_back() {
+    let Some(urls) = cluster_urls("the_cluster_outlives_a_clock_stepped_back") else {
+        return;
+    };
+    common::assert_a_clock_stepped_back_still_refuses_the_replay(store(&urls, &prefix()).await)
+        .await;
+}
+
+#[tokio::test]
+async fn the_cluster_shared_by_clocks_apart_refuses_replays_while_valid() {
+    let Some(urls) = cluster_urls("the_cluster_shared_by_clocks_apart") else {
+        return;
+    };
+    common::assert_clocks_apart_refuse_the_replay_while_it_is_valid(store(&urls, &prefix()).await)
+        .await;
+}
+
+/// One node of a cluster of the test's own is killed: requests whose
+/// entries it holds get 503 `replay_store_unavailable`, none is accepted
+/// twice, and once the node is back the same layer serves again.
+#[tokio::test]
+async fn a_node_down_is_a_503_for_its_keys_and_the_layer_recovers() {
+    let Some(_) = cluster_urls("a_node_down_is_a_503_for_its_keys") else {
+        return;
+    };
+    let mut cluster = OwnCluster::start("outage").expect("start a cluster of the test's own");
+    let store = store(&cluster.urls(), &prefix()).await;
+    let router = app(layer_with(store, true));
+    let ok = send(&router, signed("GET", "/me", b"", "before", NOW)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+
+    cluster.stop(1);
+    let mut accepted = Vec::new();
+    let mut unavailable = 0;
+    for i in 0..30 {
+        let header = signer()
+            .sign_at("GET", "/me", b"", &format!("down-{i}"), NOW)
+            .unwrap();
+        let started = Instant::now();
+        let answer = send(&router, request_with_header("GET", "/me", &header, b"")).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "no prompt answer"
+        );
+        match answer.status {
+            StatusCode::OK => accepted.push(header),
+            _ => {
+                assert_eq!(answer.code(), "replay_store_unavailable", "{}", answer.json);
+                unavailable += 1;
+            }
+        }
+    }
+    assert!(
+        unavailable > 0,
+        "no request's entries were on the stopped node"
+    );
+    // Accepted while a node was down, still refused as replays.
+    for header in &accepted {
+        let again = send(&router, request_with_header("GET", "/me", header, b"")).await;
+        assert_ne!(again.status, StatusCode::OK, "accepted twice");
+    }
+
+    assert!(cluster.resume(1), "restart the node");
+    assert!(cluster.wait_until_ok(), "the cluster heals");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut i = 0;
+    loop {
+        i += 1;
+        let answer = send(
+            &router,
+            signed("GET", "/me", b"", &format!("after-{i}"), NOW),
+        )
+        .await;
+        if answer.status == StatusCode::OK {
+            // And every node serves: twenty fresh requests in a row.
+            for j in 0..20 {
+                let answer = send(
+                    &router,
+                    signed("GET", "/me", b"", &format!("healed-{j}"), NOW),
+                )
+                .await;
+                assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {} after the node came back",
+            answer.code()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
