@@ -649,7 +649,7 @@ async fn store_outages_are_503s_that_leak_nothing() {
 #[tokio::test]
 async fn full_replay_store_refuses_instead_of_forgetting() {
     let h = harness();
-    let store = MemoryReplayStore::with_capacity(2);
+    let store = MemoryReplayStore::with_capacity(2).with_per_key_limit(2);
     let router = app(h.layer.with_replay_store(store.clone()));
     let first = signed("GET", "/me", b"", "n-1", NOW);
     let header = first.headers()["authorization"]
@@ -778,4 +778,68 @@ fn windows_and_allowances_over_a_day_are_refused() {
         options.replay_ttl(NOW + 24 * 3600, NOW),
         Duration::from_secs(3 * 24 * 3600 + 1)
     );
+}
+
+/// One key fills its share of the store: its next request is 429 with
+/// `Retry-After`, and another key is still served.
+async fn a_key_over_its_share_does_not_lock_out_the_others(store: impl ReplayStore) {
+    let keys = armor_psk::MemoryKeyStore::new()
+        .with_key(KEY_ID, common::SECRET)
+        .with_key("other-key", "other-secret");
+    let router = app(ArmorPskLayer::new(keys)
+        .with_clock(armor_psk::ManualClock::new(NOW))
+        .with_replay_store(store));
+    for i in 0..5 {
+        let answer = send(
+            &router,
+            signed("GET", "/me", b"", &format!("share-{i}"), NOW),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    }
+    let over = send(&router, signed("GET", "/me", b"", "share-5", NOW)).await;
+    assert_rejected(&over, RejectionKind::KeyQuotaExceeded);
+    let retry_after: u64 = over.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=661).contains(&retry_after),
+        "Retry-After {retry_after}"
+    );
+
+    let other = armor_psk::Signer::new("other-key", "other-secret").unwrap();
+    let header = other.sign_at("GET", "/me", b"", "share-0", NOW).unwrap();
+    let answer = send(&router, request_with_header("GET", "/me", &header, b"")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+}
+
+#[tokio::test]
+async fn moka_holds_each_key_to_its_share() {
+    a_key_over_its_share_does_not_lock_out_the_others(
+        MemoryReplayStore::with_capacity(100).with_per_key_limit(10),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sharded_holds_each_key_to_its_share() {
+    a_key_over_its_share_does_not_lock_out_the_others(
+        ShardedReplayStore::with_capacity(100).with_per_key_limit(10),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_nonce_reused_with_another_timestamp_is_refused_by_both_stores() {
+    for router in [
+        app(harness().layer.with_replay_store(MemoryReplayStore::new())),
+        app(harness().layer.with_replay_store(ShardedReplayStore::new())),
+    ] {
+        let first = send(&router, signed("GET", "/me", b"", "reused", NOW)).await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.json);
+        let again = send(&router, signed("GET", "/me", b"", "reused", NOW - 7)).await;
+        assert_rejected(&again, RejectionKind::ReplayedRequest);
+    }
 }

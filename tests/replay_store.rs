@@ -17,9 +17,10 @@ trait Store: ReplayStore + Clone {
     fn sweep(&self);
 }
 
+// The tests here fill a store with one key: its share is the whole store.
 impl Store for MemoryReplayStore {
     fn with_capacity(capacity: u64) -> Self {
-        MemoryReplayStore::with_capacity(capacity)
+        MemoryReplayStore::with_capacity(capacity).with_per_key_limit(capacity)
     }
     fn len(&self) -> u64 {
         MemoryReplayStore::len(self)
@@ -31,7 +32,7 @@ impl Store for MemoryReplayStore {
 
 impl Store for ShardedReplayStore {
     fn with_capacity(capacity: u64) -> Self {
-        ShardedReplayStore::with_capacity(capacity)
+        ShardedReplayStore::with_capacity(capacity).with_per_key_limit(capacity)
     }
     fn len(&self) -> u64 {
         ShardedReplayStore::len(self)
@@ -191,8 +192,9 @@ fn expired_entries_leave_and_free_their_place<S: Store>() {
         Err(FULL)
     );
 
+    // Expiry counts whole seconds: up to about two for a 50 ms entry.
     let mut freed = false;
-    for _ in 0..100 {
+    for _ in 0..250 {
         std::thread::sleep(Duration::from_millis(20));
         store.sweep();
         if store.len() == 1 {

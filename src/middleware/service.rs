@@ -155,6 +155,11 @@ where
             RejectionKind::ReplayStoreFull,
             "the replay store is full; try again later",
         )),
+        Err(ReplayStoreError::KeyQuotaExceeded { retry_after }) => Err(refused(
+            RejectionKind::KeyQuotaExceeded,
+            "this key has too many requests in flight within the window; try again later",
+        )
+        .with_retry_after(retry_after.as_secs().max(1))),
         Err(error) => {
             tracing::warn!(
                 key_id,

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, StatusCode};
 
 use super::header::SCHEME;
@@ -48,6 +48,9 @@ pub enum RejectionKind {
     ReplayStoreUnavailable,
     /// The replay store is at capacity and refuses to forget a live entry. 503.
     ReplayStoreFull,
+    /// The key holds its whole share of the replay store; other keys are
+    /// still served. 429, with `Retry-After`.
+    KeyQuotaExceeded,
 }
 
 impl RejectionKind {
@@ -67,6 +70,7 @@ impl RejectionKind {
             Self::KeyStoreUnavailable => "key_store_unavailable",
             Self::ReplayStoreUnavailable => "replay_store_unavailable",
             Self::ReplayStoreFull => "replay_store_full",
+            Self::KeyQuotaExceeded => "key_quota_exceeded",
         }
     }
 
@@ -75,6 +79,7 @@ impl RejectionKind {
         match self {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidBody => StatusCode::BAD_REQUEST,
+            Self::KeyQuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Self::KeyStoreUnavailable | Self::ReplayStoreUnavailable | Self::ReplayStoreFull => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -83,7 +88,7 @@ impl RejectionKind {
     }
 
     /// Every kind, for tables and tests.
-    pub const ALL: [RejectionKind; 13] = [
+    pub const ALL: [RejectionKind; 14] = [
         Self::MalformedRequest,
         Self::MissingAuthorization,
         Self::MalformedAuthorization,
@@ -97,6 +102,7 @@ impl RejectionKind {
         Self::KeyStoreUnavailable,
         Self::ReplayStoreUnavailable,
         Self::ReplayStoreFull,
+        Self::KeyQuotaExceeded,
     ];
 }
 
@@ -116,6 +122,7 @@ pub struct Rejection {
     kind: RejectionKind,
     message: Cow<'static, str>,
     server_time: Option<u64>,
+    retry_after: Option<u64>,
     key_id: Option<String>,
 }
 
@@ -126,6 +133,7 @@ impl Rejection {
             kind,
             message: message.into(),
             server_time: None,
+            retry_after: None,
             key_id: None,
         }
     }
@@ -133,6 +141,18 @@ impl Rejection {
     pub(crate) fn with_server_time(mut self, now: u64) -> Self {
         self.server_time = Some(now);
         self
+    }
+
+    /// Tells the client when to try again (`Retry-After`, in seconds).
+    #[must_use]
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// When the client may try again, in seconds, if the rejection says.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     pub(crate) fn with_key_id(mut self, key_id: &str) -> Self {
@@ -209,6 +229,9 @@ impl Rejection {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if self.status() == StatusCode::UNAUTHORIZED {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(SCHEME));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.extensions_mut().insert(self);
         response

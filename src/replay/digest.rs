@@ -1,6 +1,6 @@
 //! The in-memory stores keep keyed 128-bit digests of entries, not entries.
 
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
 use siphasher::sip128::{Hasher128 as _, SipHasher13};
 
@@ -26,13 +26,17 @@ impl Digester {
     }
 
     pub(crate) fn digest(&self, entry: &ReplayKey) -> u128 {
+        self.digest_bytes(entry.as_bytes())
+    }
+
+    pub(crate) fn digest_bytes(&self, bytes: &[u8]) -> u128 {
         let mut hasher = SipHasher13::new_with_keys(self.0, self.1);
-        hasher.write(entry.as_bytes());
+        hasher.write(bytes);
         hasher.finish128().as_u128()
     }
 }
 
-/// Hashes a digest for a `HashMap` by taking its low 64 bits: digests are
+/// Hashes a digest for a `HashMap` by taking one of its words: digests are
 /// keyed SipHash output, already uniform and unpredictable to clients, so
 /// hashing them again would only cost time.
 #[derive(Default)]
@@ -55,7 +59,8 @@ impl Hasher for DigestHasher {
     fn write_u128(&mut self, digest: u128) {
         self.0 = digest as u64;
     }
-}
 
-/// A `HashMap` keyed by digests, hashed with [`DigestHasher`].
-pub(crate) type DigestMap<V> = std::collections::HashMap<u128, V, BuildHasherDefault<DigestHasher>>;
+    fn write_u64(&mut self, word: u64) {
+        self.0 = word;
+    }
+}

@@ -1,49 +1,86 @@
-//! The default replay store: moka, one entry per digest.
+//! The default replay store: the shared index, with moka expiring whole
+//! groups of entries (one moka entry per second of expiry).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Once, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use ::moka::notification::RemovalCause;
 use ::moka::sync::Cache;
 
-use super::digest::Digester;
+use super::index::{Digest, Index};
 use super::store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
 use crate::boxed::BoxFuture;
 
-/// The default replay store: a moka cache of 128-bit digests of the entries,
-/// each expiring on its own when the window no longer accepts its request.
+/// How often expired groups are swept out, by a thread of the store's own.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// The default replay store: an index of 128-bit entry digests (64
+/// mutex-guarded hash maps, 24 bytes a slot) whose expiry moka schedules
+/// by the group: every entry that expires in the same second is in one
+/// moka entry, so moka holds a few hundred entries whatever the request
+/// rate, and each request costs two map inserts and a push onto its
+/// second's group. moka's housekeeping, and the removal of an expired
+/// second's entries, run on a thread of the store's own, once a second,
+/// off the request path.
 ///
-/// It never forgets a live entry to make room (moka's size-bounded policy
-/// may decline new entries, and each declined one would be an accepted
-/// replay): the cache is unbounded, and the store refuses new reservations
-/// with [`ReplayStoreError::Full`] once it holds `capacity` entries.
+/// It never forgets a live entry to make room: at `capacity` entries it
+/// refuses new reservations with [`ReplayStoreError::Full`] (503), and a
+/// replay of a held entry is still told apart. No key may hold more than
+/// its share (`with_per_key_limit`, half the capacity by default): a key
+/// over it gets 429 `key_quota_exceeded` while other keys are served.
 ///
 /// Entries are SipHash-1-3 128-bit digests under a random key of this
 /// store's own, so a client cannot craft two entries that collide, and the
 /// chance of an accidental collision among a billion entries is below
-/// 10⁻²⁰. A digest costs a few tens of nanoseconds; moka's bookkeeping is the
-/// rest (see BENCHMARKS.md).
+/// 10⁻²⁰. Expiry is counted on a monotonic clock from the time each
+/// request was accepted; the layer's lifetimes include the clock-skew
+/// allowance.
 ///
 /// Size it as peak accepted requests per second × entries per request (two
 /// with unique nonces, one without) × the time an entry lives (up to twice
-/// the window).
+/// the window plus the allowance). About 100 bytes a request
+/// (BENCHMARKS.md).
+///
+/// ```
+/// use armor_psk::{ArmorPskLayer, MemoryKeyStore, MemoryReplayStore};
+///
+/// let store = MemoryReplayStore::with_capacity(4_000_000).with_per_key_limit(500_000);
+/// let layer = ArmorPskLayer::new(MemoryKeyStore::new()).with_replay_store(store);
+/// ```
 #[derive(Clone)]
 pub struct MemoryReplayStore {
-    cache: Cache<u128, u32>,
-    /// moka's `entry().or_insert()` let two of 100 concurrent reservations
-    /// of one digest both see it fresh in about one run in 15: each
-    /// reservation holds its digest's stripe of these locks.
-    stripes: Arc<[Mutex<()>]>,
-    digester: Digester,
-    capacity: u64,
-    /// When `len_hint` last brought moka's count up to date, in
-    /// milliseconds since `created`.
-    last_count: Arc<AtomicU64>,
-    created: Instant,
+    inner: Arc<Inner>,
 }
 
-const STRIPES: usize = 64;
+struct Inner {
+    index: Index,
+    /// Second of expiry → the digests that expire in it.
+    groups: Cache<u32, Arc<Group>>,
+    /// Groups moka expired, waiting for their entries' removal.
+    expired: Arc<Mutex<Vec<Arc<Group>>>>,
+    /// The group used last: most requests of a second share it.
+    recent: Mutex<Option<Arc<Group>>>,
+    housekeeper: Once,
+    /// With no housekeeping thread, the second of the last inline run.
+    inline_housekeeping: AtomicU32,
+}
+
+struct Group {
+    until: u32,
+    expires: Instant,
+    digests: Mutex<Vec<Digest>>,
+}
+
+/// Each group expires at its second.
+struct GroupExpiry;
+
+impl ::moka::Expiry<u32, Arc<Group>> for GroupExpiry {
+    fn expire_after_create(&self, _: &u32, group: &Arc<Group>, now: Instant) -> Option<Duration> {
+        Some(group.expires.saturating_duration_since(now))
+    }
+}
 
 impl MemoryReplayStore {
     /// The default capacity in entries.
@@ -54,26 +91,46 @@ impl MemoryReplayStore {
         Self::with_capacity(Self::DEFAULT_CAPACITY)
     }
 
-    /// A store holding at most `capacity` entries (checked against moka's
-    /// entry count, which may trail the last few hundred insertions: the
-    /// bound is approximate by that much, never a reason to forget).
+    /// A store holding at most `capacity` entries, half of them at most for
+    /// any one key.
     pub fn with_capacity(capacity: u64) -> Self {
+        Self::build(capacity, capacity / 2)
+    }
+
+    /// At most `limit` entries for any one key (default: half the
+    /// capacity); a key over it gets 429 `key_quota_exceeded` with
+    /// `Retry-After`, and the others keep being served.
+    #[must_use]
+    pub fn with_per_key_limit(self, limit: u64) -> Self {
+        Self::build(self.capacity(), limit)
+    }
+
+    fn build(capacity: u64, per_key_limit: u64) -> Self {
+        let expired: Arc<Mutex<Vec<Arc<Group>>>> = Arc::default();
+        let queue = Arc::clone(&expired);
+        let groups = Cache::builder()
+            .expire_after(GroupExpiry)
+            .eviction_listener(move |_, group, cause| {
+                if cause == RemovalCause::Expired {
+                    lock(&queue).push(group);
+                }
+            })
+            .build();
         Self {
-            cache: Cache::builder().expire_after(TtlExpiry).build(),
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            digester: Digester::random(),
-            capacity,
-            last_count: Arc::default(),
-            created: Instant::now(),
+            inner: Arc::new(Inner {
+                index: Index::new(capacity, per_key_limit),
+                groups,
+                expired,
+                recent: Mutex::new(None),
+                housekeeper: Once::new(),
+                inline_housekeeping: AtomicU32::new(0),
+            }),
         }
     }
 
-    /// Entries held, including expired ones not yet swept. It first runs
-    /// moka's pending maintenance so that the latest insertions are counted:
-    /// meant for tests and gauges, not for every request.
+    /// Entries held, including expired ones not yet removed.
     pub fn len(&self) -> u64 {
-        self.sweep();
-        self.cache.entry_count()
+        self.inner.index.len()
     }
 
     /// Whether no entry is held.
@@ -83,52 +140,110 @@ impl MemoryReplayStore {
 
     /// The most entries the store will hold.
     pub fn capacity(&self) -> u64 {
-        self.capacity
+        self.inner.index.capacity()
     }
 
-    /// Sweeps expired entries and brings [`len`](Self::len) up to date (it
-    /// also happens as the store is used).
+    /// The most entries one key may hold.
+    pub fn per_key_limit(&self) -> u64 {
+        self.inner.index.per_key_limit()
+    }
+
+    /// Removes every expired group's entries now (it also happens once a
+    /// second on the store's own thread).
     pub fn sweep(&self) {
-        self.cache.run_pending_tasks();
+        self.inner.housekeep();
     }
 
-    fn has_room(&self) -> bool {
-        // moka's count trails the latest insertions (by its pending write
-        // log, a few hundred at most) and still holds expired entries. Far
-        // from the capacity that does not matter; near it, bring the count
-        // up to date before deciding.
-        const NEAR: u64 = 4096;
-        if self.cache.entry_count().saturating_add(NEAR) < self.capacity {
-            return true;
-        }
-        self.sweep();
-        self.cache.entry_count() < self.capacity
-    }
-
-    fn reserve_all(
+    fn reserve_now(
         &self,
         entries: &[ReplayKey],
         ttl: Duration,
     ) -> Result<Reservation, ReplayStoreError> {
-        let ttl_ms = u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX).max(1);
-        for entry in entries {
-            let digest = self.digester.digest(entry);
-            if !self.has_room() {
-                // Full, but a replay of a held entry is still told apart.
-                if self.cache.contains_key(&digest) {
-                    return Ok(Reservation::Replayed);
-                }
-                return Err(ReplayStoreError::Full);
+        let inner = &self.inner;
+        inner.start_housekeeping();
+        let index = &inner.index;
+        let request = index.digest(entries);
+        let until = index.until(ttl);
+        let reservation = index.reserve(&request, until)?;
+        if reservation == Reservation::Reserved {
+            let group = inner.group(until);
+            lock(&group.digests).extend_from_slice(&request.digests);
+        }
+        Ok(reservation)
+    }
+}
+
+impl Inner {
+    /// The group of the second `until`, made on first use.
+    fn group(&self, until: u32) -> Arc<Group> {
+        let mut recent = lock(&self.recent);
+        if let Some(group) = recent.as_ref().filter(|group| group.until == until) {
+            return Arc::clone(group);
+        }
+        let expires = self.index.created() + Duration::from_secs(u64::from(until) + 1);
+        let group = self.groups.get_with(until, || {
+            Arc::new(Group {
+                until,
+                expires,
+                digests: Mutex::default(),
+            })
+        });
+        *recent = Some(Arc::clone(&group));
+        group
+    }
+
+    /// Runs moka's pending work (which queues expired groups) and removes
+    /// the queued groups' entries from the index.
+    fn housekeep(&self) {
+        self.groups.run_pending_tasks();
+        let expired = std::mem::take(&mut *lock(&self.expired));
+        for group in expired {
+            let digests = std::mem::take(&mut *lock(&group.digests));
+            // Digests still live were reserved again since, and sit in a
+            // later group too.
+            let _still_live = self.index.remove_expired(&digests);
+        }
+    }
+
+    /// Starts the housekeeping thread the first time the store is used;
+    /// without one (it could not be spawned), housekeeps inline once a
+    /// second.
+    fn start_housekeeping(self: &Arc<Self>) {
+        self.housekeeper.call_once(|| {
+            let store: Weak<Inner> = Arc::downgrade(self);
+            let spawned = std::thread::Builder::new()
+                .name("armor-psk-replay-store".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(HOUSEKEEPING);
+                        let Some(store) = store.upgrade() else {
+                            return;
+                        };
+                        store.housekeep();
+                    }
+                })
+                .is_ok();
+            if !spawned {
+                self.inline_housekeeping.store(1, Ordering::Relaxed);
             }
-            let stripe = &self.stripes[(digest >> 64) as usize % STRIPES];
-            let _held = stripe.lock().unwrap_or_else(PoisonError::into_inner);
-            let fresh = self.cache.entry(digest).or_insert(ttl_ms).is_fresh();
-            if !fresh {
-                return Ok(Reservation::Replayed);
+        });
+        let last = self.inline_housekeeping.load(Ordering::Relaxed);
+        if last != 0 {
+            let now = self.index.now().max(2);
+            if now > last
+                && self
+                    .inline_housekeeping
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.housekeep();
             }
         }
-        Ok(Reservation::Reserved)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Default for MemoryReplayStore {
@@ -141,7 +256,8 @@ impl fmt::Debug for MemoryReplayStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryReplayStore")
             .field("len", &self.len())
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.capacity())
+            .field("per_key_limit", &self.per_key_limit())
             .finish()
     }
 }
@@ -152,35 +268,10 @@ impl ReplayStore for MemoryReplayStore {
         entries: &'a [ReplayKey],
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
-        Box::pin(std::future::ready(self.reserve_all(entries, ttl)))
+        Box::pin(std::future::ready(self.reserve_now(entries, ttl)))
     }
 
-    /// moka's entry count, brought up to date at most once a second (its
-    /// pending maintenance run then): it may trail by that second.
     fn len_hint(&self) -> Option<u64> {
-        // 0: never counted yet.
-        let now = u64::try_from(self.created.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let last = self.last_count.load(Ordering::Relaxed);
-        if (last == 0 || now.saturating_sub(last) >= 1_000)
-            && self
-                .last_count
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.sweep();
-        }
-        Some(self.cache.entry_count())
-    }
-}
-
-/// Each entry expires after the ttl it was stored with (milliseconds);
-/// reads and updates do not extend it.
-struct TtlExpiry;
-
-impl moka::Expiry<u128, u32> for TtlExpiry {
-    fn expire_after_create(&self, _: &u128, ttl_ms: &u32, _: Instant) -> Option<Duration> {
-        Some(Duration::from_millis(u64::from(*ttl_ms)))
+        Some(self.len())
     }
 }

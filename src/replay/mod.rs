@@ -2,6 +2,7 @@
 //! the stores that implement it (moka, the default; sharded maps; Redis).
 
 mod digest;
+mod index;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;

@@ -44,6 +44,14 @@ impl ReplayKey {
         Self(bytes)
     }
 
+    /// The key id the entry belongs to.
+    pub(crate) fn key_id_bytes(&self) -> &[u8] {
+        let len = self.0.get(1..5).map_or(0, |len| {
+            u32::from_be_bytes(len.try_into().unwrap_or_default()) as usize
+        });
+        self.0.get(5..5 + len).unwrap_or_default()
+    }
+
     /// The entry as bytes, for stores that keep binary keys.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
@@ -58,13 +66,9 @@ impl fmt::Debug for ReplayKey {
         } else {
             "nonce"
         };
-        let key_len = self.0.get(1..5).map_or(0, |len| {
-            u32::from_be_bytes(len.try_into().unwrap_or_default()) as usize
-        });
-        let key_id = self.0.get(5..5 + key_len).unwrap_or_default();
         f.debug_struct("ReplayKey")
             .field("kind", &kind)
-            .field("key_id", &String::from_utf8_lossy(key_id))
+            .field("key_id", &String::from_utf8_lossy(self.key_id_bytes()))
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +90,14 @@ pub enum ReplayStoreError {
     /// (a forgotten entry is a replay that would be accepted).
     #[error("replay store is full")]
     Full,
+    /// This key holds its whole share of the store (its per-key limit):
+    /// the layer answers 429 `key_quota_exceeded` with `Retry-After`, and
+    /// other keys are still served.
+    #[error("this key holds its whole share of the replay store")]
+    KeyQuotaExceeded {
+        /// When the key's oldest entries leave, about.
+        retry_after: Duration,
+    },
     /// The store could not be reached or failed; the cause is the
     /// error's [`source`](std::error::Error::source).
     #[error("replay store unavailable")]

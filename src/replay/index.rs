@@ -1,0 +1,279 @@
+//! The in-memory stores' index: 64 mutex-guarded hash maps from an entry's
+//! digest to its expiry and its key, a count of entries per key, and the
+//! all-or-nothing reservation both in-memory stores share. When entries
+//! leave is each store's own business (a sweep, or moka's groups).
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use smallvec::SmallVec;
+
+use super::digest::{DigestHasher, Digester};
+use super::store::{ReplayKey, ReplayStoreError, Reservation};
+
+const SHARDS: usize = 64;
+const KEY_SHARDS: usize = 16;
+
+/// An entry's 128-bit digest, as two words: 16 bytes aligned on 8, so that
+/// a map slot (digest and [`Slot`]) takes 24 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Digest(u64, u64);
+
+impl Digest {
+    pub(crate) fn shard(self) -> usize {
+        (self.1 % SHARDS as u64) as usize
+    }
+}
+
+impl Hash for Digest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Keyed SipHash output: uniform already, so one word suffices.
+        state.write_u64(self.0);
+    }
+}
+
+/// What the index keeps per digest.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// Seconds since the store was made after which the entry is gone.
+    until: u32,
+    /// The key the entry belongs to (a digest of its key id).
+    key: u32,
+}
+
+type Map = HashMap<Digest, Slot, BuildHasherDefault<DigestHasher>>;
+
+/// How many entries a key holds, and the earliest expiry among them (a
+/// lower bound: it is not raised when that entry leaves).
+#[derive(Clone, Copy)]
+struct KeyCount {
+    entries: u32,
+    earliest: u32,
+}
+
+/// The index. `now` is the store's own monotonic clock in whole seconds.
+pub(crate) struct Index {
+    shards: Box<[Mutex<Map>]>,
+    keys: Box<[Mutex<HashMap<u32, KeyCount>>]>,
+    digester: Digester,
+    capacity: u64,
+    per_key_limit: u64,
+    len: AtomicU64,
+    created: Instant,
+}
+
+/// A request's entries, digested, with the shard of each.
+pub(crate) struct Request {
+    pub(crate) digests: SmallVec<[Digest; 2]>,
+    key: u32,
+}
+
+impl Index {
+    pub(crate) fn new(capacity: u64, per_key_limit: u64) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            keys: (0..KEY_SHARDS).map(|_| Mutex::default()).collect(),
+            digester: Digester::random(),
+            capacity,
+            per_key_limit,
+            len: AtomicU64::new(0),
+            created: Instant::now(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    pub(crate) fn per_key_limit(&self) -> u64 {
+        self.per_key_limit
+    }
+
+    /// When the index was made: its clock's zero.
+    pub(crate) fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// Seconds since the index was made.
+    pub(crate) fn now(&self) -> u32 {
+        u32::try_from(self.created.elapsed().as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// The second after which an entry reserved now for `ttl` is gone
+    /// (rounded up: never sooner than `ttl`).
+    pub(crate) fn until(&self, ttl: Duration) -> u32 {
+        let elapsed = self.created.elapsed() + ttl;
+        let seconds = elapsed.as_secs() + u64::from(elapsed.subsec_nanos() > 0);
+        u32::try_from(seconds).unwrap_or(u32::MAX)
+    }
+
+    pub(crate) fn digest(&self, entries: &[ReplayKey]) -> Request {
+        let key = entries.first().map_or(0, |entry| {
+            let word = self.digester.digest_bytes(entry.key_id_bytes());
+            word as u32
+        });
+        let digests = entries
+            .iter()
+            .map(|entry| {
+                let digest = self.digester.digest(entry);
+                Digest(digest as u64, (digest >> 64) as u64)
+            })
+            .collect();
+        Request { digests, key }
+    }
+
+    /// Reserves all of a request's digests until `until`, or none: a live
+    /// one makes it a replay; a key at its limit, a quota error; a full
+    /// index, [`ReplayStoreError::Full`]. Shards are locked in ascending
+    /// order, so two reservations never wait on each other in a cycle.
+    pub(crate) fn reserve(
+        &self,
+        request: &Request,
+        until: u32,
+    ) -> Result<Reservation, ReplayStoreError> {
+        let now = self.now();
+        let mut order: SmallVec<[usize; 2]> = request.digests.iter().map(|d| d.shard()).collect();
+        order.sort_unstable();
+        order.dedup();
+        let mut guards: SmallVec<[MutexGuard<'_, Map>; 2]> = order
+            .iter()
+            .map(|&shard| lock(&self.shards[shard]))
+            .collect();
+        let guard_of = |digest: &Digest| order.binary_search(&digest.shard()).unwrap_or_default();
+
+        let mut fresh = 0u64;
+        for digest in &request.digests {
+            match guards[guard_of(digest)].get(digest) {
+                Some(slot) if slot.until > now => return Ok(Reservation::Replayed),
+                Some(_) => {}
+                None => fresh += 1,
+            }
+        }
+        if self.len().saturating_add(fresh) > self.capacity {
+            return Err(ReplayStoreError::Full);
+        }
+        let added = request.digests.len() as u64;
+        self.count_key(request.key, added, until, now)?;
+        for digest in &request.digests {
+            let slot = Slot {
+                until,
+                key: request.key,
+            };
+            match guards[guard_of(digest)].entry(*digest) {
+                // Expired but not yet removed: its key lets it go.
+                Entry::Occupied(mut held) => {
+                    let old = held.insert(slot);
+                    self.uncount_key(old.key, 1);
+                }
+                Entry::Vacant(place) => {
+                    place.insert(slot);
+                    self.len.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(Reservation::Reserved)
+    }
+
+    /// Adds `added` entries to `key`'s count, unless that passes the limit.
+    fn count_key(
+        &self,
+        key: u32,
+        added: u64,
+        until: u32,
+        now: u32,
+    ) -> Result<(), ReplayStoreError> {
+        let mut keys = lock(&self.keys[key as usize % KEY_SHARDS]);
+        let count = keys.entry(key).or_insert(KeyCount {
+            entries: 0,
+            earliest: u32::MAX,
+        });
+        if u64::from(count.entries) + added > self.per_key_limit {
+            let retry_after = count.earliest.saturating_sub(now).max(1);
+            return Err(ReplayStoreError::KeyQuotaExceeded {
+                retry_after: Duration::from_secs(u64::from(retry_after)),
+            });
+        }
+        count.entries += added as u32;
+        count.earliest = count.earliest.min(until);
+        Ok(())
+    }
+
+    /// Takes entries off their keys' counts, one lock per key.
+    fn uncount_keys(&self, keys: impl IntoIterator<Item = u32>) {
+        let mut tally: HashMap<u32, u32> = HashMap::new();
+        for key in keys {
+            *tally.entry(key).or_default() += 1;
+        }
+        for (key, removed) in tally {
+            self.uncount_key(key, removed);
+        }
+    }
+
+    fn uncount_key(&self, key: u32, removed: u32) {
+        let mut keys = lock(&self.keys[key as usize % KEY_SHARDS]);
+        if let Entry::Occupied(mut count) = keys.entry(key) {
+            let left = count.get().entries.saturating_sub(removed);
+            if left == 0 {
+                count.remove();
+            } else {
+                count.get_mut().entries = left;
+            }
+        }
+    }
+
+    /// Removes those of `digests` whose time is up; returns the ones still
+    /// live (a reservation renewed them, or the clock has not reached them).
+    pub(crate) fn remove_expired(&self, digests: &[Digest]) -> Vec<(Digest, u32)> {
+        let now = self.now();
+        let mut live = Vec::new();
+        let mut removed = Vec::new();
+        for digest in digests {
+            let mut shard = lock(&self.shards[digest.shard()]);
+            if let Entry::Occupied(held) = shard.entry(*digest) {
+                let slot = *held.get();
+                if slot.until > now {
+                    live.push((*digest, slot.until));
+                } else {
+                    held.remove();
+                    removed.push(slot.key);
+                }
+            }
+        }
+        self.len.fetch_sub(removed.len() as u64, Ordering::Relaxed);
+        self.uncount_keys(removed);
+        live
+    }
+
+    /// Drops every expired entry of shard `shard`.
+    pub(crate) fn sweep_shard(&self, shard: usize) {
+        let now = self.now();
+        let mut removed: Vec<u32> = Vec::new();
+        lock(&self.shards[shard]).retain(|_, slot| {
+            let live = slot.until > now;
+            if !live {
+                removed.push(slot.key);
+            }
+            live
+        });
+        self.len.fetch_sub(removed.len() as u64, Ordering::Relaxed);
+        self.uncount_keys(removed);
+    }
+
+    pub(crate) fn shards(&self) -> usize {
+        SHARDS
+    }
+}
+
+/// A poisoned shard is still consistent: no code path panics between a
+/// check and its insert.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
