@@ -1,6 +1,6 @@
 //! The in-memory stores keep keyed 128-bit digests of entries, not entries.
 
-use std::hash::Hasher;
+use std::hash::Hasher as _;
 
 use siphasher::sip128::{Hasher128 as _, SipHasher13};
 
@@ -33,34 +33,5 @@ impl Digester {
         let mut hasher = SipHasher13::new_with_keys(self.0, self.1);
         hasher.write(bytes);
         hasher.finish128().as_u128()
-    }
-}
-
-/// Hashes a digest for a `HashMap` by taking one of its words: digests are
-/// keyed SipHash output, already uniform and unpredictable to clients, so
-/// hashing them again would only cost time.
-#[derive(Default)]
-pub(crate) struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not reached for `u128` keys; folds any other input all the same.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
-        }
-    }
-
-    fn write_u128(&mut self, digest: u128) {
-        self.0 = digest as u64;
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.0 = word;
     }
 }

@@ -5,47 +5,66 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as TableEntry;
 use smallvec::SmallVec;
 
-use super::digest::{DigestHasher, Digester};
+use super::digest::Digester;
 use super::store::{ReplayKey, ReplayStoreError, Reservation};
 
 const SHARDS: usize = 64;
 const KEY_SHARDS: usize = 16;
 
-/// An entry's 128-bit digest, as two words: 16 bytes aligned on 8, so that
-/// a map slot (digest and [`Slot`]) takes 24 bytes.
+/// 96 bits of an entry's digest, as three 32-bit words: a table slot
+/// (digest, expiry and key) then takes 20 bytes. Two of a few million
+/// entries share 96 bits with a chance below 10⁻¹⁶, and a collision can only
+/// refuse a request as a replay. The first 64 bits alone name the entry's
+/// shard and its place in the shard's table: keyed SipHash output is
+/// uniform already, and clients cannot aim at it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct Digest(u64, u64);
+pub(crate) struct Digest([u32; 3]);
 
 impl Digest {
+    fn new(digest: u128) -> Self {
+        Self([digest as u32, (digest >> 32) as u32, (digest >> 64) as u32])
+    }
+
     pub(crate) fn shard(self) -> usize {
-        (self.1 % SHARDS as u64) as usize
+        shard_of(self.word())
+    }
+
+    /// The first 64 bits, which an expiry group keeps to find the entry
+    /// again.
+    pub(crate) fn word(self) -> u64 {
+        u64::from(self.0[0]) | u64::from(self.0[1]) << 32
     }
 }
 
-impl Hash for Digest {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Keyed SipHash output: uniform already, so one word suffices.
-        state.write_u64(self.0);
-    }
+fn shard_of(word: u64) -> usize {
+    (word % SHARDS as u64) as usize
+}
+
+/// The table hash of a first word: its shard's bits rotated out of the
+/// low end, so that every bucket of a shard's table is used.
+fn table_hash(word: u64) -> u64 {
+    word.rotate_right(SHARDS.trailing_zeros())
 }
 
 /// What the index keeps per digest.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
+    digest: Digest,
     /// Seconds since the store was made after which the entry is gone.
     until: u32,
     /// The key the entry belongs to (a digest of its key id).
     key: u32,
 }
 
-type Map = HashMap<Digest, Slot, BuildHasherDefault<DigestHasher>>;
+type Map = HashTable<Slot>;
 
 /// How many entries a key holds, and the earliest expiry among them (a
 /// lower bound: it is not raised when that entry leaves).
@@ -124,7 +143,7 @@ impl Index {
             .iter()
             .map(|entry| {
                 let digest = self.digester.digest(entry);
-                Digest(digest as u64, (digest >> 64) as u64)
+                Digest::new(digest)
             })
             .collect();
         Request { digests, key }
@@ -149,9 +168,13 @@ impl Index {
             .collect();
         let guard_of = |digest: &Digest| order.binary_search(&digest.shard()).unwrap_or_default();
 
+        let find = |map: &Map, digest: &Digest| {
+            map.find(table_hash(digest.word()), |slot| slot.digest == *digest)
+                .copied()
+        };
         let mut fresh = 0u64;
         for digest in &request.digests {
-            match guards[guard_of(digest)].get(digest) {
+            match find(&guards[guard_of(digest)], digest) {
                 Some(slot) if slot.until > now => return Ok(Reservation::Replayed),
                 Some(_) => {}
                 None => fresh += 1,
@@ -164,16 +187,22 @@ impl Index {
         self.count_key(request.key, added, until, now)?;
         for digest in &request.digests {
             let slot = Slot {
+                digest: *digest,
                 until,
                 key: request.key,
             };
-            match guards[guard_of(digest)].entry(*digest) {
+            let map = &mut guards[guard_of(digest)];
+            match map.entry(
+                table_hash(digest.word()),
+                |held| held.digest == *digest,
+                |held| table_hash(held.digest.word()),
+            ) {
                 // Expired but not yet removed: its key lets it go.
-                Entry::Occupied(mut held) => {
-                    let old = held.insert(slot);
+                TableEntry::Occupied(mut held) => {
+                    let old = std::mem::replace(held.get_mut(), slot);
                     self.uncount_key(old.key, 1);
                 }
-                Entry::Vacant(place) => {
+                TableEntry::Vacant(place) => {
                     place.insert(slot);
                     self.len.fetch_add(1, Ordering::Relaxed);
                 }
@@ -229,34 +258,29 @@ impl Index {
         }
     }
 
-    /// Removes those of `digests` whose time is up; returns the ones still
-    /// live (a reservation renewed them, or the clock has not reached them).
-    pub(crate) fn remove_expired(&self, digests: &[Digest]) -> Vec<(Digest, u32)> {
+    /// Removes the expired entries among those named by their first 64
+    /// bits (a live one was reserved again since, and stays).
+    pub(crate) fn remove_expired(&self, words: &[u64]) {
         let now = self.now();
-        let mut live = Vec::new();
         let mut removed = Vec::new();
-        for digest in digests {
-            let mut shard = lock(&self.shards[digest.shard()]);
-            if let Entry::Occupied(held) = shard.entry(*digest) {
-                let slot = *held.get();
-                if slot.until > now {
-                    live.push((*digest, slot.until));
-                } else {
-                    held.remove();
-                    removed.push(slot.key);
-                }
+        for &word in words {
+            let mut shard = lock(&self.shards[shard_of(word)]);
+            if let Ok(held) = shard.find_entry(table_hash(word), |slot| {
+                slot.digest.word() == word && slot.until <= now
+            }) {
+                removed.push(held.get().key);
+                held.remove();
             }
         }
         self.len.fetch_sub(removed.len() as u64, Ordering::Relaxed);
         self.uncount_keys(removed);
-        live
     }
 
     /// Drops every expired entry of shard `shard`.
     pub(crate) fn sweep_shard(&self, shard: usize) {
         let now = self.now();
         let mut removed: Vec<u32> = Vec::new();
-        lock(&self.shards[shard]).retain(|_, slot| {
+        lock(&self.shards[shard]).retain(|slot| {
             let live = slot.until > now;
             if !live {
                 removed.push(slot.key);

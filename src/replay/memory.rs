@@ -9,15 +9,15 @@ use std::time::{Duration, Instant};
 use ::moka::notification::RemovalCause;
 use ::moka::sync::Cache;
 
-use super::index::{Digest, Index};
+use super::index::Index;
 use super::store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
 use crate::boxed::BoxFuture;
 
 /// How often expired groups are swept out, by a thread of the store's own.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
-/// The default replay store: an index of 128-bit entry digests (64
-/// mutex-guarded hash maps, 24 bytes a slot) whose expiry moka schedules
+/// The default replay store: an index of 96-bit entry digests (64
+/// mutex-guarded hash tables, 20 bytes a slot) whose expiry moka schedules
 /// by the group: every entry that expires in the same second is in one
 /// moka entry, so moka holds a few hundred entries whatever the request
 /// rate, and each request costs two map inserts and a push onto its
@@ -31,10 +31,10 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// its share (`with_per_key_limit`, half the capacity by default): a key
 /// over it gets 429 `key_quota_exceeded` while other keys are served.
 ///
-/// Entries are SipHash-1-3 128-bit digests under a random key of this
+/// Entries are 96 bits of SipHash-1-3 digests under a random key of this
 /// store's own, so a client cannot craft two entries that collide, and the
-/// chance of an accidental collision among a billion entries is below
-/// 10⁻²⁰. Expiry is counted on a monotonic clock from the time each
+/// chance of an accidental collision among ten million entries is below
+/// 10⁻¹⁴ (a collision could only refuse a request as a replay). Expiry is counted on a monotonic clock from the time each
 /// request was accepted; the layer's lifetimes include the clock-skew
 /// allowance.
 ///
@@ -70,7 +70,8 @@ struct Inner {
 struct Group {
     until: u32,
     expires: Instant,
-    digests: Mutex<Vec<Digest>>,
+    /// The first word of each digest (enough to find it again).
+    words: Mutex<Vec<u64>>,
 }
 
 /// Each group expires at its second.
@@ -167,7 +168,13 @@ impl MemoryReplayStore {
         let reservation = index.reserve(&request, until)?;
         if reservation == Reservation::Reserved {
             let group = inner.group(until);
-            lock(&group.digests).extend_from_slice(&request.digests);
+            let mut words = lock(&group.words);
+            if words.capacity() - words.len() < request.digests.len() {
+                // Grow by at most 4096 words: a busy second wastes little.
+                let step = words.capacity().clamp(16, 4096);
+                words.reserve_exact(step.max(request.digests.len()));
+            }
+            words.extend(request.digests.iter().map(|digest| digest.word()));
         }
         Ok(reservation)
     }
@@ -185,7 +192,7 @@ impl Inner {
             Arc::new(Group {
                 until,
                 expires,
-                digests: Mutex::default(),
+                words: Mutex::default(),
             })
         });
         *recent = Some(Arc::clone(&group));
@@ -198,10 +205,8 @@ impl Inner {
         self.groups.run_pending_tasks();
         let expired = std::mem::take(&mut *lock(&self.expired));
         for group in expired {
-            let digests = std::mem::take(&mut *lock(&group.digests));
-            // Digests still live were reserved again since, and sit in a
-            // later group too.
-            let _still_live = self.index.remove_expired(&digests);
+            let words = std::mem::take(&mut *lock(&group.words));
+            self.index.remove_expired(&words);
         }
     }
 

@@ -9,7 +9,7 @@ use super::index::Index;
 use super::store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
 use crate::boxed::BoxFuture;
 
-/// An in-memory [`ReplayStore`] on 64 mutex-guarded hash maps of 128-bit
+/// An in-memory [`ReplayStore`] on 64 mutex-guarded hash tables of 96-bit
 /// entry digests, each with its expiry: the same index as
 /// [`MemoryReplayStore`](crate::MemoryReplayStore), without moka. Expired
 /// entries are dropped by a sweep of one shard (1/64 of the entries) that
