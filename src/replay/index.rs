@@ -135,10 +135,9 @@ impl Index {
     }
 
     pub(crate) fn digest(&self, entries: &[ReplayKey]) -> Request {
-        let key = entries.first().map_or(0, |entry| {
-            let word = self.digester.digest_bytes(entry.key_id_bytes());
-            word as u32
-        });
+        let key = entries
+            .first()
+            .map_or(0, |entry| key_tag(entry.key_id_bytes()));
         let digests = entries
             .iter()
             .map(|entry| {
@@ -168,24 +167,12 @@ impl Index {
             .collect();
         let guard_of = |digest: &Digest| order.binary_search(&digest.shard()).unwrap_or_default();
 
-        let find = |map: &Map, digest: &Digest| {
-            map.find(table_hash(digest.word()), |slot| slot.digest == *digest)
-                .copied()
-        };
-        let mut fresh = 0u64;
-        for digest in &request.digests {
-            match find(&guards[guard_of(digest)], digest) {
-                Some(slot) if slot.until > now => return Ok(Reservation::Replayed),
-                Some(_) => {}
-                None => fresh += 1,
-            }
-        }
-        if self.len().saturating_add(fresh) > self.capacity {
-            return Err(ReplayStoreError::Full);
-        }
-        let added = request.digests.len() as u64;
-        self.count_key(request.key, added, until, now)?;
-        for digest in &request.digests {
+        // One probe per digest: reserve as we go, and take this request's
+        // slots back if a digest turns out live, the index full, or the key
+        // over its share.
+        let mut placed: SmallVec<[Digest; 2]> = SmallVec::new();
+        let mut refusal = None;
+        for (i, digest) in request.digests.iter().enumerate() {
             let slot = Slot {
                 digest: *digest,
                 until,
@@ -197,18 +184,57 @@ impl Index {
                 |held| held.digest == *digest,
                 |held| table_hash(held.digest.word()),
             ) {
+                TableEntry::Occupied(held) if held.get().until > now => {
+                    refusal = Some(Ok(Reservation::Replayed));
+                }
                 // Expired but not yet removed: its key lets it go.
                 TableEntry::Occupied(mut held) => {
                     let old = std::mem::replace(held.get_mut(), slot);
                     self.uncount_key(old.key, 1);
+                    placed.push(*digest);
+                }
+                TableEntry::Vacant(_) if self.len() >= self.capacity => {
+                    // Full, but a replay of a held entry is still told apart.
+                    let live = request.digests[i + 1..].iter().any(|later| {
+                        guards[guard_of(later)]
+                            .find(table_hash(later.word()), |held| held.digest == *later)
+                            .is_some_and(|held| held.until > now)
+                    });
+                    refusal = Some(if live {
+                        Ok(Reservation::Replayed)
+                    } else {
+                        Err(ReplayStoreError::Full)
+                    });
                 }
                 TableEntry::Vacant(place) => {
                     place.insert(slot);
                     self.len.fetch_add(1, Ordering::Relaxed);
+                    placed.push(*digest);
                 }
             }
+            if refusal.is_some() {
+                break;
+            }
         }
-        Ok(Reservation::Reserved)
+        let refusal = refusal.or_else(|| {
+            let added = request.digests.len() as u64;
+            self.count_key(request.key, added, until, now)
+                .err()
+                .map(Err)
+        });
+        let Some(refusal) = refusal else {
+            return Ok(Reservation::Reserved);
+        };
+        for digest in &placed {
+            let map = &mut guards[guard_of(digest)];
+            if let Ok(held) =
+                map.find_entry(table_hash(digest.word()), |held| held.digest == *digest)
+            {
+                held.remove();
+            }
+        }
+        self.len.fetch_sub(placed.len() as u64, Ordering::Relaxed);
+        refusal
     }
 
     /// Adds `added` entries to `key`'s count, unless that passes the limit.
@@ -294,6 +320,15 @@ impl Index {
     pub(crate) fn shards(&self) -> usize {
         SHARDS
     }
+}
+
+/// A 32-bit tag of a key id, for counting a key's entries (FNV-1a). Key ids
+/// that reach the store signed with their key's secret, so nobody chooses
+/// them to collide; two keys that share a tag share a count, nothing more.
+fn key_tag(key_id: &[u8]) -> u32 {
+    key_id.iter().fold(0x811c_9dc5u32, |hash, &byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// A poisoned shard is still consistent: no code path panics between a
