@@ -167,11 +167,6 @@ async fn accounts_routes_and_the_account_context_rules() {
     );
 
     assert_envelope(
-        &get_signed(&server, &signer, "/me", None).await,
-        400,
-        "MissingAccountContext",
-    );
-    assert_envelope(
         &get_signed(&server, &signer, "/me", Some("10x")).await,
         400,
         "InvalidAccountContext",
@@ -184,14 +179,30 @@ async fn accounts_routes_and_the_account_context_rules() {
 }
 
 #[tokio::test]
-async fn a_missing_account_context_can_default_to_the_first_account() {
+async fn without_account_context_requests_act_on_the_primary_account() {
+    let server = MockArmorServer::start().await.unwrap();
+    let signer = server.key().signer();
+    let me = get_signed(&server, &signer, "/me", None).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    let account = get_signed(&server, &signer, "/accounts/1025", None).await;
+    assert_eq!(account.status, 200, "{}", account.body);
+}
+
+#[tokio::test]
+async fn a_required_account_context_is_400_without_it_except_on_me() {
     let server = MockArmorServer::builder()
-        .with_default_account_context()
+        .require_account_context()
         .start()
         .await
         .unwrap();
-    let me = get_signed(&server, &server.key().signer(), "/me", None).await;
+    let signer = server.key().signer();
+    let me = get_signed(&server, &signer, "/me", None).await;
     assert_eq!(me.status, 200, "{}", me.body);
+    assert_envelope(
+        &get_signed(&server, &signer, "/accounts", None).await,
+        400,
+        "MissingAccountContext",
+    );
 }
 
 #[tokio::test]

@@ -99,15 +99,15 @@ impl<S: Send + Sync> FromRequestParts<S> for AccountContext {
 pub(crate) struct Directory {
     fixtures: Arc<Fixtures>,
     owners: Arc<RwLock<HashMap<String, i64>>>,
-    default_account: bool,
+    require_account: bool,
 }
 
 impl Directory {
-    pub(crate) fn new(fixtures: Fixtures, default_account: bool) -> Self {
+    pub(crate) fn new(fixtures: Fixtures, require_account: bool) -> Self {
         Self {
             fixtures: Arc::new(fixtures),
             owners: Arc::default(),
-            default_account,
+            require_account,
         }
     }
 
@@ -148,7 +148,9 @@ impl Directory {
             .user_of(identity.key_id())
             .ok_or_else(|| ApiError::forbidden("KeyHasNoUser", "The API key belongs to no user"))?;
         let context = match parts.headers.get(ACCOUNT_CONTEXT) {
-            None if self.default_account => me.accounts.first(),
+            // As Armor's own clients meet it: the primary account, and `/me`
+            // (how a client finds its accounts) always.
+            None if !self.require_account || parts.uri.path() == "/me" => me.accounts.first(),
             None => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,

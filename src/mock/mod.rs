@@ -27,14 +27,16 @@
 //! ```
 //!
 //! # `X-Account-Context`
-//! Every route (the API's and the test's own) needs the header, digits naming
-//! one of the key's user's accounts, as in the contract: without it the
-//! answer is 400 `MissingAccountContext`, not digits is 400
-//! `InvalidAccountContext`, and another account is 403
-//! `AccountContextForbidden`.
-//! [`MockArmorServerBuilder::with_default_account_context`] makes a missing
-//! header act on the user's first account instead. The forbidden endpoints
-//! and unknown paths (404 `NotFound`) answer the same with or without it.
+//! The header names the account a request acts on: digits naming one of the
+//! key's user's accounts. Not digits is 400 `InvalidAccountContext`, and
+//! another user's account is 403 `AccountContextForbidden`. Without the
+//! header a request acts on the user's primary (first) account, as clients
+//! written from Armor's own samples expect (they send no header);
+//! [`MockArmorServerBuilder::require_account_context`] makes it 400
+//! `MissingAccountContext` instead, for client suites that want to prove
+//! they send it, except on `/me`, which answers without it always (it is how
+//! a client finds its accounts). The forbidden endpoints and unknown paths
+//! (404 `NotFound`) answer the same with or without it.
 
 mod api;
 mod fixtures;
@@ -173,7 +175,7 @@ pub struct MockArmorServerBuilder {
     routes: Router,
     listen: SocketAddr,
     window: Duration,
-    default_account_context: bool,
+    require_account_context: bool,
     journal_limit: usize,
     on_request: Option<RequestHook>,
 }
@@ -196,7 +198,7 @@ impl Default for MockArmorServerBuilder {
             routes: Router::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             window: DEFAULT_WINDOW,
-            default_account_context: false,
+            require_account_context: false,
             journal_limit: 10_000,
             on_request: None,
         }
@@ -251,10 +253,19 @@ impl MockArmorServerBuilder {
         self
     }
 
-    /// A request without `X-Account-Context` acts on the user's first
-    /// account instead of getting 400 `MissingAccountContext`.
+    /// A request without `X-Account-Context` gets 400
+    /// `MissingAccountContext` (except on `/me`), as the contract reads,
+    /// instead of acting on the user's primary account.
+    pub fn require_account_context(mut self) -> Self {
+        self.require_account_context = true;
+        self
+    }
+
+    /// A request without `X-Account-Context` acts on the user's primary
+    /// account: the default now, kept for code written before.
+    #[deprecated(note = "the default; `require_account_context` turns the 400 on")]
     pub fn with_default_account_context(mut self) -> Self {
-        self.default_account_context = true;
+        self.require_account_context = false;
         self
     }
 
@@ -292,7 +303,7 @@ impl MockArmorServerBuilder {
             keys.push((ApiKey::generate()?, first_user));
         }
 
-        let directory = Directory::new(self.fixtures, self.default_account_context);
+        let directory = Directory::new(self.fixtures, self.require_account_context);
         let store = MemoryKeyStore::new();
         for (key, user_id) in &keys {
             add_key(&store, &directory, key, *user_id)?;

@@ -104,9 +104,14 @@ struct MockArgs {
         value_name = "SECONDS"
     )]
     clock_offset: i64,
-    /// Without X-Account-Context, act on the user's first account instead
-    /// of answering 400.
+    /// Answer 400 MissingAccountContext to a request without
+    /// X-Account-Context (except /me), instead of acting on the user's
+    /// primary account.
     #[arg(long)]
+    require_account_context: bool,
+    /// Accepted for scripts written before: acting on the primary account
+    /// is the default now.
+    #[arg(long, hide = true)]
     default_account: bool,
 }
 
@@ -369,9 +374,10 @@ fn mock(args: MockArgs) -> Result<ExitCode, String> {
         if let Some(path) = &args.fixtures {
             builder = builder.with_fixtures(Fixtures::from_file(path).map_err(|e| e.to_string())?);
         }
-        if args.default_account {
-            builder = builder.with_default_account_context();
+        if args.require_account_context {
+            builder = builder.require_account_context();
         }
+        let _ = args.default_account;
         for key in &args.keys {
             let Some((id, secret)) = key.split_once('=') else {
                 return Err(format!(
