@@ -136,7 +136,7 @@ impl Directory {
     }
 
     /// The account context of a verified request, or the error Armor gives.
-    fn account_context(&self, parts: &Parts) -> Result<AccountContext, ApiError> {
+    pub(crate) fn account_context(&self, parts: &Parts) -> Result<AccountContext, ApiError> {
         let identity = parts.extensions.get::<Identity>().ok_or_else(|| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

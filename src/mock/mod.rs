@@ -41,6 +41,7 @@
 mod api;
 mod fixtures;
 mod journal;
+mod stubs;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -60,6 +61,7 @@ pub use fixtures::{
     Account, Feature, FixtureKey, Fixtures, FixturesError, MeResponse, User, UserLinks,
 };
 pub use journal::{JournalEntry, Outcome};
+pub use stubs::{Stub, StubError};
 
 use crate::keys::MemoryKeyStore;
 use crate::middleware::layer::ArmorPskLayer;
@@ -151,6 +153,9 @@ pub enum MockError {
     /// A setting the layer refuses (a window over 24 hours).
     #[error(transparent)]
     Config(#[from] crate::protocol::verify::ConfigError),
+    /// A stub file is unusable (named, with the field at fault).
+    #[error(transparent)]
+    Stubs(#[from] StubError),
 }
 
 type RequestHook = Arc<dyn Fn(&JournalEntry) + Send + Sync>;
@@ -176,6 +181,7 @@ pub struct MockArmorServerBuilder {
     listen: SocketAddr,
     window: Duration,
     require_account_context: bool,
+    stubs: Vec<Stub>,
     journal_limit: usize,
     on_request: Option<RequestHook>,
 }
@@ -199,6 +205,7 @@ impl Default for MockArmorServerBuilder {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             window: DEFAULT_WINDOW,
             require_account_context: false,
+            stubs: Vec::new(),
             journal_limit: 10_000,
             on_request: None,
         }
@@ -269,6 +276,23 @@ impl MockArmorServerBuilder {
         self
     }
 
+    /// Answers `stub`'s method and path with its status, headers and body,
+    /// once the request verified, before the built-in routes.
+    pub fn stub(mut self, stub: Stub) -> Self {
+        self.stubs.push(stub);
+        self
+    }
+
+    /// Adds the stubs of a JSON file, or of every `*.json` file of a
+    /// directory ([`Stub::from_path`]).
+    ///
+    /// # Errors
+    /// A stub file is unusable; the error names the file and the field.
+    pub fn stubs_from(mut self, path: impl AsRef<std::path::Path>) -> Result<Self, StubError> {
+        self.stubs.extend(Stub::from_path(path)?);
+        Ok(self)
+    }
+
     /// How many journal entries are kept, newest first (default 10,000).
     pub fn with_journal_limit(mut self, limit: usize) -> Self {
         self.journal_limit = limit;
@@ -315,7 +339,12 @@ impl MockArmorServerBuilder {
             .with_window(self.window)?;
         let hook = self.on_request;
         let recorder = journal.clone();
+        let stubs = stubs::Stubs {
+            stubs: self.stubs.into(),
+            directory: directory.clone(),
+        };
         let app = api::router(directory.clone(), self.routes)
+            .layer(axum::middleware::from_fn_with_state(stubs, stubs::answer))
             .layer(axum::middleware::from_fn(identity_to_response))
             .layer(auth)
             .layer(axum::middleware::from_fn(move |request, next| {

@@ -109,6 +109,12 @@ struct MockArgs {
     /// primary account.
     #[arg(long)]
     require_account_context: bool,
+    /// Stubbed endpoints: a JSON file, or a directory of `*.json` files,
+    /// each holding one stub or an array of them:
+    /// {"method": "GET", "path": "/tickets/{id}", "status": 200,
+    ///  "headers": {"X-Total-Count": "2"}, "body": [...], "account": 1024}
+    #[arg(long, value_name = "PATH")]
+    stubs: Option<PathBuf>,
     /// Accepted for scripts written before: acting on the primary account
     /// is the default now.
     #[arg(long, hide = true)]
@@ -376,6 +382,11 @@ fn mock(args: MockArgs) -> Result<ExitCode, String> {
         }
         if args.require_account_context {
             builder = builder.require_account_context();
+        }
+        if let Some(path) = &args.stubs {
+            builder = builder
+                .stubs_from(path)
+                .map_err(|error| format!("--stubs: {error}"))?;
         }
         let _ = args.default_account;
         for key in &args.keys {
