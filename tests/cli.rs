@@ -356,3 +356,79 @@ fn python_client_against_armor_psk_mock() {
     let server = mock();
     run_python("mock_client.py", &server.url, KEY_ID, SECRET, 4);
 }
+
+fn mock_with(args: &[&str]) -> Server {
+    let mut command = armor_psk();
+    command
+        .args([
+            "mock",
+            "--listen",
+            "127.0.0.1:0",
+            "--key",
+            &format!("{KEY_ID}={SECRET}"),
+        ])
+        .args(args);
+    Server::start(command)
+}
+
+fn stubs_dir() -> String {
+    format!("{}/tests/data/stubs", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn python_client_as_the_seed_writes_it_and_the_admin_api() {
+    let server = mock_with(&["--stubs", &stubs_dir()]);
+    run_python("mock_admin.py", &server.url, KEY_ID, SECRET, 13);
+}
+
+#[test]
+fn a_required_account_context_refuses_the_seeds_client() {
+    let server = mock_with(&["--require-account-context"]);
+    let signer = armor_psk::Signer::new(KEY_ID, SECRET).unwrap();
+    let (status, body) = http_get(
+        &format!("{}/accounts", server.url),
+        &[("authorization", &signer.sign("GET", "/accounts", b""))],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("MissingAccountContext"), "{body}");
+    let (status, body) = http_get(
+        &format!("{}/me", server.url),
+        &[("authorization", &signer.sign("GET", "/me", b""))],
+    );
+    assert_eq!(status, 200, "/me always answers: {body}");
+}
+
+#[test]
+fn broken_stub_files_stop_the_mock_naming_the_file_and_the_field() {
+    let dir = std::env::temp_dir().join(format!("armor-psk-broken-stubs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        ("not-json.json", "{\"method\": \"GET\",", "not valid JSON"),
+        ("no-path.json", r#"{"method": "GET"}"#, "`path` is required"),
+        (
+            "bad-status.json",
+            r#"[{"method": "GET", "path": "/x", "status": "ok"}]"#,
+            "`status` must be an integer",
+        ),
+    ];
+    for (name, text, problem) in cases {
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        let (code, stdout, stderr) = run_as(
+            SECRET,
+            &[
+                "mock",
+                "--listen",
+                "127.0.0.1:0",
+                "--stubs",
+                file.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 2, "{name}: {stdout} {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains(problem),
+            "{name}: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

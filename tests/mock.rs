@@ -10,9 +10,10 @@ use axum::response::Json;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-/// One HTTP exchange's status and JSON body.
+/// One HTTP exchange's status, headers and JSON body.
 struct Reply {
     status: u16,
+    headers: http::HeaderMap,
     body: Value,
 }
 
@@ -29,9 +30,11 @@ async fn send(url: String, method: &'static str, headers: Vec<(String, String)>)
         }
         let mut response = agent.run(request.body(()).unwrap()).expect("HTTP exchange");
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let text = response.body_mut().read_to_string().unwrap();
         Reply {
             status,
+            headers,
             body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
         }
     })
@@ -375,4 +378,65 @@ async fn shutdown_stops_listening_and_debug_hides_secrets() {
     drop(dropped);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn stubs_from_a_directory_answer_after_verification_and_before_the_api() {
+    let server = MockArmorServer::builder()
+        .stubs_from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/stubs"))
+        .unwrap()
+        .stub(
+            armor_psk::mock::Stub::new("DELETE", "/tickets/{id}", 204, Value::Null)
+                .unwrap()
+                .with_header("X-Deleted", "yes"),
+        )
+        .start()
+        .await
+        .unwrap();
+    let signer = server.key().signer();
+
+    let list = get_signed(&server, &signer, "/tickets/list", None).await;
+    assert_eq!(
+        (list.status, &list.body),
+        (200, &json!([{"id": 1}, {"id": 2}]))
+    );
+    assert_eq!(list.headers["x-total-count"], "2");
+    // `{id}` matches one segment, not two.
+    let one = get_signed(&server, &signer, "/tickets/77", None).await;
+    assert_eq!(one.body["state"], "open", "{}", one.body);
+    let deeper = get_signed(&server, &signer, "/tickets/77/notes", None).await;
+    assert_envelope(&deeper, 404, "NotFound");
+
+    // Account-scoped, and ahead of the built-in `/accounts/{id}`.
+    let scoped = get_signed(&server, &signer, "/accounts/1024", Some("1025")).await;
+    assert_eq!(scoped.body, json!({"stubbed": true, "context": 1025}));
+    let built_in = get_signed(&server, &signer, "/accounts/1025", Some("1024")).await;
+    assert_eq!(
+        built_in.body["name"], "Armor Internal Customer",
+        "{}",
+        built_in.body
+    );
+    let vms = get_signed(&server, &signer, "/vms", Some("1025")).await;
+    assert_envelope(&vms, 404, "NotFound");
+    // A foreign account keeps its 403, stub or not.
+    assert_envelope(
+        &get_signed(&server, &signer, "/vms", Some("2048")).await,
+        403,
+        "AccountContextForbidden",
+    );
+
+    // Unsigned: the layer answers first.
+    let unsigned = send(format!("{}/tickets/list", server.url()), "GET", vec![]).await;
+    assert_eq!(unsigned.status, 401);
+    let deleted = send(
+        format!("{}/tickets/5", server.url()),
+        "DELETE",
+        vec![(
+            "authorization".into(),
+            signer.sign("DELETE", "/tickets/5", b""),
+        )],
+    )
+    .await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(deleted.headers["x-deleted"], "yes");
 }

@@ -25,6 +25,8 @@ pub struct JournalEntry {
     pub method: String,
     /// The path, without the query.
     pub path: String,
+    /// The query string, if any (never signed).
+    pub query: Option<String>,
     /// The key id of the header, when it had a readable one.
     pub key_id: Option<String>,
     /// The `X-Account-Context` header, as sent.
@@ -35,6 +37,9 @@ pub struct JournalEntry {
     pub outcome: Outcome,
     /// The `ErrorCode` of an API error envelope (403, 404, ...).
     pub error_code: Option<String>,
+    /// Client bugs the mock noticed, served or not: `nonce_reused`,
+    /// `clock_skew`, `query_signed`, `hashed_empty_body`.
+    pub client_issues: Vec<&'static str>,
 }
 
 impl JournalEntry {
@@ -64,7 +69,11 @@ impl fmt::Display for JournalEntry {
             self.key_id.as_deref().unwrap_or("-"),
             self.status,
             self.reason().unwrap_or("-"),
-        )
+        )?;
+        if !self.client_issues.is_empty() {
+            write!(f, " issues={}", self.client_issues.join(","))?;
+        }
+        Ok(())
     }
 }
 
@@ -113,11 +122,13 @@ mod tests {
             time: SystemTime::UNIX_EPOCH,
             method: "GET".into(),
             path: path.into(),
+            query: None,
             key_id: None,
             account_context: None,
             status: 401,
             outcome: Outcome::Rejected("missing_authorization"),
             error_code: None,
+            client_issues: Vec::new(),
         }
     }
 

@@ -38,6 +38,7 @@
 //! a client finds its accounts). The forbidden endpoints and unknown paths
 //! (404 `NotFound`) answer the same with or without it.
 
+mod admin;
 mod api;
 mod fixtures;
 mod journal;
@@ -182,6 +183,7 @@ pub struct MockArmorServerBuilder {
     window: Duration,
     require_account_context: bool,
     stubs: Vec<Stub>,
+    admin: bool,
     journal_limit: usize,
     on_request: Option<RequestHook>,
 }
@@ -206,6 +208,7 @@ impl Default for MockArmorServerBuilder {
             window: DEFAULT_WINDOW,
             require_account_context: false,
             stubs: Vec::new(),
+            admin: true,
             journal_limit: 10_000,
             on_request: None,
         }
@@ -293,6 +296,13 @@ impl MockArmorServerBuilder {
         Ok(self)
     }
 
+    /// Turns the admin API under `/__mock/` off (it is on by default: the
+    /// journal, keys and clock for test suites in any language).
+    pub fn without_admin(mut self) -> Self {
+        self.admin = false;
+        self
+    }
+
     /// How many journal entries are kept, newest first (default 10,000).
     pub fn with_journal_limit(mut self, limit: usize) -> Self {
         self.journal_limit = limit;
@@ -338,18 +348,29 @@ impl MockArmorServerBuilder {
             .with_clock(clock.clone())
             .with_window(self.window)?;
         let hook = self.on_request;
-        let recorder = journal.clone();
+        let control = Control {
+            store: store.clone(),
+            directory: directory.clone(),
+            clock: clock.clone(),
+            journal: journal.clone(),
+            default_user: first_user,
+            nonces: Arc::default(),
+        };
+        let recorder = control.clone();
         let stubs = stubs::Stubs {
             stubs: self.stubs.into(),
             directory: directory.clone(),
         };
-        let app = api::router(directory.clone(), self.routes)
+        let mut app = api::router(directory.clone(), self.routes)
             .layer(axum::middleware::from_fn_with_state(stubs, stubs::answer))
             .layer(axum::middleware::from_fn(identity_to_response))
             .layer(auth)
             .layer(axum::middleware::from_fn(move |request, next| {
                 record(recorder.clone(), hook.clone(), request, next)
             }));
+        if self.admin {
+            app = admin::router(control).merge(app);
+        }
 
         let listener = tokio::net::TcpListener::bind(self.listen).await?;
         let addr = listener.local_addr()?;
@@ -401,9 +422,113 @@ async fn identity_to_response(request: Request, next: Next) -> Response {
     response
 }
 
+/// What the admin API and the journal share with the server.
+#[derive(Clone)]
+pub(crate) struct Control {
+    store: MemoryKeyStore,
+    directory: Directory,
+    clock: ShiftedClock,
+    journal: Journal,
+    default_user: i64,
+    /// (key id, nonce) of accepted requests, to notice a reused nonce.
+    nonces: Arc<std::sync::Mutex<SeenNonces>>,
+}
+
+/// The most recent accepted (key id, nonce) pairs, bounded.
+#[derive(Default)]
+struct SeenNonces {
+    set: std::collections::HashSet<(String, String)>,
+    order: std::collections::VecDeque<(String, String)>,
+}
+
+impl SeenNonces {
+    const LIMIT: usize = 100_000;
+
+    fn contains(&self, key_id: &str, nonce: &str) -> bool {
+        self.set.contains(&(key_id.to_owned(), nonce.to_owned()))
+    }
+
+    fn insert(&mut self, key_id: &str, nonce: &str) {
+        let pair = (key_id.to_owned(), nonce.to_owned());
+        if self.set.insert(pair.clone()) {
+            self.order.push_back(pair);
+            if self.order.len() > Self::LIMIT
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.set.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// How far the client's clock may be from the mock's before it is named.
+const CLOCK_SKEW_ISSUE: u64 = 60;
+
+/// The client bugs a request shows, served or not.
+fn client_issues(
+    control: &Control,
+    parts: &http::request::Parts,
+    credentials: &crate::protocol::header::Credentials,
+    outcome: &Outcome,
+) -> Vec<&'static str> {
+    use crate::protocol::canonical::{BodySlot, Canonical};
+    use subtle::ConstantTimeEq as _;
+
+    let mut issues = Vec::new();
+    let (key_id, nonce) = (credentials.key_id(), credentials.nonce());
+    let mut seen = control
+        .nonces
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if seen.contains(key_id, nonce) {
+        issues.push("nonce_reused");
+    }
+    if *outcome == Outcome::Accepted {
+        seen.insert(key_id, nonce);
+    }
+    drop(seen);
+    if credentials.timestamp().abs_diff(control.clock.now()) > CLOCK_SKEW_ISSUE {
+        issues.push("clock_skew");
+    }
+    // What made a signature fail, where the mock can tell without the
+    // body: requests that carry none.
+    let bodiless = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_none_or(|length| length.as_bytes() == b"0")
+        && !parts.headers.contains_key(http::header::TRANSFER_ENCODING);
+    let refused_signature = *outcome == Outcome::Rejected("invalid_signature");
+    if let (true, true, Some(secret)) = (refused_signature, bodiless, control.store.lookup(key_id))
+    {
+        let matches = |path: &str, slot: &BodySlot| -> bool {
+            let canonical = Canonical {
+                key_id,
+                method: parts.method.as_str(),
+                path,
+                nonce,
+                timestamp: credentials.timestamp(),
+            };
+            canonical
+                .sign(&secret, slot)
+                .ct_eq(credentials.signature())
+                .into()
+        };
+        let empty = crate::protocol::canonical::BodyDigest::Empty.slot();
+        if let Some(path_and_query) = parts.uri.path_and_query().filter(|pq| pq.query().is_some())
+            && matches(path_and_query.as_str(), &empty)
+        {
+            issues.push("query_signed");
+        }
+        if matches(parts.uri.path(), &BodySlot::hashed_empty()) {
+            issues.push("hashed_empty_body");
+        }
+    }
+    issues
+}
+
 /// Writes one journal entry per request.
 async fn record(
-    journal: Journal,
+    control: Control,
     hook: Option<RequestHook>,
     request: Request,
     next: Next,
@@ -411,6 +536,14 @@ async fn record(
     let time = SystemTime::now();
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let credentials = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| crate::protocol::header::Credentials::parse(value.as_bytes()).ok());
+    let (parts, body) = request.into_parts();
+    let request_parts = parts.clone();
+    let request = Request::from_parts(parts, body);
     let account_context = request
         .headers()
         .get(ACCOUNT_CONTEXT)
@@ -418,6 +551,7 @@ async fn record(
     let response = next.run(request).await;
     let extensions = response.extensions();
     let rejection = extensions.get::<Rejection>();
+    let journal = &control.journal;
     let (outcome, key_id) = match (extensions.get::<Identity>(), rejection) {
         (Some(identity), _) => (Outcome::Accepted, Some(identity.key_id().to_owned())),
         (None, Some(rejection)) => (
@@ -426,15 +560,21 @@ async fn record(
         ),
         (None, None) => (Outcome::Rejected("internal_error"), None),
     };
+    let client_issues = credentials
+        .as_ref()
+        .map(|credentials| client_issues(&control, &request_parts, credentials, &outcome))
+        .unwrap_or_default();
     let entry = JournalEntry {
         time,
         method,
         path,
+        query,
         key_id,
         account_context,
         status: response.status().as_u16(),
         outcome,
         error_code: extensions.get::<ErrorCode>().map(|code| code.0.to_owned()),
+        client_issues,
     };
     if let Some(hook) = &hook {
         hook(&entry);

@@ -57,13 +57,9 @@ impl Stub {
     /// # Errors
     /// The method is not a token, the path does not start with `/`, or
     /// the status is not 100–599.
-    pub fn new(
-        method: &str,
-        path: &str,
-        status: u16,
-        body: Value,
-    ) -> Result<Self, StubError> {
-        let stub = serde_json::json!({"method": method, "path": path, "status": status, "body": body});
+    pub fn new(method: &str, path: &str, status: u16, body: Value) -> Result<Self, StubError> {
+        let stub =
+            serde_json::json!({"method": method, "path": path, "status": status, "body": body});
         let mut stubs = parse(Path::new("(code)"), stub)?;
         Ok(stubs.remove(0))
     }
@@ -185,7 +181,9 @@ fn parse(file: &Path, value: Value) -> Result<Vec<Stub>, StubError> {
             let method = match object.remove("method") {
                 Some(Value::String(method))
                     if !method.is_empty()
-                        && method.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+                        && method
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
                 {
                     method.to_ascii_uppercase()
                 }
@@ -235,7 +233,10 @@ fn parse(file: &Path, value: Value) -> Result<Vec<Stub>, StubError> {
                 Some(_) => return Err(at("account", "must be an account id (an integer)")),
             };
             if let Some(unknown) = object.keys().next() {
-                return Err(at(unknown, "is not a stub field (method, path, status, headers, body, account)"));
+                return Err(at(
+                    unknown,
+                    "is not a stub field (method, path, status, headers, body, account)",
+                ));
             }
             Ok(Stub {
                 method,

@@ -115,6 +115,10 @@ struct MockArgs {
     ///  "headers": {"X-Total-Count": "2"}, "body": [...], "account": 1024}
     #[arg(long, value_name = "PATH")]
     stubs: Option<PathBuf>,
+    /// Turn off the admin API under /__mock/ (journal, keys, clock), which
+    /// is on by default.
+    #[arg(long)]
+    no_admin: bool,
     /// Accepted for scripts written before: acting on the primary account
     /// is the default now.
     #[arg(long, hide = true)]
@@ -382,6 +386,9 @@ fn mock(args: MockArgs) -> Result<ExitCode, String> {
         }
         if args.require_account_context {
             builder = builder.require_account_context();
+        }
+        if args.no_admin {
+            builder = builder.without_admin();
         }
         if let Some(path) = &args.stubs {
             builder = builder
