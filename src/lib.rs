@@ -7,6 +7,7 @@
 #[cfg(feature = "axum")]
 mod axum;
 mod boxed;
+pub mod client;
 mod keys;
 mod middleware;
 #[cfg(feature = "mock")]

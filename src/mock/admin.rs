@@ -32,6 +32,7 @@ pub(crate) fn entry_json(entry: &JournalEntry) -> Value {
         "path": entry.path,
         "query": entry.query,
         "key_id": entry.key_id,
+        "nonce": entry.nonce,
         "account": entry.account_context,
         "status": entry.status,
         "outcome": match &entry.outcome {

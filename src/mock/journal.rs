@@ -29,6 +29,8 @@ pub struct JournalEntry {
     pub query: Option<String>,
     /// The key id of the header, when it had a readable one.
     pub key_id: Option<String>,
+    /// The nonce of the header, when it parsed.
+    pub nonce: Option<String>,
     /// The `X-Account-Context` header, as sent.
     pub account_context: Option<String>,
     /// The response status.
@@ -124,6 +126,7 @@ mod tests {
             path: path.into(),
             query: None,
             key_id: None,
+            nonce: None,
             account_context: None,
             status: 401,
             outcome: Outcome::Rejected("missing_authorization"),

@@ -569,6 +569,9 @@ async fn record(
         method,
         path,
         query,
+        nonce: credentials
+            .as_ref()
+            .map(|credentials| credentials.nonce().to_owned()),
         key_id,
         account_context,
         status: response.status().as_u16(),

@@ -135,6 +135,9 @@ pub enum SignError {
     /// not visible ASCII.
     #[error("the nonce must be 1 to 128 visible ASCII characters without a colon")]
     InvalidNonce,
+    /// `ARMOR_PSK_KEY_ID` or `ARMOR_PSK_SECRET` is not set.
+    #[error("set ARMOR_PSK_KEY_ID and ARMOR_PSK_SECRET")]
+    MissingKey,
 }
 
 /// A random (version 4) UUID in its 36-character text form: the nonce
