@@ -68,3 +68,56 @@ async fn hyper_util_through_the_signing_layer_1000_in_a_row_100_at_once_and_1_mi
         .collect();
     assert_eq!(nonces.len(), 1_101, "every nonce new");
 }
+
+#[cfg(feature = "reqwest")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reqwest_through_the_middleware_1000_in_a_row_100_at_once_and_1_mib() {
+    use armor_psk::client::SignMiddleware;
+
+    let server = MockArmorServer::builder()
+        .stub(Stub::new("PUT", "/upload", 200, json!({"stored": true})).unwrap())
+        .start()
+        .await
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(SignMiddleware::new(server.key().signer()))
+        .build();
+    for _ in 0..1_000 {
+        let response = client
+            .get(format!("{}/me", server.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let at_once: Vec<_> = (0..100)
+        .map(|_| {
+            let request = client.get(format!("{}/accounts", server.url()));
+            tokio::spawn(async move { request.send().await.unwrap().status() })
+        })
+        .collect();
+    for task in at_once {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    let response = client
+        .put(format!("{}/upload", server.url()))
+        .body(vec![b'x'; 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), r#"{"stored":true}"#);
+
+    let journal = server.journal();
+    assert_eq!(journal.len(), 1_101);
+    assert!(
+        journal
+            .iter()
+            .all(|entry| entry.accepted() && entry.status == 200)
+    );
+    let nonces: HashSet<_> = journal
+        .iter()
+        .filter_map(|entry| entry.nonce.clone())
+        .collect();
+    assert_eq!(nonces.len(), 1_101, "every nonce new");
+}

@@ -62,13 +62,7 @@ impl SignLayer {
     /// # Errors
     /// A variable is missing, or the key id cannot travel in the header.
     pub fn from_env() -> Result<Self, SignError> {
-        Self::from_vars(|name| std::env::var(name).ok())
-    }
-
-    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, SignError> {
-        let key_id = var("ARMOR_PSK_KEY_ID").ok_or(SignError::MissingKey)?;
-        let secret = var("ARMOR_PSK_SECRET").ok_or(SignError::MissingKey)?;
-        Ok(Self::new(Signer::new(key_id, secret)?))
+        Ok(Self::new(Signer::from_env()?))
     }
 
     /// Takes the time from `clock` instead of the system clock.
@@ -161,23 +155,5 @@ where
                 .await
                 .map_err(Into::into)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_key_comes_from_the_two_variables() {
-        let layer = SignLayer::from_vars(|name| match name {
-            "ARMOR_PSK_KEY_ID" => Some("key-1".into()),
-            "ARMOR_PSK_SECRET" => Some("secret-1".into()),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!(layer.signer.key_id(), "key-1");
-        let missing = SignLayer::from_vars(|name| (name == "ARMOR_PSK_KEY_ID").then(|| "k".into()));
-        assert_eq!(missing.unwrap_err(), SignError::MissingKey);
     }
 }

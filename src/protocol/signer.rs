@@ -45,6 +45,22 @@ impl Signer {
         })
     }
 
+    /// A signer for the key in `ARMOR_PSK_KEY_ID` and `ARMOR_PSK_SECRET`
+    /// (the variables the CLI reads too).
+    ///
+    /// # Errors
+    /// [`SignError::MissingKey`] when a variable is not set;
+    /// [`SignError::InvalidKeyId`] as for [`Signer::new`].
+    pub fn from_env() -> Result<Self, SignError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, SignError> {
+        let key_id = var("ARMOR_PSK_KEY_ID").ok_or(SignError::MissingKey)?;
+        let secret = var("ARMOR_PSK_SECRET").ok_or(SignError::MissingKey)?;
+        Self::new(key_id, secret)
+    }
+
     /// The key id.
     pub fn key_id(&self) -> &str {
         &self.key_id
@@ -175,3 +191,21 @@ pub fn new_uuid_v4() -> String {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_comes_from_the_two_variables() {
+        let signer = Signer::from_vars(|name| match name {
+            "ARMOR_PSK_KEY_ID" => Some("key-1".into()),
+            "ARMOR_PSK_SECRET" => Some("secret-1".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(signer.key_id(), "key-1");
+        let missing = Signer::from_vars(|name| (name == "ARMOR_PSK_KEY_ID").then(|| "k".into()));
+        assert_eq!(missing.unwrap_err(), SignError::MissingKey);
+    }
+}
