@@ -14,6 +14,23 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
+/// The journal holds `count` requests, all accepted and answered 200, no
+/// two with the same nonce.
+fn assert_every_request_verified_with_a_new_nonce(server: &MockArmorServer, count: usize) {
+    let journal = server.journal();
+    assert_eq!(journal.len(), count);
+    assert!(
+        journal
+            .iter()
+            .all(|entry| entry.accepted() && entry.status == 200)
+    );
+    let nonces: HashSet<_> = journal
+        .iter()
+        .filter_map(|entry| entry.nonce.clone())
+        .collect();
+    assert_eq!(nonces.len(), count, "every nonce new");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hyper_util_through_the_signing_layer_1000_in_a_row_100_at_once_and_1_mib() {
     let server = MockArmorServer::builder()
@@ -55,18 +72,7 @@ async fn hyper_util_through_the_signing_layer_1000_in_a_row_100_at_once_and_1_mi
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], br#"{"stored":true}"#);
 
-    let journal = server.journal();
-    assert_eq!(journal.len(), 1_101);
-    assert!(
-        journal
-            .iter()
-            .all(|entry| entry.accepted() && entry.status == 200)
-    );
-    let nonces: HashSet<_> = journal
-        .iter()
-        .filter_map(|entry| entry.nonce.clone())
-        .collect();
-    assert_eq!(nonces.len(), 1_101, "every nonce new");
+    assert_every_request_verified_with_a_new_nonce(&server, 1_101);
 }
 
 #[cfg(feature = "reqwest")]
@@ -108,16 +114,5 @@ async fn reqwest_through_the_middleware_1000_in_a_row_100_at_once_and_1_mib() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), r#"{"stored":true}"#);
 
-    let journal = server.journal();
-    assert_eq!(journal.len(), 1_101);
-    assert!(
-        journal
-            .iter()
-            .all(|entry| entry.accepted() && entry.status == 200)
-    );
-    let nonces: HashSet<_> = journal
-        .iter()
-        .filter_map(|entry| entry.nonce.clone())
-        .collect();
-    assert_eq!(nonces.len(), 1_101, "every nonce new");
+    assert_every_request_verified_with_a_new_nonce(&server, 1_101);
 }

@@ -1,19 +1,18 @@
 //! [`SignLayer`]: signs each outgoing request with a fresh nonce.
 
-use std::fmt;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::Request;
 use http::header::AUTHORIZATION;
-use http::{HeaderValue, Request};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::signing::RequestSigner;
 use crate::boxed::{BoxError, BoxFuture};
-use crate::protocol::clock::{Clock, SystemClock};
+use crate::protocol::clock::Clock;
 use crate::protocol::signer::{SignError, Signer};
 
 /// The body a signed request carries on: the bytes that were signed.
@@ -42,18 +41,16 @@ pub type SignedBody = Full<Bytes>;
 /// assert!(response.body().starts_with("ARMOR-PSK key-1:"));
 /// # }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SignLayer {
-    signer: Arc<Signer>,
-    clock: Arc<dyn Clock>,
+    signing: RequestSigner,
 }
 
 impl SignLayer {
     /// Signs with `signer`, at the system clock's time.
     pub fn new(signer: Signer) -> Self {
         Self {
-            signer: Arc::new(signer),
-            clock: Arc::new(SystemClock),
+            signing: RequestSigner::new(signer),
         }
     }
 
@@ -62,22 +59,16 @@ impl SignLayer {
     /// # Errors
     /// A variable is missing, or the key id cannot travel in the header.
     pub fn from_env() -> Result<Self, SignError> {
-        Ok(Self::new(Signer::from_env()?))
+        Ok(Self {
+            signing: RequestSigner::from_env()?,
+        })
     }
 
     /// Takes the time from `clock` instead of the system clock.
     #[must_use]
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+        self.signing = self.signing.with_clock(clock);
         self
-    }
-}
-
-impl fmt::Debug for SignLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SignLayer")
-            .field("signer", &self.signer)
-            .finish_non_exhaustive()
     }
 }
 
@@ -137,19 +128,12 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
+        let signing = self.layer.signing.clone();
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             let body = body.collect().await.map_err(Into::into)?.to_bytes();
-            let header = layer.signer.sign_with_clock(
-                parts.method.as_str(),
-                parts.uri.path(),
-                &body,
-                &*layer.clock,
-            );
-            parts
-                .headers
-                .insert(AUTHORIZATION, HeaderValue::try_from(header)?);
+            let header = signing.header(parts.method.as_str(), parts.uri.path(), &body);
+            parts.headers.insert(AUTHORIZATION, header);
             inner
                 .call(Request::from_parts(parts, Full::new(body)))
                 .await

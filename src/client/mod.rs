@@ -6,6 +6,7 @@
 mod layer;
 #[cfg(feature = "reqwest")]
 mod reqwest;
+mod signing;
 
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::{SignMiddleware, StreamingBody};

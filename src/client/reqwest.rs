@@ -6,14 +6,12 @@
 //! in one place, where an extension trait on `RequestBuilder` would have to
 //! be called on each.
 
-use std::fmt;
-use std::sync::Arc;
-
 use http::Extensions;
 use http::header::AUTHORIZATION;
 use reqwest_middleware::{Middleware, Next};
 
-use crate::protocol::clock::{Clock, SystemClock};
+use super::signing::RequestSigner;
+use crate::protocol::clock::Clock;
 use crate::protocol::signer::{SignError, Signer};
 
 /// Signs every request of a `reqwest_middleware::ClientWithMiddleware`:
@@ -31,18 +29,16 @@ use crate::protocol::signer::{SignError, Signer};
 /// let me = client.get("http://127.0.0.1:3000/me").send().await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SignMiddleware {
-    signer: Arc<Signer>,
-    clock: Arc<dyn Clock>,
+    signing: RequestSigner,
 }
 
 impl SignMiddleware {
     /// Signs with `signer`, at the system clock's time.
     pub fn new(signer: Signer) -> Self {
         Self {
-            signer: Arc::new(signer),
-            clock: Arc::new(SystemClock),
+            signing: RequestSigner::new(signer),
         }
     }
 
@@ -51,22 +47,16 @@ impl SignMiddleware {
     /// # Errors
     /// A variable is missing, or the key id cannot travel in the header.
     pub fn from_env() -> Result<Self, SignError> {
-        Ok(Self::new(Signer::from_env()?))
+        Ok(Self {
+            signing: RequestSigner::from_env()?,
+        })
     }
 
     /// Takes the time from `clock` instead of the system clock.
     #[must_use]
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+        self.signing = self.signing.with_clock(clock);
         self
-    }
-}
-
-impl fmt::Debug for SignMiddleware {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SignMiddleware")
-            .field("signer", &self.signer)
-            .finish_non_exhaustive()
     }
 }
 
@@ -89,15 +79,10 @@ impl Middleware for SignMiddleware {
                 .as_bytes()
                 .ok_or_else(|| reqwest_middleware::Error::middleware(StreamingBody))?,
         };
-        let header = self.signer.sign_with_clock(
-            request.method().as_str(),
-            request.url().path(),
-            body,
-            &*self.clock,
-        );
-        let value =
-            http::HeaderValue::try_from(header).map_err(reqwest_middleware::Error::middleware)?;
-        request.headers_mut().insert(AUTHORIZATION, value);
+        let header = self
+            .signing
+            .header(request.method().as_str(), request.url().path(), body);
+        request.headers_mut().insert(AUTHORIZATION, header);
         next.run(request, extensions).await
     }
 }

@@ -333,6 +333,6 @@ fn key_tag(key_id: &[u8]) -> u32 {
 
 /// A poisoned shard is still consistent: no code path panics between a
 /// check and its insert.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -3,13 +3,13 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Once, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::{Duration, Instant};
 
 use ::moka::notification::RemovalCause;
 use ::moka::sync::Cache;
 
-use super::index::Index;
+use super::index::{Index, lock};
 use super::store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
 use crate::boxed::BoxFuture;
 
@@ -245,10 +245,6 @@ impl Inner {
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Default for MemoryReplayStore {
