@@ -31,6 +31,7 @@ pub use protocol::canonical::{
 };
 pub use protocol::clock::{Clock, ManualClock, SystemClock};
 pub use protocol::header::{Credentials, MAX_KEY_ID_LEN, MAX_NONCE_LEN, SCHEME};
+pub use protocol::key::{Key, KeySecret};
 pub use protocol::rejection::{Rejection, RejectionKind};
 pub use protocol::secret::{Secret, generate_secret};
 pub use protocol::signature::{InvalidSignatureEncoding, Signature};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use armor_psk::{
     ArmorPskLayer, BoxFuture, Identity, KeyStore, KeyStoreError, MemoryReplayStore, NonceFormat,
-    Rejection, RejectionKind, ReplayKey, ReplayStore, ReplayStoreError, Reservation, Secret,
+    Rejection, RejectionKind, ReplayKey, ReplayStore, ReplayStoreError, Reservation,
     ShardedReplayStore,
 };
 use axum::Router;
@@ -617,7 +617,10 @@ async fn hashed_empty_body_slot_is_an_option() {
 
 struct DownKeys;
 impl KeyStore for DownKeys {
-    fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>> {
+    fn get<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Option<armor_psk::Key>, KeyStoreError>> {
         Box::pin(async { Err(KeyStoreError::new("database at 10.0.0.5 refused")) })
     }
 }
@@ -842,4 +845,35 @@ async fn a_nonce_reused_with_another_timestamp_is_refused_by_both_stores() {
         let again = send(&router, signed("GET", "/me", b"", "reused", NOW - 7)).await;
         assert_rejected(&again, RejectionKind::ReplayedRequest);
     }
+}
+
+/// Rotation step by step: a second secret with an hour's overlap; both
+/// verify during it, only the new one after.
+#[tokio::test]
+async fn a_rotated_key_accepts_both_secrets_during_the_overlap_only() {
+    let h = harness();
+    let router = app(h.layer.clone());
+    let version = h.keys.rotate(KEY_ID, "secret-2", NOW, 3600).unwrap();
+    assert_eq!(version, 2);
+    let new = armor_psk::Signer::new(KEY_ID, "secret-2").unwrap();
+    let signed_with = |signer: &armor_psk::Signer, nonce: &str, at: u64| {
+        let header = signer.sign_at("GET", "/me", b"", nonce, at).unwrap();
+        request_with_header("GET", "/me", &header, b"")
+    };
+    assert_eq!(
+        send(&router, signed_with(&signer(), "old-1", NOW))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&router, signed_with(&new, "new-1", NOW)).await.status,
+        StatusCode::OK
+    );
+
+    h.clock.set(NOW + 3600);
+    let old = send(&router, signed_with(&signer(), "old-2", NOW + 3600)).await;
+    assert_rejected(&old, RejectionKind::InvalidSignature);
+    let fresh = send(&router, signed_with(&new, "new-2", NOW + 3600)).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.json);
 }

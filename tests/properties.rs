@@ -107,7 +107,7 @@ impl Signed {
             .unwrap();
         let (parts, ()) = request.into_parts();
         let credentials = Credentials::from_headers(&parts.headers).map_err(|r| r.kind())?;
-        let secret = Secret::new(self.secret.as_bytes());
+        let secret = armor_psk::Key::new(Secret::new(self.secret.as_bytes()));
         let key = (credentials.key_id() == self.key_id).then_some(&secret);
         let options = VerifyOptions::default();
         let path = signed_path(parts.uri.path(), &options).map_err(|r| r.kind())?;

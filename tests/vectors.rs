@@ -5,7 +5,7 @@ mod common;
 
 use armor_psk::{
     ArmorPskLayer, BodyDigest, BodySlot, Canonical, Credentials, Identity, ManualClock,
-    MemoryKeyStore, Rejection, RejectionKind, Secret, Signer, VerifyOptions, signed_path, verify,
+    MemoryKeyStore, Rejection, RejectionKind, Signer, VerifyOptions, signed_path, verify,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -144,7 +144,7 @@ fn check(
         &path,
         &credentials,
         body,
-        Some(&Secret::new(secret)),
+        Some(&armor_psk::Key::new(secret)),
         v.timestamp,
         options,
     )

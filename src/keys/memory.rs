@@ -6,23 +6,30 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use super::store::{KeyStore, KeyStoreError};
 use crate::boxed::BoxFuture;
+use crate::protocol::key::{Key, KeySecret};
 use crate::protocol::secret::Secret;
 
-/// Keys held in memory, shared by every clone; keys can be added and revoked
-/// while the server runs, and a revoked key fails the very next request.
+/// Keys held in memory, shared by every clone; keys can be added, rotated
+/// and revoked while the server runs, and a change takes effect with the
+/// very next request.
 ///
 /// ```
 /// use armor_psk::MemoryKeyStore;
 ///
 /// let keys = MemoryKeyStore::new();
 /// keys.insert("key-1", "secret-1");
-/// assert!(keys.contains("key-1"));
+/// // Rotation: a second secret, the first valid one more hour.
+/// let version = keys.rotate("key-1", "secret-2", 1_700_000_000, 3600).unwrap();
+/// assert_eq!(version, 2);
+/// let key = keys.lookup("key-1").unwrap();
+/// assert_eq!(key.active(1_700_000_000).count(), 2);
+/// assert_eq!(key.active(1_700_003_600).count(), 1);
 /// assert!(keys.revoke("key-1"));
 /// assert!(!keys.contains("key-1"));
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct MemoryKeyStore {
-    keys: Arc<RwLock<HashMap<String, Secret>>>,
+    keys: Arc<RwLock<HashMap<String, Key>>>,
 }
 
 impl MemoryKeyStore {
@@ -31,9 +38,42 @@ impl MemoryKeyStore {
         Self::default()
     }
 
-    /// Adds `key_id`, or replaces its secret.
+    /// Adds `key_id` with one secret (version 1), or replaces its secrets.
     pub fn insert(&self, key_id: impl Into<String>, secret: impl Into<Secret>) {
-        self.write().insert(key_id.into(), secret.into());
+        self.insert_key(key_id, Key::new(secret));
+    }
+
+    /// Adds `key_id` with these secrets, or replaces them.
+    pub fn insert_key(&self, key_id: impl Into<String>, key: Key) {
+        self.write().insert(key_id.into(), key);
+    }
+
+    /// Adds a secret (the next version) to `key_id`, valid from now, and
+    /// limits the secrets it had to `now + overlap`: both verify during
+    /// the overlap, only the new one after. Returns the new version, or
+    /// `None` for an unknown key.
+    pub fn rotate(
+        &self,
+        key_id: &str,
+        secret: impl Into<Secret>,
+        now: u64,
+        overlap_seconds: u64,
+    ) -> Option<u32> {
+        let mut keys = self.write();
+        let key = keys.get_mut(key_id)?;
+        let version = key.latest_version() + 1;
+        let until = now.saturating_add(overlap_seconds);
+        let mut secrets: Vec<KeySecret> = key
+            .secrets()
+            .iter()
+            .map(|old| match old.not_after() {
+                Some(end) if end <= until => old.clone(),
+                _ => old.clone().with_not_after(until),
+            })
+            .collect();
+        secrets.push(KeySecret::new(version, secret));
+        *key = Key::from_secrets(secrets);
+        Some(version)
     }
 
     /// Adds a key, builder style.
@@ -53,8 +93,8 @@ impl MemoryKeyStore {
         self.read().contains_key(key_id)
     }
 
-    /// The secret of `key_id`, if present.
-    pub fn lookup(&self, key_id: &str) -> Option<Secret> {
+    /// The secrets of `key_id`, if present.
+    pub fn lookup(&self, key_id: &str) -> Option<Key> {
         self.read().get(key_id).cloned()
     }
 
@@ -71,11 +111,11 @@ impl MemoryKeyStore {
     // A panic while holding the lock cannot leave the map half-written
     // (HashMap insert/remove are not observable mid-way), so poisoning is
     // ignored rather than turned into a panic on every later request.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Secret>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Key>> {
         self.keys.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Secret>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Key>> {
         self.keys.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -99,7 +139,7 @@ impl<K: Into<String>, S: Into<Secret>> FromIterator<(K, S)> for MemoryKeyStore {
 }
 
 impl KeyStore for MemoryKeyStore {
-    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>> {
+    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>> {
         Box::pin(ready(Ok(self.lookup(key_id))))
     }
 }

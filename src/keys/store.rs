@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::boxed::{BoxError, BoxFuture};
-use crate::protocol::secret::Secret;
+use crate::protocol::key::Key;
 
 /// Where the layer finds the secret of a key id.
 ///
@@ -11,12 +11,13 @@ use crate::protocol::secret::Secret;
 /// service; [`MemoryKeyStore`](crate::MemoryKeyStore) is the in-process
 /// one.
 pub trait KeyStore: Send + Sync + 'static {
-    /// The secret of `key_id`, or `None` when the key is unknown or revoked.
+    /// The secrets of `key_id`, or `None` when the key is unknown or
+    /// revoked.
     ///
     /// # Errors
     /// [`KeyStoreError`] when the store cannot answer; the layer then
     /// responds 503 `key_store_unavailable` rather than 401.
-    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>>;
+    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>>;
 }
 
 /// The key store could not answer (it is not "the key is unknown"); the
@@ -47,7 +48,7 @@ impl KeyStoreError {
 }
 
 impl<K: KeyStore> KeyStore for Arc<K> {
-    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Secret>, KeyStoreError>> {
+    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>> {
         (**self).get(key_id)
     }
 }

@@ -17,8 +17,8 @@ use super::response::ResponseBody;
 use super::telemetry::Observation;
 use crate::boxed::BoxError;
 use crate::protocol::header::Credentials;
+use crate::protocol::key::Key;
 use crate::protocol::rejection::{Rejection, RejectionKind};
-use crate::protocol::secret::Secret;
 use crate::protocol::verify::{signed_path, verify};
 use crate::replay::{ReplayKey, ReplayStoreError, Reservation};
 
@@ -179,7 +179,7 @@ where
 async fn before_body<'a>(
     config: &Config,
     parts: &'a Parts,
-) -> Result<(Cow<'a, str>, Credentials, Option<Secret>), Rejection> {
+) -> Result<(Cow<'a, str>, Credentials, Option<Key>), Rejection> {
     let path = signed_path(target_path(parts), &config.options)?;
     let credentials = Credentials::from_headers(&parts.headers)?;
     let key_id = credentials.key_id();

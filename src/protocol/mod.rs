@@ -6,6 +6,7 @@
 pub(crate) mod canonical;
 pub(crate) mod clock;
 pub(crate) mod header;
+pub(crate) mod key;
 pub(crate) mod rejection;
 pub(crate) mod secret;
 pub(crate) mod signature;

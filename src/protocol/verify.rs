@@ -4,10 +4,11 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use super::canonical::{BodyDigest, BodySlot, Canonical};
 use super::header::Credentials;
+use super::key::Key;
 use super::rejection::{Rejection, RejectionKind};
 use super::secret::{Secret, generate_secret};
 
@@ -311,6 +312,7 @@ pub struct Identity {
     ids: Box<str>,
     key_id_len: usize,
     timestamp: u64,
+    secret_version: u32,
 }
 
 impl Identity {
@@ -328,17 +330,24 @@ impl Identity {
     pub fn timestamp(&self) -> u64 {
         self.timestamp
     }
+
+    /// The version of the key's secret that matched (see [`Key`]): during a
+    /// rotation, tells which clients still sign with the old one.
+    pub fn secret_version(&self) -> u32 {
+        self.secret_version
+    }
 }
 
 impl Identity {
     /// Only `verify` makes one: an `Identity` means "verified".
-    fn verified(credentials: &Credentials) -> Self {
+    fn verified(credentials: &Credentials, secret_version: u32) -> Self {
         Self {
             ids: [credentials.key_id(), credentials.nonce()]
                 .concat()
                 .into_boxed_str(),
             key_id_len: credentials.key_id().len(),
             timestamp: credentials.timestamp(),
+            secret_version,
         }
     }
 }
@@ -392,19 +401,22 @@ pub fn signed_path<'a>(
 /// digest. No I/O and no clock: `now` is given. Replay protection is not
 /// part of it.
 ///
-/// The nonce format is checked first, then the signature, then the window. An unknown key costs the
-/// same HMAC as a known one (under a random dummy key) and is refused with
-/// the same [`RejectionKind::InvalidSignature`], so key ids cannot be
-/// enumerated.
+/// The nonce format is checked first, then the signature, then the window.
+/// Every secret of the key active at `now` is tried (see [`Key`]). An
+/// unknown key costs the same HMAC as a known key with one secret (under a
+/// random dummy key) and is refused with the same
+/// [`RejectionKind::InvalidSignature`], so key ids cannot be enumerated; a
+/// key in the middle of a rotation (two active secrets) costs one HMAC
+/// more.
 ///
 /// ```
-/// use armor_psk::{verify, BodyDigest, Credentials, RejectionKind, Secret, Signer, VerifyOptions};
+/// use armor_psk::{verify, BodyDigest, Credentials, Key, RejectionKind, Signer, VerifyOptions};
 ///
 /// let signer = Signer::new("key-1", "secret").unwrap();
 /// let header = signer.sign_at("POST", "/things", b"{}", "nonce-1", 1_700_000_000).unwrap();
 /// let credentials = Credentials::parse(header.as_bytes()).unwrap();
 /// let options = VerifyOptions::default();
-/// let secret = Secret::new("secret");
+/// let secret = Key::new("secret");
 /// let now = 1_700_000_000;
 ///
 /// let identity = verify("POST", "/things", &credentials, &BodyDigest::of(b"{}"), Some(&secret), now, &options).unwrap();
@@ -426,7 +438,7 @@ pub fn verify(
     path: &str,
     credentials: &Credentials,
     body: &BodyDigest,
-    key: Option<&Secret>,
+    key: Option<&Key>,
     now: u64,
     options: &VerifyOptions,
 ) -> Result<Identity, Rejection> {
@@ -441,14 +453,38 @@ pub fn verify(
         nonce: credentials.nonce(),
         timestamp: credentials.timestamp(),
     };
-    let secret = key.unwrap_or(&DUMMY_SECRET);
     let slot = body.slot();
-    let mut matches = canonical.sign(secret, &slot).ct_eq(credentials.signature());
-    if options.accept_hashed_empty_body && *body == BodyDigest::Empty {
-        let hashed = canonical.sign(secret, &BodySlot::hashed_empty());
-        matches |= hashed.ct_eq(credentials.signature());
+    let hashed_empty = options.accept_hashed_empty_body && *body == BodyDigest::Empty;
+    // Every secret active now is tried, with no early exit: a match on the
+    // last costs what a match on the first does. Which one matched is kept
+    // by a constant-time select.
+    let mut matched = subtle::Choice::from(0);
+    let mut version = 0u32;
+    let mut tried = 0usize;
+    let candidates = key.into_iter().flat_map(|key| key.active(now));
+    for candidate in candidates {
+        tried += 1;
+        #[cfg(test)]
+        tests::count_hmac();
+        let secret = candidate.secret();
+        let mut matches = canonical.sign(secret, &slot).ct_eq(credentials.signature());
+        if hashed_empty {
+            let hashed = canonical.sign(secret, &BodySlot::hashed_empty());
+            matches |= hashed.ct_eq(credentials.signature());
+        }
+        version = u32::conditional_select(&version, &candidate.version(), matches);
+        matched |= matches;
     }
-    if !bool::from(matches & subtle::Choice::from(u8::from(key.is_some()))) {
+    if tried == 0 {
+        #[cfg(test)]
+        tests::count_hmac();
+        // An unknown key (or one with no secret valid now) costs the same
+        // HMAC as a known one, under a key nobody holds.
+        let _ = canonical
+            .sign(&DUMMY_SECRET, &slot)
+            .ct_eq(credentials.signature());
+    }
+    if !bool::from(matched) {
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(
                 key_id = credentials.key_id(),
@@ -465,7 +501,7 @@ pub fn verify(
     options
         .check_window(credentials.timestamp(), now)
         .map_err(with_key_id)?;
-    Ok(Identity::verified(credentials))
+    Ok(Identity::verified(credentials, version))
 }
 
 /// The key an unknown key id is checked against, so that it costs the same
@@ -474,3 +510,63 @@ pub fn verify(
 /// unknown key is refused whatever its HMAC gives.
 static DUMMY_SECRET: LazyLock<Secret> =
     LazyLock::new(|| Secret::from(generate_secret().unwrap_or_default()));
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::protocol::key::KeySecret;
+    use crate::protocol::signer::Signer;
+
+    thread_local! {
+        static HMACS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub(super) fn count_hmac() {
+        HMACS.with(|count| count.set(count.get() + 1));
+    }
+
+    const NOW: u64 = 1_700_000_000;
+
+    /// Verifies a request signed with `secret` against `key`; returns the
+    /// matched version (or None) and the HMACs computed.
+    fn check(key: Option<&Key>, secret: &str) -> (Option<u32>, usize) {
+        let header = Signer::new("key-1", secret)
+            .unwrap()
+            .sign_at("GET", "/me", b"", "n-1", NOW)
+            .unwrap();
+        let credentials = Credentials::parse(header.as_bytes()).unwrap();
+        HMACS.with(|count| count.set(0));
+        let outcome = verify(
+            "GET",
+            "/me",
+            &credentials,
+            &BodyDigest::Empty,
+            key,
+            NOW,
+            &VerifyOptions::default(),
+        );
+        let version = outcome.ok().map(|identity| identity.secret_version());
+        (version, HMACS.with(Cell::get))
+    }
+
+    #[test]
+    fn every_active_secret_is_tried_whichever_matches() {
+        let key = Key::from_secrets([
+            KeySecret::new(1, "first"),
+            KeySecret::new(2, "second"),
+            KeySecret::new(3, "third"),
+            KeySecret::new(4, "expired").with_not_after(NOW),
+            KeySecret::new(5, "future").with_not_before(NOW + 1),
+        ]);
+        assert_eq!(check(Some(&key), "first"), (Some(1), 3));
+        assert_eq!(check(Some(&key), "third"), (Some(3), 3));
+        assert_eq!(check(Some(&key), "wrong"), (None, 3));
+        assert_eq!(check(Some(&key), "expired"), (None, 3));
+        assert_eq!(check(Some(&key), "future"), (None, 3));
+        // An unknown key costs one HMAC, as a key with one secret.
+        assert_eq!(check(None, "first"), (None, 1));
+        assert_eq!(check(Some(&Key::new("first")), "first"), (Some(1), 1));
+    }
+}

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use armor_psk::{
-    BodyDigest, BodySlot, Canonical, Credentials, Secret, VerifyOptions, signed_path, verify,
+    BodyDigest, BodySlot, Canonical, Credentials, Key, Secret, VerifyOptions, signed_path, verify,
 };
 use base64::Engine;
 use subtle::ConstantTimeEq;
@@ -146,7 +146,8 @@ impl Explanation {
         }
 
         // The verdict is the server's own check, on the same values.
-        let key = key_matches.then_some(&secret);
+        let key = Key::from(secret.clone());
+        let key = key_matches.then_some(&key);
         let verdict = verify(
             case.method,
             &path,
