@@ -18,7 +18,7 @@ mod replay;
 #[cfg(feature = "axum")]
 pub use crate::axum::MissingIdentity;
 pub use boxed::{BoxError, BoxFuture};
-pub use keys::{KeyStore, KeyStoreError, MemoryKeyStore};
+pub use keys::{CachedKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
 pub use middleware::body::{DEFAULT_BODY_LIMIT, VerifiedBody};
 pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ArmorPskLayer;

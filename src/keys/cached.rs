@@ -1,0 +1,279 @@
+//! [`CachedKeyStore`]: any key store behind moka's cache.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ::moka::future::Cache;
+
+use super::store::{KeyStore, KeyStoreError};
+use crate::boxed::BoxFuture;
+use crate::protocol::key::Key;
+
+/// A [`KeyStore`] in front of another (a database, a secrets manager):
+///
+/// - keys found are cached for `ttl` (default 60 s), and concurrent misses
+///   for one key id make one lookup in the source;
+/// - unknown key ids are cached too, for `unknown_ttl` (default 5 s), in at
+///   most `unknown_capacity` entries (default 100,000), and lookups of key
+///   ids found in neither cache are limited to `lookups_per_second`
+///   (default 1,000; past it the layer answers 503 `key_store_unavailable`),
+///   so that random key ids flood neither the source nor the cache;
+/// - when the source fails, keys it answered in the last `ttl + grace`
+///   (grace: default 5 min) keep working, and others get 503;
+/// - [`invalidate`](Self::invalidate) drops a key at once (a revocation, a
+///   rotation); a store that publishes changes calls it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use armor_psk::{CachedKeyStore, KeyStore, MemoryKeyStore};
+///
+/// let source = MemoryKeyStore::new().with_key("key-1", "secret-1");
+/// let keys = CachedKeyStore::new(source.clone()).with_ttl(Duration::from_secs(30));
+/// assert!(keys.get("key-1").await.unwrap().is_some());
+/// assert!(keys.get("key-1").await.unwrap().is_some());
+/// assert_eq!(keys.lookups(), 1);
+/// source.revoke("key-1");
+/// keys.invalidate("key-1").await;
+/// assert!(keys.get("key-1").await.unwrap().is_none());
+/// # }
+/// ```
+pub struct CachedKeyStore<S> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S> {
+    source: S,
+    found: Cache<String, Key>,
+    last_known: Cache<String, Key>,
+    unknown: Cache<String, ()>,
+    lookups: AtomicU64,
+    limiter: Mutex<(Instant, u64)>,
+    settings: Settings,
+}
+
+/// Why a lookup produced no key.
+#[derive(Debug, thiserror::Error)]
+enum Miss {
+    #[error("unknown key")]
+    Unknown,
+    #[error(transparent)]
+    Failed(KeyStoreError),
+}
+
+/// A failure shared by the callers a lookup served.
+#[derive(Debug, thiserror::Error)]
+#[error("the key source failed")]
+struct SharedFailure(#[source] Arc<Miss>);
+
+/// More key ids looked up in a second than allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("too many lookups of uncached key ids this second")]
+struct TooManyLookups;
+
+impl<S: KeyStore> CachedKeyStore<S> {
+    /// `source` behind a cache with the default settings.
+    pub fn new(source: S) -> Self {
+        Self::build(
+            source,
+            Settings {
+                ttl: Duration::from_secs(60),
+                grace: Duration::from_secs(300),
+                unknown_ttl: Duration::from_secs(5),
+                unknown_capacity: 100_000,
+                lookups_per_second: 1_000,
+            },
+        )
+    }
+
+    fn build(source: S, settings: Settings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                source,
+                found: Cache::builder().time_to_live(settings.ttl).build(),
+                last_known: Cache::builder()
+                    .time_to_live(settings.ttl + settings.grace)
+                    .build(),
+                unknown: Cache::builder()
+                    .time_to_live(settings.unknown_ttl)
+                    .max_capacity(settings.unknown_capacity)
+                    .build(),
+                lookups: AtomicU64::new(0),
+                limiter: Mutex::new((Instant::now(), 0)),
+                settings,
+            }),
+        }
+    }
+
+    /// Builds the caches anew with changed settings (builder methods only:
+    /// a store already cloned keeps its settings).
+    fn rebuild(self, change: impl FnOnce(&mut Settings)) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => {
+                let mut settings = inner.settings;
+                change(&mut settings);
+                Self::build(inner.source, settings)
+            }
+            Err(inner) => Self { inner },
+        }
+    }
+
+    /// How long a key found stays cached (default 60 s): the longest a
+    /// change takes to show without [`invalidate`](Self::invalidate).
+    #[must_use]
+    pub fn with_ttl(self, ttl: Duration) -> Self {
+        self.rebuild(|settings| settings.ttl = ttl)
+    }
+
+    /// How long past its TTL a key keeps working while the source fails
+    /// (default 5 min).
+    ///
+    /// # Security
+    /// A key revoked at the source keeps working for up to `ttl + grace`
+    /// during an outage unless it was invalidated.
+    #[must_use]
+    pub fn with_grace(self, grace: Duration) -> Self {
+        self.rebuild(|settings| settings.grace = grace)
+    }
+
+    /// How long an unknown key id is remembered (default 5 s) and how many
+    /// are at most (default 100,000).
+    #[must_use]
+    pub fn with_unknown(self, ttl: Duration, capacity: u64) -> Self {
+        self.rebuild(|settings| {
+            settings.unknown_ttl = ttl;
+            settings.unknown_capacity = capacity;
+        })
+    }
+
+    /// At most this many lookups in the source per second for key ids in
+    /// neither cache (default 1,000); past it, 503.
+    #[must_use]
+    pub fn with_lookups_per_second(self, limit: u64) -> Self {
+        self.rebuild(|settings| settings.lookups_per_second = limit)
+    }
+
+    /// Drops `key_id` from every cache: its next request asks the source.
+    pub async fn invalidate(&self, key_id: &str) {
+        self.inner.found.invalidate(key_id).await;
+        self.inner.last_known.invalidate(key_id).await;
+        self.inner.unknown.invalidate(key_id).await;
+    }
+
+    /// Drops every cached key (after a lost change feed, say).
+    pub fn invalidate_all(&self) {
+        self.inner.found.invalidate_all();
+        self.inner.last_known.invalidate_all();
+        self.inner.unknown.invalidate_all();
+    }
+
+    /// How many lookups reached the source.
+    pub fn lookups(&self) -> u64 {
+        self.inner.lookups.load(Ordering::Relaxed)
+    }
+
+    /// The source.
+    pub fn source(&self) -> &S {
+        &self.inner.source
+    }
+
+    fn admit_lookup(&self) -> bool {
+        let mut window = self
+            .inner
+            .limiter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if window.0.elapsed() >= Duration::from_secs(1) {
+            *window = (Instant::now(), 0);
+        }
+        window.1 += 1;
+        window.1 <= self.inner.settings.lookups_per_second
+    }
+
+    async fn lookup(&self, key_id: &str) -> Result<Option<Key>, KeyStoreError> {
+        let inner = &self.inner;
+        if inner.unknown.contains_key(key_id) {
+            return Ok(None);
+        }
+        if let Some(key) = inner.found.get(key_id).await {
+            return Ok(Some(key));
+        }
+        let known_before = inner.last_known.contains_key(key_id);
+        if !known_before && !self.admit_lookup() {
+            return Err(KeyStoreError::new(TooManyLookups));
+        }
+        let fetched = inner
+            .found
+            .try_get_with_by_ref(key_id, async {
+                inner.lookups.fetch_add(1, Ordering::Relaxed);
+                match inner.source.get(key_id).await {
+                    Ok(Some(key)) => Ok(key),
+                    Ok(None) => Err(Miss::Unknown),
+                    Err(error) => Err(Miss::Failed(error)),
+                }
+            })
+            .await;
+        match fetched {
+            Ok(key) => {
+                inner
+                    .last_known
+                    .insert(key_id.to_owned(), key.clone())
+                    .await;
+                Ok(Some(key))
+            }
+            Err(miss) => match *miss {
+                Miss::Unknown => {
+                    inner.last_known.invalidate(key_id).await;
+                    inner.unknown.insert(key_id.to_owned(), ()).await;
+                    Ok(None)
+                }
+                Miss::Failed(_) => match inner.last_known.get(key_id).await {
+                    Some(key) => {
+                        tracing::warn!(
+                            key_id,
+                            "ARMOR-PSK key store failed; serving the key it last gave"
+                        );
+                        Ok(Some(key))
+                    }
+                    None => Err(KeyStoreError::new(SharedFailure(miss))),
+                },
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Settings {
+    ttl: Duration,
+    grace: Duration,
+    unknown_ttl: Duration,
+    unknown_capacity: u64,
+    lookups_per_second: u64,
+}
+
+impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
+    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>> {
+        Box::pin(self.lookup(key_id))
+    }
+}
+
+impl<S> Clone for CachedKeyStore<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> fmt::Debug for CachedKeyStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedKeyStore")
+            .field("cached", &self.inner.found.entry_count())
+            .field("unknown", &self.inner.unknown.entry_count())
+            .field("lookups", &self.inner.lookups.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}

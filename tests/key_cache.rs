@@ -1,0 +1,128 @@
+//! `CachedKeyStore` in front of a key source: hits, one lookup for
+//! concurrent misses, unknown ids remembered and bounded, keys kept through
+//! a source outage, invalidation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use armor_psk::{BoxFuture, CachedKeyStore, Key, KeyStore, KeyStoreError, MemoryKeyStore};
+
+/// A source that holds keys in memory, can be told to fail, answers after
+/// a delay, and counts its lookups.
+#[derive(Clone, Default)]
+struct Source {
+    keys: MemoryKeyStore,
+    down: Arc<AtomicBool>,
+    lookups: Arc<AtomicUsize>,
+}
+
+impl KeyStore for Source {
+    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>> {
+        Box::pin(async move {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if self.down.load(Ordering::SeqCst) {
+                return Err(KeyStoreError::new("the database is down"));
+            }
+            Ok(self.keys.lookup(key_id))
+        })
+    }
+}
+
+fn source() -> Source {
+    let source = Source::default();
+    source.keys.insert("key-1", "secret-1");
+    source.keys.insert("key-2", "secret-2");
+    source
+}
+
+#[tokio::test]
+async fn found_keys_are_cached_and_concurrent_misses_make_one_lookup() {
+    let source = source();
+    let cache = CachedKeyStore::new(source.clone());
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get("key-1").await.unwrap().is_some() })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap());
+    }
+    assert!(cache.get("key-1").await.unwrap().is_some());
+    assert_eq!(source.lookups.load(Ordering::SeqCst), 1);
+    assert_eq!(cache.lookups(), 1);
+}
+
+#[tokio::test]
+async fn random_unknown_key_ids_reach_the_source_a_bounded_number_of_times() {
+    let source = source();
+    let cache = CachedKeyStore::new(source.clone())
+        .with_unknown(Duration::from_secs(5), 1_000)
+        .with_lookups_per_second(50);
+    // 10,000 requests with random key ids, 500 at a time.
+    let started = std::time::Instant::now();
+    let (mut unknown, mut refused) = (0, 0);
+    for batch in 0..20 {
+        let tasks: Vec<_> = (0..500)
+            .map(|i| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.get(&format!("random-{batch}-{i}")).await })
+            })
+            .collect();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(None) => unknown += 1,
+                Ok(Some(_)) => panic!("a random key id was found"),
+                Err(_) => refused += 1,
+            }
+        }
+    }
+    let lookups = source.lookups.load(Ordering::SeqCst);
+    let seconds = started.elapsed().as_secs() + 1;
+    assert!(
+        lookups as u64 <= 50 * seconds,
+        "{lookups} lookups in {seconds} s"
+    );
+    assert_eq!(unknown + refused, 10_000);
+    assert_eq!(unknown as usize, lookups);
+    // An unknown id asked again is answered from the cache, at once.
+    let before = source.lookups.load(Ordering::SeqCst);
+    let known_unknown = (0..500).map(|i| format!("random-0-{i}")).find(|id| {
+        futures_util::FutureExt::now_or_never(cache.get(id)).is_some_and(|r| matches!(r, Ok(None)))
+    });
+    assert!(known_unknown.is_some(), "no unknown id remembered");
+    assert_eq!(source.lookups.load(Ordering::SeqCst), before);
+    // A real key still gets through once the second has passed.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(cache.get("key-2").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn during_an_outage_cached_keys_serve_and_others_fail() {
+    let source = source();
+    let cache = CachedKeyStore::new(source.clone()).with_ttl(Duration::from_millis(100));
+    assert!(cache.get("key-1").await.unwrap().is_some());
+    source.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(150)).await; // past the TTL
+    assert!(
+        cache.get("key-1").await.unwrap().is_some(),
+        "within the grace period"
+    );
+    let error = cache.get("key-2").await.unwrap_err();
+    assert!(std::error::Error::source(&error).is_some(), "{error}");
+    source.down.store(false, Ordering::SeqCst);
+    assert!(cache.get("key-2").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn an_invalidated_key_is_looked_up_again() {
+    let source = source();
+    let cache = CachedKeyStore::new(source.clone());
+    assert!(cache.get("key-1").await.unwrap().is_some());
+    source.keys.revoke("key-1");
+    assert!(cache.get("key-1").await.unwrap().is_some(), "cached");
+    cache.invalidate("key-1").await;
+    assert!(cache.get("key-1").await.unwrap().is_none());
+}
