@@ -19,6 +19,8 @@ mod replay;
 pub use crate::axum::MissingIdentity;
 pub use boxed::{BoxError, BoxFuture};
 pub use keys::{CachedKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
+#[cfg(feature = "postgres")]
+pub use keys::{Kek, KeyInfo, NewKey, PostgresKeyStore, PostgresStoreError, Sealing};
 pub use middleware::body::{DEFAULT_BODY_LIMIT, VerifiedBody};
 pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ArmorPskLayer;

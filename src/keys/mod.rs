@@ -3,8 +3,12 @@
 
 mod cached;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod store;
 
 pub use cached::CachedKeyStore;
 pub use memory::MemoryKeyStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{Kek, KeyInfo, NewKey, PostgresKeyStore, PostgresStoreError, Sealing};
 pub use store::{KeyStore, KeyStoreError};

@@ -2,6 +2,7 @@
 //! send and debug ARMOR-PSK requests.
 
 mod explain;
+mod keys;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -68,6 +69,24 @@ Examples:
   armor-psk request --key-id $KEY_ID GET http://127.0.0.1:3000/me --account 1024
   armor-psk request --key-id $KEY_ID POST http://127.0.0.1:3000/things --data '{\"a\":1}'")]
     Request(RequestArgs),
+    /// Keys in PostgreSQL: migrate, add, list, rotate, revoke.
+    #[command(after_help = "\
+Examples:
+  export ARMOR_PSK_DATABASE_URL=postgres://app@127.0.0.1/app ARMOR_PSK_KEK=$(head -c 32 /dev/urandom | base64)
+  armor-psk keys migrate
+  armor-psk keys add --label billing --user 4922
+  armor-psk keys list
+  armor-psk keys rotate 6f1c... --overlap 1h
+  armor-psk keys revoke 6f1c...
+
+Secrets are sealed with AES-256-GCM under the KEK; errors go to stderr with
+exit code 2 and never show a secret or a password.")]
+    Keys {
+        #[command(flatten)]
+        database: keys::Database,
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Say whether an Authorization header would verify for a request and,
     /// if not, why. The secret is never printed. Exits 0 if it would verify,
     /// 1 if not.
@@ -246,6 +265,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign(&args),
         Command::Request(args) => request(&args),
         Command::Explain(args) => explain(&args),
+        Command::Keys { database, command } => keys::run(&database, &command),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,141 @@
+//! `armor-psk keys`: the key life cycle in PostgreSQL, the way AMP hands
+//! keys out.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use armor_psk::{Clock, Kek, PostgresKeyStore, Sealing, SystemClock};
+use clap::{Args, Subcommand};
+
+/// Where the keys are, and how their secrets are sealed.
+#[derive(Debug, Args)]
+pub struct Database {
+    /// The database (`postgres://user@host:port/db`).
+    #[arg(long, env = "ARMOR_PSK_DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// The key-encryption key: 32 bytes, standard base64.
+    #[arg(long, env = "ARMOR_PSK_KEK", hide_env_values = true)]
+    kek: Option<String>,
+    /// Keep secrets in the clear when no KEK is given (not recommended).
+    #[arg(long)]
+    allow_plaintext: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create the tables if they are missing (safe to run again).
+    Migrate,
+    /// Add a key; prints its Key ID and Secret Key once.
+    Add {
+        /// A label to find it by.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// The user it belongs to.
+        #[arg(long)]
+        user: Option<i64>,
+    },
+    /// List the keys, their secret versions and validity (never a secret).
+    List,
+    /// Add a new secret to a key; prints it once. The old secret stays
+    /// valid for the overlap.
+    Rotate {
+        key_id: String,
+        /// How long the old secret keeps working (e.g. 1h, 30m).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        overlap: Duration,
+    },
+    /// Revoke a key: every instance refuses it within a second.
+    Revoke { key_id: String },
+}
+
+async fn store(database: &Database) -> Result<PostgresKeyStore, String> {
+    let sealing = match (&database.kek, database.allow_plaintext) {
+        (Some(kek), _) => Sealing::Kek(Kek::from_base64(kek).map_err(|e| e.to_string())?),
+        (None, true) => Sealing::Plaintext,
+        (None, false) => {
+            return Err(
+                "no key-encryption key: set ARMOR_PSK_KEK or --kek (32 bytes, base64), \
+                 or pass --allow-plaintext"
+                    .into(),
+            );
+        }
+    };
+    // Neither the URL nor its password is ever part of a message.
+    PostgresKeyStore::connect(&database.database_url, sealing)
+        .await
+        .map_err(|e| describe(&e))
+}
+
+/// The error and its causes, on one line.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub fn run(database: &Database, command: &KeysCommand) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    runtime.block_on(async {
+        let store = store(database).await?;
+        match command {
+            KeysCommand::Migrate => {
+                store.migrate().await.map_err(|e| describe(&e))?;
+                println!("migrated");
+            }
+            KeysCommand::Add { label, user } => {
+                let key = store
+                    .add_key(label, *user)
+                    .await
+                    .map_err(|e| describe(&e))?;
+                println!("Key ID:     {}", key.key_id);
+                println!("Secret Key: {}", key.secret);
+            }
+            KeysCommand::List => {
+                for key in store.list().await.map_err(|e| describe(&e))? {
+                    let state = key
+                        .revoked_at
+                        .map_or("active".to_owned(), |at| format!("revoked at {at}"));
+                    println!(
+                        "{}  label={:?}  user={}  created {}  {state}",
+                        key.key_id,
+                        key.label,
+                        key.user_id.map_or("-".to_owned(), |user| user.to_string()),
+                        key.created_at,
+                    );
+                    for (version, from, until) in key.secrets {
+                        let bound =
+                            |time: Option<i64>| time.map_or("-".to_owned(), |t| t.to_string());
+                        println!(
+                            "    secret v{version}  not before {}  not after {}",
+                            bound(from),
+                            bound(until)
+                        );
+                    }
+                }
+            }
+            KeysCommand::Rotate { key_id, overlap } => {
+                let (version, secret) = store
+                    .rotate(key_id, *overlap, SystemClock.now())
+                    .await
+                    .map_err(|e| describe(&e))?;
+                println!("Version:    {version}");
+                println!("Secret Key: {secret}");
+            }
+            KeysCommand::Revoke { key_id } => {
+                if !store.revoke(key_id).await.map_err(|e| describe(&e))? {
+                    return Err(format!("no active key {key_id:?}"));
+                }
+                println!("revoked {key_id}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
