@@ -49,7 +49,8 @@ fn python_client_against_the_example_server() {
         .env("RUST_LOG", "warn")
         // Its own in-memory replay store, whatever Redis the tests have.
         .env_remove("ARMOR_PSK_REDIS_URL")
-        .env_remove("ARMOR_PSK_REDIS_CLUSTER_URLS");
+        .env_remove("ARMOR_PSK_REDIS_CLUSTER_URLS")
+        .env_remove("ARMOR_PSK_DATABASE_URL");
     let server = Server::start(command);
     run_python("armor_client.py", &server.url, KEY_ID, SECRET, 6);
 }

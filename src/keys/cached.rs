@@ -1,5 +1,6 @@
 //! [`CachedKeyStore`]: any key store behind moka's cache.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,7 +49,10 @@ pub struct CachedKeyStore<S> {
 struct Inner<S> {
     source: S,
     found: Cache<String, Key>,
-    last_known: Cache<String, Key>,
+    /// What the source last said of each key found, and when: served for
+    /// `ttl + grace` when the source fails. Only keys the source found go
+    /// in, so it is as large as the set of real keys in use.
+    last_known: Mutex<HashMap<String, (Key, Instant)>>,
     unknown: Cache<String, ()>,
     lookups: AtomicU64,
     limiter: Mutex<(Instant, u64)>,
@@ -94,9 +98,7 @@ impl<S: KeyStore> CachedKeyStore<S> {
             inner: Arc::new(Inner {
                 source,
                 found: Cache::builder().time_to_live(settings.ttl).build(),
-                last_known: Cache::builder()
-                    .time_to_live(settings.ttl + settings.grace)
-                    .build(),
+                last_known: Mutex::default(),
                 unknown: Cache::builder()
                     .time_to_live(settings.unknown_ttl)
                     .max_capacity(settings.unknown_capacity)
@@ -159,14 +161,23 @@ impl<S: KeyStore> CachedKeyStore<S> {
     /// Drops `key_id` from every cache: its next request asks the source.
     pub async fn invalidate(&self, key_id: &str) {
         self.inner.found.invalidate(key_id).await;
-        self.inner.last_known.invalidate(key_id).await;
+        self.inner.forget(key_id);
         self.inner.unknown.invalidate(key_id).await;
     }
 
-    /// Drops every cached key (after a lost change feed, say).
+    /// Makes every cached key ask the source again on its next use, but
+    /// keeps what the source last said for the grace period, should the
+    /// source be down (what a lost change feed calls for: nothing stale is
+    /// served while the source answers).
+    pub fn expire_all(&self) {
+        self.inner.found.invalidate_all();
+        self.inner.unknown.invalidate_all();
+    }
+
+    /// Drops every cached key, the grace copies too.
     pub fn invalidate_all(&self) {
         self.inner.found.invalidate_all();
-        self.inner.last_known.invalidate_all();
+        self.inner.known().clear();
         self.inner.unknown.invalidate_all();
     }
 
@@ -201,7 +212,7 @@ impl<S: KeyStore> CachedKeyStore<S> {
         if let Some(key) = inner.found.get(key_id).await {
             return Ok(Some(key));
         }
-        let known_before = inner.last_known.contains_key(key_id);
+        let known_before = inner.last_known_key(key_id).is_some();
         if !known_before && !self.admit_lookup() {
             return Err(KeyStoreError::new(TooManyLookups));
         }
@@ -219,18 +230,17 @@ impl<S: KeyStore> CachedKeyStore<S> {
         match fetched {
             Ok(key) => {
                 inner
-                    .last_known
-                    .insert(key_id.to_owned(), key.clone())
-                    .await;
+                    .known()
+                    .insert(key_id.to_owned(), (key.clone(), Instant::now()));
                 Ok(Some(key))
             }
             Err(miss) => match *miss {
                 Miss::Unknown => {
-                    inner.last_known.invalidate(key_id).await;
+                    inner.forget(key_id);
                     inner.unknown.insert(key_id.to_owned(), ()).await;
                     Ok(None)
                 }
-                Miss::Failed(_) => match inner.last_known.get(key_id).await {
+                Miss::Failed(_) => match inner.last_known_key(key_id) {
                     Some(key) => {
                         tracing::warn!(
                             key_id,
@@ -242,6 +252,32 @@ impl<S: KeyStore> CachedKeyStore<S> {
                 },
             },
         }
+    }
+}
+
+impl<S> Inner<S> {
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Key, Instant)>> {
+        self.last_known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What the source last said of `key_id`, if within `ttl + grace`.
+    fn last_known_key(&self, key_id: &str) -> Option<Key> {
+        let limit = self.settings.ttl + self.settings.grace;
+        let mut known = self.known();
+        match known.get(key_id) {
+            Some((key, at)) if at.elapsed() <= limit => Some(key.clone()),
+            Some(_) => {
+                known.remove(key_id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn forget(&self, key_id: &str) {
+        self.known().remove(key_id);
     }
 }
 

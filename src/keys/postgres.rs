@@ -272,9 +272,11 @@ impl PostgresKeyStore {
     /// # Errors
     /// A query failed, or the KEK is not the one recorded.
     pub async fn migrate(&self) -> Result<(), PostgresStoreError> {
+        // One migration at a time, whatever the number of instances.
+        let script = format!("BEGIN; SELECT pg_advisory_xact_lock(7355608); {SCHEMA} COMMIT;");
         self.client()
             .await?
-            .batch_execute(SCHEMA)
+            .batch_execute(&script)
             .await
             .map_err(database("migrate"))?;
         self.check_kek(true).await
@@ -499,11 +501,23 @@ impl PostgresKeyStore {
 
     /// This store behind a [`CachedKeyStore`] that drops a key as soon as a
     /// change to it is published (`LISTEN armor_psk_keys`, on a connection
-    /// of its own that reconnects by itself; the whole cache is flushed
-    /// after a lost connection). Call it inside a tokio runtime.
+    /// of its own that reconnects by itself). After a lost connection every
+    /// cached key asks the database again ([`CachedKeyStore::expire_all`]);
+    /// only if the database does not answer are the last known keys served,
+    /// for the grace period. Call it inside a tokio runtime.
     pub fn cached(self) -> CachedKeyStore<Self> {
+        self.cached_with(|cache| cache)
+    }
+
+    /// As [`cached`](Self::cached), with the cache's settings changed by
+    /// `configure` (`|cache| cache.with_ttl(...)`) before the listener
+    /// starts.
+    pub fn cached_with(
+        self,
+        configure: impl FnOnce(CachedKeyStore<Self>) -> CachedKeyStore<Self>,
+    ) -> CachedKeyStore<Self> {
         let url = self.inner.url.clone();
-        let cache = CachedKeyStore::new(self);
+        let cache = configure(CachedKeyStore::new(self));
         tokio::spawn(listen(url, cache.clone()));
         cache
     }
@@ -587,16 +601,16 @@ async fn listen(url: String, cache: CachedKeyStore<PostgresKeyStore>) {
                 .await
                 .is_ok()
             {
-                // Whatever changed before we listened is not in the cache.
-                cache.invalidate_all();
+                // Whatever changed before we listened may be cached.
+                cache.expire_all();
                 while let Some(key_id) = changes.recv().await {
                     cache.invalidate(&key_id).await;
                 }
             }
             driver.abort();
-            cache.invalidate_all();
+            cache.expire_all();
             tracing::warn!(
-                "ARMOR-PSK key store: lost the change feed; cache flushed, reconnecting"
+                "ARMOR-PSK key store: lost the change feed; cache expired, reconnecting"
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
