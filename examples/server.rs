@@ -16,6 +16,13 @@
 //!   comma-separated `redis://` node URLs.
 //!
 //!   Without either the store is in memory, this process's own.
+//! - `ARMOR_PSK_DATABASE_URL`: take the keys from PostgreSQL (needs
+//!   `--features postgres`), sealed under `ARMOR_PSK_KEK` (32 bytes,
+//!   base64), cached, and dropped from the cache within a second of a
+//!   revocation or rotation; the migration is applied at start. A database
+//!   that is down at start stops the server (exit 1); down later, cached
+//!   keys serve for the grace period, then 503. `ARMOR_PSK_KEYS` is
+//!   ignored then.
 //! - `RUST_LOG`: log filter (default `info`).
 //!
 //! The layer reads a request's body before it knows whether the key is
@@ -28,7 +35,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use armor_psk::{ArmorPskLayer, Identity, MemoryKeyStore, generate_secret};
+use armor_psk::{ArmorPskLayer, Identity, KeyStore, MemoryKeyStore, generate_secret};
 use axum::Router;
 use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
@@ -91,6 +98,27 @@ fn keys_from_env() -> Result<MemoryKeyStore, String> {
     Ok(keys)
 }
 
+/// The keys in PostgreSQL, behind a cache that follows its changes.
+#[cfg(feature = "postgres")]
+async fn postgres_keys(url: &str) -> Result<Box<dyn KeyStore>, Box<dyn std::error::Error>> {
+    use armor_psk::{Kek, PostgresKeyStore, Sealing};
+    let kek = std::env::var("ARMOR_PSK_KEK")
+        .map_err(|_| "ARMOR_PSK_DATABASE_URL is set but ARMOR_PSK_KEK is not")?;
+    let store = PostgresKeyStore::connect(url, Sealing::Kek(Kek::from_base64(&kek)?)).await?;
+    store.migrate().await?;
+    println!("keys: PostgreSQL (cached, following changes)");
+    Ok(Box::new(store.cached()))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_keys(_url: &str) -> Result<Box<dyn KeyStore>, Box<dyn std::error::Error>> {
+    Err(
+        "ARMOR_PSK_DATABASE_URL is set, but this example was built without the `postgres` \
+         feature: cargo run --features postgres --example server"
+            .into(),
+    )
+}
+
 /// Where the replay store lives, from the environment.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 enum Redis {
@@ -132,7 +160,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
 
-    let keys = keys_from_env()?;
+    let keys: Box<dyn KeyStore> = match std::env::var("ARMOR_PSK_DATABASE_URL") {
+        Ok(url) => postgres_keys(&url).await?,
+        Err(_) => Box::new(keys_from_env()?),
+    };
     let addr = std::env::var("ARMOR_PSK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let redis = match (
         std::env::var("ARMOR_PSK_REDIS_URL"),

@@ -47,7 +47,13 @@ impl KeyStoreError {
     }
 }
 
-impl<K: KeyStore> KeyStore for Arc<K> {
+impl<K: KeyStore + ?Sized> KeyStore for Box<K> {
+    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>> {
+        (**self).get(key_id)
+    }
+}
+
+impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
     fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>> {
         (**self).get(key_id)
     }
