@@ -11,14 +11,20 @@ mod common;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Signer, VerifiedBody};
+use armor_psk::{ArmorPsk, ArmorPskLayer, ManualClock, MemoryKeyStore, Signer, VerifiedBody};
 use axum::body::Body;
 use common::{KEY_ID, NOW, PATH, SECRET, format_ns};
 use http::{Request, Response};
+use tower::util::ServiceFn;
 use tower::{Layer, ServiceExt, service_fn};
 
-async fn inner(_request: Request<VerifiedBody>) -> Result<Response<String>, Infallible> {
-    Ok(Response::new(String::new()))
+type Inner = std::future::Ready<Result<Response<String>, Infallible>>;
+
+/// The inner service behind the layer.
+type Protected = ArmorPsk<ServiceFn<fn(Request<VerifiedBody>) -> Inner>>;
+
+fn inner(_request: Request<VerifiedBody>) -> Inner {
+    std::future::ready(Ok(Response::new(String::new())))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -30,6 +36,37 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn within(a: &[Duration], b: &[Duration]) -> f64 {
     let (low, high) = (percentile(b, 0.05), percentile(b, 0.95));
     a.iter().filter(|d| (low..=high).contains(d)).count() as f64 / a.len() as f64
+}
+
+/// Sends `samples` requests signed by each of `signers`, alternating,
+/// through `service`; each must get `status`. Returns the sorted response
+/// times of each signer's requests.
+fn alternate(
+    runtime: &tokio::runtime::Runtime,
+    service: &Protected,
+    signers: [&Signer; 2],
+    samples: usize,
+    status: u16,
+) -> [Vec<Duration>; 2] {
+    let body = vec![b'x'; 200];
+    let mut times = [Vec::with_capacity(samples), Vec::with_capacity(samples)];
+    for i in 0..samples * 2 {
+        let header = signers[i % 2]
+            .sign_at("POST", PATH, &body, &armor_psk::new_uuid_v4(), NOW)
+            .unwrap();
+        let request = Request::post(PATH)
+            .header("authorization", header)
+            .body(Body::from(body.clone()))
+            .unwrap();
+        let start = Instant::now();
+        let response = runtime.block_on(service.clone().oneshot(request)).unwrap();
+        times[i % 2].push(start.elapsed());
+        assert_eq!(response.status(), status);
+    }
+    for t in &mut times {
+        t.sort();
+    }
+    times
 }
 
 fn main() {
@@ -50,29 +87,10 @@ fn main() {
         .unwrap();
     let service = ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
         .with_clock(ManualClock::new(NOW))
-        .layer(service_fn(inner));
-    let body = vec![b'x'; 200];
+        .layer(service_fn(inner as fn(Request<VerifiedBody>) -> Inner));
     let unknown = Signer::new("00000000-0000-4000-8000-000000000000", SECRET).unwrap();
     let wrong = Signer::new(KEY_ID, "not-the-secret").unwrap();
-
-    let mut times = [Vec::with_capacity(samples), Vec::with_capacity(samples)];
-    for i in 0..samples * 2 {
-        let signer = if i % 2 == 0 { &unknown } else { &wrong };
-        let header = signer
-            .sign_at("POST", PATH, &body, &format!("timing-{i}"), NOW)
-            .unwrap();
-        let request = Request::post(PATH)
-            .header("authorization", header)
-            .body(Body::from(body.clone()))
-            .unwrap();
-        let start = Instant::now();
-        let response = runtime.block_on(service.clone().oneshot(request)).unwrap();
-        times[i % 2].push(start.elapsed());
-        assert_eq!(response.status(), 401);
-    }
-    for t in &mut times {
-        t.sort();
-    }
+    let times = alternate(&runtime, &service, [&unknown, &wrong], samples, 401);
     let [unknown_key, wrong_signature] = &times;
     println!("response time of a 401, {samples} samples each, alternating, through the layer");
     for (name, t) in [
@@ -121,28 +139,10 @@ fn three_secrets(samples: usize) {
     let service = ArmorPskLayer::new(keys)
         .with_clock(ManualClock::new(NOW))
         .with_replay_store(armor_psk::ShardedReplayStore::with_capacity(u64::MAX))
-        .layer(service_fn(inner));
-    let body = vec![b'x'; 200];
+        .layer(service_fn(inner as fn(Request<VerifiedBody>) -> Inner));
     let first = Signer::new(KEY_ID, "secret-one").unwrap();
     let last = Signer::new(KEY_ID, "secret-three").unwrap();
-    let mut times = [Vec::with_capacity(samples), Vec::with_capacity(samples)];
-    for i in 0..samples * 2 {
-        let signer = if i % 2 == 0 { &first } else { &last };
-        let header = signer
-            .sign_at("POST", PATH, &body, &format!("three-{i}"), NOW)
-            .unwrap();
-        let request = Request::post(PATH)
-            .header("authorization", header)
-            .body(Body::from(body.clone()))
-            .unwrap();
-        let start = Instant::now();
-        let response = runtime.block_on(service.clone().oneshot(request)).unwrap();
-        times[i % 2].push(start.elapsed());
-        assert_eq!(response.status(), 200);
-    }
-    for t in &mut times {
-        t.sort();
-    }
+    let times = alternate(&runtime, &service, [&first, &last], samples, 200);
     println!(
         "response time of a 200 with a key of three secrets, {samples} samples each, alternating"
     );

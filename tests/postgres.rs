@@ -25,20 +25,12 @@ use http::StatusCode;
 const KEK: &str = "u8tYjzE0oEqPlZ5J2zQ4m7o1Yq3B2W8xM6fR9cV0aKs=";
 
 fn database_url(test: &str) -> Option<String> {
-    match std::env::var("ARMOR_PSK_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("ARMOR_PSK_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
-            panic!("{test}: ARMOR_PSK_REQUIRE_POSTGRES=1 but ARMOR_PSK_DATABASE_URL is not set")
-        }
-        _ => {
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED {test}: no PostgreSQL. Set ARMOR_PSK_DATABASE_URL (.ci/run creates one) ***\n"
-            );
-            None
-        }
-    }
+    common::service_env(
+        "ARMOR_PSK_DATABASE_URL",
+        "ARMOR_PSK_REQUIRE_POSTGRES",
+        test,
+        "Set it to postgres://user@127.0.0.1:5432/db",
+    )
 }
 
 fn now() -> u64 {

@@ -19,20 +19,13 @@ use http::StatusCode;
 /// The cluster's node URLs, or `None` after saying loudly that the test is
 /// skipped.
 fn cluster_urls(test: &str) -> Option<Vec<String>> {
-    match std::env::var("ARMOR_PSK_REDIS_CLUSTER_URLS") {
-        Ok(urls) if !urls.is_empty() => Some(urls.split(',').map(str::to_owned).collect()),
-        _ if std::env::var("ARMOR_PSK_REQUIRE_REDIS").as_deref() == Ok("1") => {
-            panic!("{test}: ARMOR_PSK_REQUIRE_REDIS=1 but ARMOR_PSK_REDIS_CLUSTER_URLS is not set")
-        }
-        _ => {
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED {test}: no Redis Cluster. Set ARMOR_PSK_REDIS_CLUSTER_URLS=redis://127.0.0.1:P1/,... (.ci/run starts one) ***\n"
-            );
-            None
-        }
-    }
+    let urls = common::service_env(
+        "ARMOR_PSK_REDIS_CLUSTER_URLS",
+        "ARMOR_PSK_REQUIRE_REDIS",
+        test,
+        "Set it to comma-separated node URLs",
+    )?;
+    Some(urls.split(',').map(str::to_owned).collect())
 }
 
 /// A prefix of this test's own, so that tests sharing one cluster never meet.

@@ -22,18 +22,12 @@ use http::StatusCode;
 
 /// The Redis URL, or `None` after saying loudly that the test is skipped.
 fn redis_url(test: &str) -> Option<String> {
-    match std::env::var("ARMOR_PSK_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("ARMOR_PSK_REQUIRE_REDIS").as_deref() == Ok("1") => {
-            panic!("{test}: ARMOR_PSK_REQUIRE_REDIS=1 but ARMOR_PSK_REDIS_URL is not set")
-        }
-        _ => {
-            skipped(&format!(
-                "{test}: no Redis. Set ARMOR_PSK_REDIS_URL=redis://127.0.0.1:PORT/ (.ci/run starts one)"
-            ));
-            None
-        }
-    }
+    common::service_env(
+        "ARMOR_PSK_REDIS_URL",
+        "ARMOR_PSK_REQUIRE_REDIS",
+        test,
+        "Set it to redis://127.0.0.1:PORT/",
+    )
 }
 
 /// Says on the terminal, past the test harness's capture, that a test did

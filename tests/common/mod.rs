@@ -240,3 +240,23 @@ pub async fn assert_exactly_one_of_200_concurrent_copies_is_accepted(instances: 
     }
     assert_eq!((accepted, replayed), (1, 199));
 }
+
+/// The value of `var` (a service's URL for the tests), or `None` after
+/// saying loudly, past the harness's capture, that `test` is skipped;
+/// with `require` set to `1` (as in CI) a missing one fails instead.
+pub fn service_env(var: &str, require: &str, test: &str, hint: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var(require).as_deref() == Ok("1") => {
+            panic!("{test}: {require}=1 but {var} is not set")
+        }
+        _ => {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED {test}: {var} is not set. {hint} (.ci/run sets it) ***\n"
+            );
+            None
+        }
+    }
+}
