@@ -322,3 +322,58 @@ async fn a_wrong_kek_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("key-encryption key"), "{stderr}");
 }
+
+/// The CLI's errors: on stderr, exit code 2, never a password or a secret.
+#[test]
+fn cli_errors_are_exit_2_and_show_no_password() {
+    let Some(url) = database_url("cli_errors_are_exit_2") else {
+        return;
+    };
+    let run = |url: &str, kek: Option<&str>, args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_armor-psk"));
+        command
+            .arg("keys")
+            .args(args)
+            .env("ARMOR_PSK_DATABASE_URL", url);
+        match kek {
+            Some(kek) => command.env("ARMOR_PSK_KEK", kek),
+            None => command.env_remove("ARMOR_PSK_KEK"),
+        };
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), stderr)
+    };
+    assert_eq!(run(&url, Some(KEK), &["migrate"]).0, Some(0));
+    let unreachable = "postgres://postgres:hunter2-password@127.0.0.1:1/nothing";
+    for (name, (code, stderr), expected) in [
+        (
+            "no database",
+            run(unreachable, Some(KEK), &["list"]),
+            "cannot connect",
+        ),
+        (
+            "bad URL",
+            run("not a url", Some(KEK), &["list"]),
+            "cannot connect",
+        ),
+        ("no KEK", run(&url, None, &["list"]), "key-encryption key"),
+        (
+            "unknown key id",
+            run(&url, Some(KEK), &["rotate", "no-such-key"]),
+            "no key",
+        ),
+        (
+            "unknown key id",
+            run(&url, Some(KEK), &["revoke", "no-such-key"]),
+            "no active key",
+        ),
+    ] {
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "{name} shows the password: {stderr}"
+        );
+        assert!(!stderr.contains(KEK), "{name} shows the KEK: {stderr}");
+    }
+}
