@@ -14,11 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use armor_psk::{
-    ArmorPskLayer, ManualClock, MemoryKeyStore, MemoryReplayStore, RedisReplayStore, ReplayKey,
-    ReplayStore, Reservation, VerifiedBody,
+    ArmorPskLayer, ManualClock, MemoryKeyStore, MemoryReplayStore, RedisReplayStore, ReplayRequest,
+    ReplayStore, Reservation, Signature, VerifiedBody,
 };
 use axum::body::Body;
 use common::{Fixture, KEY_ID, NOW, PATH, Ratios, SECRET, format_ns};
+
+const LIFETIME: Duration = Duration::from_secs(361);
 use http::{Request, Response};
 use tower::{Layer, ServiceExt, service_fn};
 
@@ -32,11 +34,12 @@ fn layer(store: impl ReplayStore) -> ArmorPskLayer {
         .with_replay_store(store)
 }
 
-fn entries(i: u64) -> [ReplayKey; 2] {
-    [
-        ReplayKey::nonce(KEY_ID, &format!("bench-sig-{i}")),
-        ReplayKey::nonce(KEY_ID, &format!("bench-nonce-{i}")),
-    ]
+/// The signature and nonce of request `i` (a run-unique seed apart).
+fn entries(i: u64) -> (Signature, String) {
+    let mut tag = [0u8; 64];
+    tag[..8].copy_from_slice(&i.to_le_bytes());
+    tag[8..16].copy_from_slice(&std::process::id().to_le_bytes().repeat(2));
+    (Signature::from_bytes(tag), format!("bench-nonce-{i}"))
 }
 
 async fn reservations_per_second(store: Arc<RedisReplayStore>, in_flight: u64, first: u64) -> f64 {
@@ -48,8 +51,10 @@ async fn reservations_per_second(store: Arc<RedisReplayStore>, in_flight: u64, f
             tokio::spawn(async move {
                 let mut i = worker;
                 while i < total {
-                    let pair = entries(first + i);
-                    let reserved = store.reserve(&pair, Duration::from_secs(60)).await;
+                    let (signature, nonce) = entries(first + i);
+                    let request = ReplayRequest::new(KEY_ID, &signature, NOW, NOW, LIFETIME)
+                        .with_nonce(&nonce);
+                    let reserved = store.reserve(&request).await;
                     assert!(
                         matches!(reserved, Ok(Reservation::Reserved)),
                         "{reserved:?}"

@@ -20,8 +20,8 @@ mod common;
 use std::hint::black_box;
 
 use armor_psk::{
-    BodyDigest, Credentials, KeyStore, MemoryKeyStore, MemoryReplayStore, ReplayKey, ReplayStore,
-    Reservation, ShardedReplayStore, VerifyOptions, replay_ttl, signed_path, verify,
+    BodyDigest, Credentials, KeyStore, MemoryKeyStore, MemoryReplayStore, ReplayRequest,
+    ReplayStore, Reservation, ShardedReplayStore, VerifyOptions, signed_path, verify,
 };
 use common::{Fixture, KEY_ID, NOW, Ratios, SECRET, SIZES};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -73,20 +73,18 @@ impl Verifier {
         let Some(credentials) = self.verify(parts, body) else {
             return false;
         };
-        let signature = ReplayKey::signature(credentials.key_id(), credentials.signature());
-        let both;
-        let entries = if unique_nonces {
-            both = [
-                signature,
-                ReplayKey::nonce(credentials.key_id(), credentials.nonce()),
-            ];
-            &both[..]
-        } else {
-            std::slice::from_ref(&signature)
-        };
-        let ttl = replay_ttl(credentials.timestamp(), NOW, self.options.window());
+        let mut request = ReplayRequest::new(
+            credentials.key_id(),
+            credentials.signature(),
+            credentials.timestamp(),
+            NOW,
+            self.options.replay_lifetime(),
+        );
+        if unique_nonces {
+            request = request.with_nonce(credentials.nonce());
+        }
         matches!(
-            store.reserve(entries, ttl).now_or_never(),
+            store.reserve(&request).now_or_never(),
             Some(Ok(Reservation::Reserved))
         )
     }

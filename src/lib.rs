@@ -43,7 +43,8 @@ pub use protocol::verify::{
     VerifyOptions, replay_ttl, signed_path, verify,
 };
 #[cfg(feature = "redis")]
-pub use replay::{FailurePolicy, RedisReplayStore, RedisStoreError};
+pub use replay::{FailurePolicy, RedisReplayStore, RedisStoreError, RedisStoreOptions};
 pub use replay::{
-    MemoryReplayStore, ReplayKey, ReplayStore, ReplayStoreError, Reservation, ShardedReplayStore,
+    MemoryReplayStore, ReplayKey, ReplayRequest, ReplayStore, ReplayStoreError, Reservation,
+    ShardedReplayStore,
 };

@@ -43,10 +43,17 @@ fn prefix() -> String {
 }
 
 async fn store(url: &str, prefix: &str) -> RedisReplayStore {
-    RedisReplayStore::connect(url)
+    let store = RedisReplayStore::connect(url)
         .await
         .expect("connect to the test Redis")
-        .with_prefix(prefix)
+        .with_prefix(prefix);
+    // The tests sign in the past: this prefix's memory began an hour
+    // before NOW (a real Redis just connected to refuses them).
+    store
+        .set_memory_since(NOW - 3600)
+        .await
+        .expect("write the epoch");
+    store
 }
 
 fn layer_with(store: impl armor_psk::ReplayStore) -> ArmorPskLayer {
@@ -130,7 +137,14 @@ async fn an_entry_lives_in_redis_exactly_as_long_as_the_window_rule_says() {
         ReplayKey::signature(KEY_ID, credentials.signature()),
         ReplayKey::nonce(KEY_ID, "ttl-1"),
     ] {
-        let key = redis_store.key(&entry);
+        let request = armor_psk::ReplayRequest::new(
+            KEY_ID,
+            credentials.signature(),
+            timestamp,
+            NOW,
+            Duration::from_secs(360),
+        );
+        let key = redis_store.key_of(&request, &entry);
         assert!(key.starts_with(prefix.as_bytes()));
         let pttl: i64 = redis::cmd("PTTL")
             .arg(&key)

@@ -1,51 +1,54 @@
-//! The in-memory replay stores (moka's and the sharded maps'): atomic
-//! reservation, capacity without forgetting, expiry. Every test runs on
-//! both.
+//! The in-memory replay stores (the default, swept by its own thread, and
+//! the sharded one, swept by requests): atomic reservation, capacity
+//! without forgetting, a memory limit that holds, expiry and the restart
+//! fence on the requests' clock (no sleeping), and per-key shares under
+//! pressure. The generic tests run on both.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use armor_psk::{
-    MemoryReplayStore, ReplayKey, ReplayStore, ReplayStoreError, Reservation, ShardedReplayStore,
+    MemoryReplayStore, ReplayRequest, ReplayStore, ReplayStoreError, Reservation,
+    ShardedReplayStore, Signature,
 };
+
+const NOW: u64 = 1_700_000_000;
+const LIFETIME: Duration = Duration::from_secs(361);
 
 /// What the tests need of a store beyond the trait.
 trait Store: ReplayStore + Clone {
     fn with_capacity(capacity: u64) -> Self;
+    fn with_memory_since(self, began: Option<u64>) -> Self;
     fn len(&self) -> u64;
     fn sweep(&self);
 }
 
-// The tests here fill a store with one key: its share is the whole store.
-impl Store for MemoryReplayStore {
-    fn with_capacity(capacity: u64) -> Self {
-        MemoryReplayStore::with_capacity(capacity).with_per_key_limit(capacity)
-    }
-    fn len(&self) -> u64 {
-        MemoryReplayStore::len(self)
-    }
-    fn sweep(&self) {
-        MemoryReplayStore::sweep(self);
-    }
+macro_rules! impl_store {
+    ($store:ty) => {
+        impl Store for $store {
+            fn with_capacity(capacity: u64) -> Self {
+                <$store>::with_capacity(capacity)
+            }
+            fn with_memory_since(self, began: Option<u64>) -> Self {
+                <$store>::with_memory_since(self, began)
+            }
+            fn len(&self) -> u64 {
+                <$store>::len(self)
+            }
+            fn sweep(&self) {
+                <$store>::sweep(self);
+            }
+        }
+    };
 }
-
-impl Store for ShardedReplayStore {
-    fn with_capacity(capacity: u64) -> Self {
-        ShardedReplayStore::with_capacity(capacity).with_per_key_limit(capacity)
-    }
-    fn len(&self) -> u64 {
-        ShardedReplayStore::len(self)
-    }
-    fn sweep(&self) {
-        ShardedReplayStore::sweep(self);
-    }
-}
+impl_store!(MemoryReplayStore);
+impl_store!(ShardedReplayStore);
 
 /// Runs each generic test on both stores.
 macro_rules! on_both_stores {
     ($($test:ident),* $(,)?) => {
-        mod moka {
+        mod default_store {
             $(#[test] fn $test() { super::$test::<armor_psk::MemoryReplayStore>(); })*
         }
         mod sharded {
@@ -55,173 +58,370 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
-    reserve_fails_when_the_entry_exists,
-    a_request_with_a_seen_entry_is_a_replay,
-    concurrent_reservations_of_one_entry_let_exactly_one_through,
+    a_request_is_reserved_once,
+    a_seen_nonce_or_signature_makes_a_replay,
+    concurrent_reservations_of_one_request_let_exactly_one_through,
     a_full_store_forgets_nothing,
-    expired_entries_leave_and_free_their_place,
+    entries_expire_on_the_requests_clock_without_sleeping,
+    requests_signed_before_the_store_began_are_refused,
+    a_refused_request_holds_nothing,
+    three_flooding_keys_never_make_a_normal_key_refused,
 );
 
-/// The store's answer, its error as a code so that answers compare.
+/// A signature made from a number: distinct numbers, distinct signatures.
+fn signature(n: u64) -> Signature {
+    let mut bytes = [0u8; 64];
+    bytes[..8].copy_from_slice(&n.to_le_bytes());
+    bytes[8..16].copy_from_slice(&n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+    Signature::from_bytes(bytes)
+}
+
+/// The store's answer to one request, its error as a code.
 fn reserve<S: Store>(
     store: &S,
-    entries: &[ReplayKey],
-    ttl: Duration,
+    key_id: &str,
+    signature: &Signature,
+    nonce: Option<&str>,
+    timestamp: u64,
+    now: u64,
 ) -> Result<Reservation, &'static str> {
-    futures_util::FutureExt::now_or_never(store.reserve(entries, ttl))
+    let mut request = ReplayRequest::new(key_id, signature, timestamp, now, LIFETIME);
+    if let Some(nonce) = nonce {
+        request = request.with_nonce(nonce);
+    }
+    futures_util::FutureExt::now_or_never(store.reserve(&request))
         .expect("the memory store answers at once")
         .map_err(|error| match error {
             ReplayStoreError::Full => FULL,
+            ReplayStoreError::KeyQuotaExceeded { .. } => QUOTA,
             _ => "unavailable",
         })
 }
 
+/// Request `n` of `key_id` at `now`, signed then.
+fn request<S: Store>(
+    store: &S,
+    key_id: &str,
+    n: u64,
+    now: u64,
+) -> Result<Reservation, &'static str> {
+    reserve(
+        store,
+        key_id,
+        &signature(n),
+        Some(&format!("{n:032x}")),
+        now,
+        now,
+    )
+}
+
 const FULL: &str = "full";
+const QUOTA: &str = "quota";
+const RESERVED: Result<Reservation, &str> = Ok(Reservation::Reserved);
+const REPLAYED: Result<Reservation, &str> = Ok(Reservation::Replayed);
 
-const TTL: Duration = Duration::from_secs(600);
+fn a_request_is_reserved_once<S: Store>() {
+    let store = S::with_capacity(1_000);
+    assert_eq!(request(&store, "k", 1, NOW), RESERVED);
+    assert_eq!(request(&store, "k", 1, NOW), REPLAYED);
+    assert_eq!(request(&store, "k", 1, NOW + 100), REPLAYED);
+    // The same signature and nonce under another key are another request.
+    assert_eq!(request(&store, "k2", 1, NOW), RESERVED);
+    assert_eq!(store.len(), 4);
+}
 
-fn reserve_fails_when_the_entry_exists<S: Store>() {
-    let store = S::with_capacity(1_000_000);
-    let entry = [ReplayKey::nonce("k", "n")];
-    assert_eq!(reserve(&store, &entry, TTL), Ok(Reservation::Reserved));
-    assert_eq!(reserve(&store, &entry, TTL), Ok(Reservation::Replayed));
-    // Same nonce under another key is another entry.
+fn a_seen_nonce_or_signature_makes_a_replay<S: Store>() {
+    let store = S::with_capacity(1_000);
     assert_eq!(
-        reserve(&store, &[ReplayKey::nonce("k2", "n")], TTL),
-        Ok(Reservation::Reserved)
+        reserve(&store, "k", &signature(1), Some("n-1"), NOW, NOW),
+        RESERVED
     );
-    assert_eq!(store.len(), 2);
-}
-
-#[test]
-fn entries_never_collide() {
-    // Even with colons where the header grammar allows none.
-    assert_ne!(
-        ReplayKey::nonce("k", "a:b").as_bytes(),
-        ReplayKey::nonce("k:a", "b").as_bytes()
+    // The nonce again on another request.
+    assert_eq!(
+        reserve(&store, "k", &signature(2), Some("n-1"), NOW, NOW),
+        REPLAYED
     );
-    assert_ne!(
-        ReplayKey::nonce("k", "ab").as_bytes(),
-        ReplayKey::nonce("ka", "b").as_bytes()
+    // The signature again with another nonce (the path/nonce re-cut).
+    assert_eq!(
+        reserve(&store, "k", &signature(1), Some("n-2"), NOW, NOW),
+        REPLAYED
     );
-    let sig = armor_psk::Signature::from_base64(&("A".repeat(86) + "==")).unwrap();
-    let nonce_like_sig = String::from_utf8(vec![0u8; 64]).unwrap();
-    assert_ne!(
-        ReplayKey::signature("k", &sig).as_bytes(),
-        ReplayKey::nonce("k", &nonce_like_sig).as_bytes()
+    // Signature only (unique nonces off).
+    assert_eq!(
+        reserve(&store, "k", &signature(1), None, NOW, NOW),
+        REPLAYED
     );
-    let debug = format!("{:?}", ReplayKey::signature("key-1", &sig));
-    assert!(
-        debug.contains("key-1") && debug.contains("signature"),
-        "{debug}"
+    assert_eq!(
+        reserve(&store, "k", &signature(3), None, NOW, NOW),
+        RESERVED
     );
 }
 
-fn a_request_with_a_seen_entry_is_a_replay<S: Store>() {
-    let store = S::with_capacity(1_000_000);
-    let first = [ReplayKey::nonce("k", "sig-1"), ReplayKey::nonce("k", "n-1")];
-    assert_eq!(reserve(&store, &first, TTL), Ok(Reservation::Reserved));
-    let second = [ReplayKey::nonce("k", "sig-2"), ReplayKey::nonce("k", "n-1")];
-    assert_eq!(reserve(&store, &second, TTL), Ok(Reservation::Replayed));
-}
-
-fn concurrent_reservations_of_one_entry_let_exactly_one_through<S: Store>() {
-    let store = S::with_capacity(1_000_000);
-    let winners = Arc::new(AtomicUsize::new(0));
-    std::thread::scope(|scope| {
-        for _ in 0..100 {
-            let store = store.clone();
-            let winners = Arc::clone(&winners);
-            scope.spawn(move || {
-                let entries = [ReplayKey::nonce("k", "contended")];
-                if reserve(&store, &entries, TTL) == Ok(Reservation::Reserved) {
-                    winners.fetch_add(1, Ordering::SeqCst);
-                }
-            });
-        }
-    });
-    assert_eq!(winners.load(Ordering::SeqCst), 1);
-    assert_eq!(store.len(), 1);
+fn concurrent_reservations_of_one_request_let_exactly_one_through<S: Store>() {
+    for round in 0..20 {
+        let store = S::with_capacity(1_000_000);
+        let winners = Arc::new(AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            for _ in 0..16 {
+                let store = store.clone();
+                let winners = Arc::clone(&winners);
+                scope.spawn(move || {
+                    if request(&store, "k", round, NOW) == RESERVED {
+                        winners.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(winners.load(Ordering::SeqCst), 1, "round {round}");
+        assert_eq!(store.len(), 2);
+    }
 }
 
 fn a_full_store_forgets_nothing<S: Store>() {
-    // moka's size-bounded cache may silently decline new entries at capacity;
-    // this store must instead hold every live entry and refuse new ones.
+    // One entry per request (signature only), each of its own key, so that
+    // no share stops them first.
     const CAPACITY: u64 = 20_000;
     let store = S::with_capacity(CAPACITY);
+    let key = |i: u64| format!("key-{i}");
     for i in 0..CAPACITY {
-        let entry = [ReplayKey::nonce("k", &format!("n-{i}"))];
         assert_eq!(
-            reserve(&store, &entry, TTL),
-            Ok(Reservation::Reserved),
-            "entry {i}"
+            reserve(&store, &key(i), &signature(i), None, NOW, NOW),
+            RESERVED,
+            "{i}"
         );
     }
     assert_eq!(store.len(), CAPACITY);
-    for i in 0..100 {
-        let entry = [ReplayKey::nonce("k", &format!("new-{i}"))];
-        assert_eq!(reserve(&store, &entry, TTL), Err(FULL));
+    for i in CAPACITY..CAPACITY + 100 {
+        assert_eq!(
+            reserve(&store, &key(i), &signature(i), None, NOW, NOW),
+            Err(FULL)
+        );
     }
     store.sweep();
     for i in 0..CAPACITY {
-        let entry = [ReplayKey::nonce("k", &format!("n-{i}"))];
         assert_eq!(
-            reserve(&store, &entry, TTL),
-            Ok(Reservation::Replayed),
+            reserve(&store, &key(i), &signature(i), None, NOW, NOW),
+            REPLAYED,
             "entry {i} was forgotten"
         );
     }
     assert_eq!(store.len(), CAPACITY);
+    // Once they expire, on the requests' clock, their places are free.
+    let later = NOW + 400;
+    for i in CAPACITY..CAPACITY + 100 {
+        assert_eq!(
+            reserve(&store, &key(i), &signature(i), None, later, later),
+            RESERVED
+        );
+    }
 }
 
-fn expired_entries_leave_and_free_their_place<S: Store>() {
-    // Expiry runs on the stores' own monotonic clocks: this test waits for it
-    // (briefly), but asserts no duration.
-    let store = S::with_capacity(2);
-    let short = Duration::from_millis(50);
+fn entries_expire_on_the_requests_clock_without_sleeping<S: Store>() {
+    let store = S::with_capacity(1_000);
+    assert_eq!(request(&store, "k", 1, NOW), RESERVED);
+    assert_eq!(request(&store, "k", 2, NOW), RESERVED);
+    // Request 1 stays held through NOW + 361 (its timestamp + lifetime).
+    assert_eq!(request(&store, "k", 1, NOW + 361), REPLAYED);
+    // A second later it may go: a request at that time takes its slot over.
+    let later = NOW + 362;
+    assert_eq!(request(&store, "k", 1, later), RESERVED);
+    store.sweep();
     assert_eq!(
-        reserve(&store, &[ReplayKey::nonce("k", "a")], short),
-        Ok(Reservation::Reserved)
+        store.len(),
+        2,
+        "request 2's entries were swept, request 1's renewed"
+    );
+    assert_eq!(request(&store, "k", 1, later), REPLAYED);
+    assert_eq!(request(&store, "k", 2, later), RESERVED);
+}
+
+fn requests_signed_before_the_store_began_are_refused<S: Store>() {
+    let store = S::with_capacity(1_000);
+    // The first request tells the store the time: it began then.
+    assert_eq!(
+        reserve(&store, "k", &signature(1), Some("a"), NOW - 5, NOW),
+        Ok(Reservation::IssuedBeforeRestart { began: NOW })
     );
     assert_eq!(
-        reserve(&store, &[ReplayKey::nonce("k", "b")], TTL),
-        Ok(Reservation::Reserved)
+        reserve(&store, "k", &signature(2), Some("b"), NOW, NOW),
+        RESERVED
     );
+    // A client 20 s behind is refused for 20 s, then served.
+    assert!(matches!(
+        reserve(
+            &store,
+            "k",
+            &signature(3),
+            Some("c"),
+            NOW + 19 - 20,
+            NOW + 19
+        ),
+        Ok(Reservation::IssuedBeforeRestart { .. })
+    ));
     assert_eq!(
-        reserve(&store, &[ReplayKey::nonce("k", "c")], TTL),
-        Err(FULL)
+        reserve(
+            &store,
+            "k",
+            &signature(4),
+            Some("d"),
+            NOW + 20 - 20,
+            NOW + 20
+        ),
+        RESERVED
     );
 
-    // Expiry counts whole seconds: up to about two for a 50 ms entry.
-    let mut freed = false;
-    for _ in 0..250 {
-        std::thread::sleep(Duration::from_millis(20));
-        store.sweep();
-        if store.len() == 1 {
-            freed = true;
-            break;
-        }
-    }
-    assert!(freed, "the expired entry was never swept");
+    // A store that holds everything since an earlier time serves earlier
+    // requests; one with the fence off serves any.
+    let restored = S::with_capacity(1_000).with_memory_since(Some(NOW - 300));
     assert_eq!(
-        reserve(&store, &[ReplayKey::nonce("k", "a")], TTL),
-        Ok(Reservation::Reserved)
+        reserve(&restored, "k", &signature(1), None, NOW - 300, NOW),
+        RESERVED
     );
+    assert!(matches!(
+        reserve(&restored, "k", &signature(2), None, NOW - 301, NOW),
+        Ok(Reservation::IssuedBeforeRestart { began }) if began == NOW - 300
+    ));
+    let unfenced = S::with_capacity(1_000).with_memory_since(None);
     assert_eq!(
-        reserve(&store, &[ReplayKey::nonce("k", "b")], TTL),
-        Ok(Reservation::Replayed)
+        reserve(&unfenced, "k", &signature(1), None, NOW - 300, NOW),
+        RESERVED
+    );
+}
+
+fn a_refused_request_holds_nothing<S: Store>() {
+    let store = S::with_capacity(1_000);
+    assert_eq!(
+        reserve(&store, "k", &signature(1), Some("n-1"), NOW, NOW),
+        RESERVED
+    );
+    // Refused for its nonce: its signature entry is not kept either.
+    assert_eq!(
+        reserve(&store, "k", &signature(2), Some("n-1"), NOW, NOW),
+        REPLAYED
+    );
+    assert_eq!(store.len(), 2);
+    assert_eq!(
+        reserve(&store, "k", &signature(2), Some("n-3"), NOW, NOW),
+        RESERVED
+    );
+}
+
+/// Three keys at full speed against a small store, a fourth sending one
+/// request a second, and a key idle until the store is under pressure:
+/// the floods are held to their share (429), the others never refused,
+/// and the store never fills.
+fn three_flooding_keys_never_make_a_normal_key_refused<S: Store>() {
+    const CAPACITY: u64 = 200_000;
+    let store = S::with_capacity(CAPACITY);
+    let mut refused_floods = 0u64;
+    let mut n = 0u64;
+    // 400 simulated seconds at 1,000 requests a second per flooding key:
+    // 2.4 M entries offered to a store of 200,000.
+    for second in 0..400u64 {
+        let now = NOW + second;
+        for _ in 0..1_000 {
+            for flood in ["flood-a", "flood-b", "flood-c"] {
+                n += 1;
+                match request(&store, flood, n, now) {
+                    Ok(Reservation::Reserved) => {}
+                    Err(QUOTA) => refused_floods += 1,
+                    other => panic!("flood {flood} at {second} s: {other:?}"),
+                }
+            }
+        }
+        n += 1;
+        assert_eq!(
+            request(&store, "steady", n, now),
+            RESERVED,
+            "steady key at {second} s"
+        );
+        if second == 200 {
+            for i in 0..10 {
+                n += 1;
+                assert_eq!(
+                    request(&store, "idle-until-now", n, now),
+                    RESERVED,
+                    "idle key, {i}"
+                );
+            }
+        }
+        assert!(store.len() <= CAPACITY);
+    }
+    assert!(
+        refused_floods > 1_000_000,
+        "the floods were held to their share: {refused_floods}"
     );
 }
 
 #[test]
-fn the_sharded_store_reserves_a_request_all_or_nothing() {
-    let store = ShardedReplayStore::new();
-    let first = [ReplayKey::nonce("k", "sig-1"), ReplayKey::nonce("k", "n-1")];
-    assert_eq!(reserve(&store, &first, TTL), Ok(Reservation::Reserved));
-    // Refused for its nonce: its signature entry is not kept either.
-    let second = [ReplayKey::nonce("k", "sig-2"), ReplayKey::nonce("k", "n-1")];
-    assert_eq!(reserve(&store, &second, TTL), Ok(Reservation::Replayed));
-    assert_eq!(store.len(), 2);
-    let third = [ReplayKey::nonce("k", "sig-2"), ReplayKey::nonce("k", "n-3")];
-    assert_eq!(reserve(&store, &third, TTL), Ok(Reservation::Reserved));
+fn the_memory_limit_bounds_the_tables_and_gives_the_capacity() {
+    let limit = 4 << 20;
+    let store = MemoryReplayStore::with_memory_limit(limit).with_memory_since(None);
+    assert_eq!(store.capacity(), limit / 16);
+    let mut accepted = 0u64;
+    for i in 0.. {
+        match reserve(&store, &format!("key-{i}"), &signature(i), None, NOW, NOW) {
+            Ok(Reservation::Reserved) => accepted += 1,
+            Err(FULL) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        store.table_bytes() <= limit,
+        "{} bytes",
+        store.table_bytes()
+    );
+    assert!(accepted >= limit / 16 * 9 / 10, "{accepted} entries");
+    // The default: 1 GiB.
+    let default = MemoryReplayStore::new();
+    assert_eq!(default.capacity(), (1 << 30) / 16);
+    assert!(default.table_bytes() < 64 << 10, "tables grow as used");
+}
+
+#[test]
+fn no_two_keys_share_a_count() {
+    let store = MemoryReplayStore::with_capacity(10_000_000);
+    for i in 0..100_000u64 {
+        assert_eq!(
+            reserve(&store, &format!("key-{i}"), &signature(i), None, NOW, NOW),
+            RESERVED
+        );
+    }
+    assert_eq!(store.active_keys(), 100_000);
+}
+
+#[test]
+fn a_hard_per_key_limit_holds_whatever_the_pressure() {
+    let store = MemoryReplayStore::with_capacity(1_000_000).with_per_key_limit(10);
+    for i in 0..5 {
+        assert_eq!(request(&store, "k", i, NOW), RESERVED);
+    }
+    let refused = request(&store, "k", 5, NOW);
+    assert_eq!(refused, Err(QUOTA));
+    assert_eq!(request(&store, "other", 5, NOW), RESERVED);
+    // Once its entries expire (on the requests' clock), the key is served.
+    assert_eq!(request(&store, "k", 6, NOW + 400), RESERVED);
+}
+
+#[test]
+fn stores_share_one_sweeping_thread() {
+    let threads = || {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("Threads:")
+                    .map(|n| n.trim().parse::<u32>().unwrap())
+            })
+            .unwrap()
+    };
+    let stores: Vec<_> = (0..200)
+        .map(|i| {
+            let store = MemoryReplayStore::with_capacity(100);
+            assert_eq!(request(&store, "k", i, NOW), RESERVED);
+            store
+        })
+        .collect();
+    assert!(threads() < 50, "{} threads for 200 stores", threads());
+    drop(stores);
 }

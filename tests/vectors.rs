@@ -201,6 +201,10 @@ async fn every_vector_passes_the_layer() {
         let keys = MemoryKeyStore::new().with_key(v.key_id.as_str(), v.secret.as_str());
         let layer = ArmorPskLayer::new(keys)
             .with_clock(ManualClock::new(v.timestamp))
+            .with_replay_store(
+                armor_psk::MemoryReplayStore::new()
+                    .with_memory_since(Some(v.timestamp.saturating_sub(3600))),
+            )
             .with_hashed_empty_body(v.hashed_empty);
         let router = common::app(layer);
         let request = http::Request::builder()

@@ -1,8 +1,6 @@
 //! A replay store that keeps nothing, for the benches and the load test.
 
-use std::time::Duration;
-
-use armor_psk::{BoxFuture, ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use armor_psk::{BoxFuture, ReplayRequest, ReplayStore, ReplayStoreError, Reservation};
 
 /// A replay store that keeps nothing: only to measure what verification
 /// costs without one. Never use it to protect anything.
@@ -11,8 +9,7 @@ pub struct NoReplayStore;
 impl ReplayStore for NoReplayStore {
     fn reserve<'a>(
         &'a self,
-        _entries: &'a [ReplayKey],
-        _ttl: Duration,
+        _request: &'a ReplayRequest<'a>,
     ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
         Box::pin(std::future::ready(Ok(Reservation::Reserved)))
     }

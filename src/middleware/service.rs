@@ -20,7 +20,7 @@ use crate::protocol::header::Credentials;
 use crate::protocol::key::Key;
 use crate::protocol::rejection::{Rejection, RejectionKind};
 use crate::protocol::verify::{signed_path, verify};
-use crate::replay::{ReplayKey, ReplayStoreError, Reservation};
+use crate::replay::{ReplayRequest, ReplayStoreError, Reservation};
 
 /// Verifies each request's `ARMOR-PSK` signature, then calls the inner
 /// service with the verified body ([`VerifiedBody`]) and an
@@ -131,22 +131,27 @@ where
     )?;
     drop(path);
 
-    // Signature first: a replayed signature then never burns a nonce.
-    let signature = ReplayKey::signature(key_id, credentials.signature());
-    let both;
-    let entries = if config.unique_nonces {
-        both = [signature, ReplayKey::nonce(key_id, credentials.nonce())];
-        &both[..]
-    } else {
-        std::slice::from_ref(&signature)
-    };
-    let ttl = config.options.replay_ttl(credentials.timestamp(), now);
+    let lifetime = config.options.replay_lifetime();
+    let mut claim = ReplayRequest::new(
+        key_id,
+        credentials.signature(),
+        credentials.timestamp(),
+        now,
+        lifetime,
+    );
+    if config.unique_nonces {
+        claim = claim.with_nonce(credentials.nonce());
+    }
     let refused = |kind, message| Rejection::new(kind, message).with_key_id(key_id);
-    match config.replay.reserve(entries, ttl).await {
+    match config.replay.reserve(&claim).await {
         Ok(Reservation::Reserved) => {
             parts.extensions.insert(identity);
             Ok(Request::from_parts(parts, body))
         }
+        Ok(Reservation::IssuedBeforeRestart { .. }) => Err(refused(
+            RejectionKind::IssuedBeforeRestart,
+            "this request was signed before the server's replay memory began (a restart); sign it again",
+        )),
         Ok(Reservation::Replayed) => Err(refused(
             RejectionKind::ReplayedRequest,
             "this nonce or signature was already used",

@@ -71,6 +71,7 @@ use crate::protocol::rejection::Rejection;
 use crate::protocol::secret::generate_secret;
 use crate::protocol::signer::Signer;
 use crate::protocol::verify::{DEFAULT_WINDOW, Identity};
+use crate::replay::MemoryReplayStore;
 use api::{Directory, ErrorCode};
 use journal::Journal;
 
@@ -344,8 +345,12 @@ impl MockArmorServerBuilder {
         }
         let clock = ShiftedClock::default();
         let journal = Journal::new(self.journal_limit);
+        // A mock is restarted between test runs, and its clock shifted: no
+        // restart fence (a client's clock behind the mock's is still told
+        // apart by the window).
         let auth = ArmorPskLayer::new(store.clone())
             .with_clock(clock.clone())
+            .with_replay_store(MemoryReplayStore::new().with_memory_since(None))
             .with_window(self.window)?;
         let hook = self.on_request;
         let control = Control {

@@ -38,6 +38,10 @@ pub enum RejectionKind {
     InvalidSignature,
     /// The nonce or the signature was already accepted within the window. 401.
     ReplayedRequest,
+    /// The request was signed before the replay store's memory began (the
+    /// server or its Redis restarted): it may have been accepted before and
+    /// forgotten. A request signed again is served. 401.
+    IssuedBeforeRestart,
     /// The body is larger than the configured limit. 413.
     BodyTooLarge,
     /// The body could not be read from the connection. 400.
@@ -65,6 +69,7 @@ impl RejectionKind {
             Self::TimestampOutOfWindow => "timestamp_out_of_window",
             Self::InvalidSignature => "invalid_signature",
             Self::ReplayedRequest => "replayed_request",
+            Self::IssuedBeforeRestart => "issued_before_restart",
             Self::BodyTooLarge => "body_too_large",
             Self::InvalidBody => "invalid_body",
             Self::KeyStoreUnavailable => "key_store_unavailable",
@@ -88,7 +93,7 @@ impl RejectionKind {
     }
 
     /// Every kind, for tables and tests.
-    pub const ALL: [RejectionKind; 14] = [
+    pub const ALL: [RejectionKind; 15] = [
         Self::MalformedRequest,
         Self::MissingAuthorization,
         Self::MalformedAuthorization,
@@ -97,6 +102,7 @@ impl RejectionKind {
         Self::TimestampOutOfWindow,
         Self::InvalidSignature,
         Self::ReplayedRequest,
+        Self::IssuedBeforeRestart,
         Self::BodyTooLarge,
         Self::InvalidBody,
         Self::KeyStoreUnavailable,

@@ -207,7 +207,13 @@ impl VerifyOptions {
     /// at `now`, must be kept: [`replay_ttl`] with the window plus the
     /// clock-skew allowance.
     pub fn replay_ttl(&self, timestamp: u64, now: u64) -> Duration {
-        replay_ttl(timestamp, now, self.window + self.skew_allowance)
+        replay_ttl(timestamp, now, self.replay_lifetime())
+    }
+
+    /// How long past its timestamp a request's replay entries are kept:
+    /// the window plus the clock-skew allowance.
+    pub fn replay_lifetime(&self) -> Duration {
+        self.window + self.skew_allowance
     }
 
     /// Whether the hashed-empty body slot is accepted.

@@ -1,107 +1,102 @@
-//! The in-memory stores' index: 64 mutex-guarded hash maps from an entry's
-//! digest to its expiry and its key, a count of entries per key, and the
-//! all-or-nothing reservation both in-memory stores share. When entries
-//! leave is each store's own business (a sweep, or moka's groups).
+//! The in-memory stores' index: 64 locked [`Table`]s of 64-bit entry
+//! digests and their expiry, the per-key [`Shares`], the restart fence, and
+//! the all-or-nothing reservation both in-memory stores share. When
+//! expired entries are swept is each store's own business (a thread, or
+//! the requests themselves).
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use hashbrown::HashTable;
-use hashbrown::hash_table::Entry as TableEntry;
 use smallvec::SmallVec;
 
 use super::digest::Digester;
-use super::store::{ReplayKey, ReplayStoreError, Reservation};
+use super::shares::{Limits, Shares};
+use super::store::{NONCE_TAG, ReplayRequest, ReplayStoreError, Reservation, SIGNATURE_TAG};
+use super::table::{Found, Table};
 
 const SHARDS: usize = 64;
-const KEY_SHARDS: usize = 16;
 
-/// 96 bits of an entry's digest, as three 32-bit words: a table slot
-/// (digest, expiry and key) then takes 20 bytes. Two of a few million
-/// entries share 96 bits with a chance below 10⁻¹⁶, and a collision can only
-/// refuse a request as a replay. The first 64 bits alone name the entry's
-/// shard and its place in the shard's table: keyed SipHash output is
-/// uniform already, and clients cannot aim at it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct Digest([u32; 3]);
+/// Bytes of table a slot takes: an 8-byte digest and a 4-byte expiry.
+pub(crate) const SLOT_BYTES: u64 = 12;
 
-impl Digest {
-    fn new(digest: u128) -> Self {
-        Self([digest as u32, (digest >> 32) as u32, (digest >> 64) as u32])
-    }
+/// Bytes of memory limit counted per entry of capacity: a table is at most
+/// 7/8 full before it grows (13.7 bytes an entry), and shards fill
+/// unevenly, so the capacity leaves them room.
+pub(crate) const BYTES_PER_ENTRY: u64 = 16;
 
-    pub(crate) fn shard(self) -> usize {
-        shard_of(self.word())
-    }
+/// Entries' times are kept as seconds from a base this far before the
+/// first time the index saw, so that 32 bits cover them.
+const BASE_MARGIN: u64 = 1 << 24;
 
-    /// The first 64 bits, which an expiry group keeps to find the entry
-    /// again.
-    pub(crate) fn word(self) -> u64 {
-        u64::from(self.0[0]) | u64::from(self.0[1]) << 32
-    }
+/// A time not known yet.
+const UNSET: u64 = u64::MAX;
+
+/// Whether, and from when, requests signed earlier are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fence {
+    /// From when the store was made (on the layer's clock).
+    FromStart,
+    /// From this Unix second.
+    Since(u64),
+    /// Never (the store's memory is known complete).
+    Off,
 }
 
-fn shard_of(word: u64) -> usize {
-    (word % SHARDS as u64) as usize
-}
-
-/// The table hash of a first word: its shard's bits rotated out of the
-/// low end, so that every bucket of a shard's table is used.
-fn table_hash(word: u64) -> u64 {
-    word.rotate_right(SHARDS.trailing_zeros())
-}
-
-/// What the index keeps per digest.
-#[derive(Clone, Copy, Debug)]
-struct Slot {
-    digest: Digest,
-    /// Seconds since the store was made after which the entry is gone.
-    until: u32,
-    /// The key the entry belongs to (a digest of its key id).
-    key: u32,
-}
-
-type Map = HashTable<Slot>;
-
-/// How many entries a key holds, and the earliest expiry among them (a
-/// lower bound: it is not raised when that entry leaves).
-#[derive(Clone, Copy)]
-struct KeyCount {
-    entries: u32,
-    earliest: u32,
-}
-
-/// The index. `now` is the store's own monotonic clock in whole seconds.
+/// The index.
 pub(crate) struct Index {
-    shards: Box<[Mutex<Map>]>,
-    keys: Box<[Mutex<HashMap<u32, KeyCount>>]>,
+    shards: Box<[Mutex<Table>]>,
+    shares: Shares,
     digester: Digester,
     capacity: u64,
     per_key_limit: u64,
     len: AtomicU64,
     created: Instant,
-}
-
-/// A request's entries, digested, with the shard of each.
-pub(crate) struct Request {
-    pub(crate) digests: SmallVec<[Digest; 2]>,
-    key: u32,
+    fence: Fence,
+    /// The Unix second the scale starts at; [`UNSET`] until the first
+    /// request.
+    base: AtomicU64,
+    /// The latest Unix second a request brought: what sweeps expire by.
+    latest: AtomicU64,
+    /// When the memory began (Unix seconds); [`UNSET`] until the first
+    /// request.
+    began: AtomicU64,
+    /// Per shard, the Unix second of its last inline sweep.
+    swept: Box<[AtomicU64]>,
+    /// The Unix second of the last sweep of everything made by a request.
+    swept_all: AtomicU64,
 }
 
 impl Index {
-    pub(crate) fn new(capacity: u64, per_key_limit: u64) -> Self {
+    /// An index for `capacity` entries, its tables never larger than
+    /// `capacity` × [`BYTES_PER_ENTRY`] bytes in all.
+    pub(crate) fn new(capacity: u64, per_key_limit: u64, fence: Fence) -> Self {
+        let bytes = capacity.saturating_mul(BYTES_PER_ENTRY);
+        let max_slots = usize::try_from(bytes / SLOT_BYTES / SHARDS as u64).unwrap_or(usize::MAX);
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            keys: (0..KEY_SHARDS).map(|_| Mutex::default()).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Table::new(max_slots)))
+                .collect(),
+            shares: Shares::new(),
             digester: Digester::random(),
             capacity,
             per_key_limit,
             len: AtomicU64::new(0),
             created: Instant::now(),
+            fence,
+            base: AtomicU64::new(UNSET),
+            latest: AtomicU64::new(0),
+            began: AtomicU64::new(match fence {
+                Fence::Since(began) => began,
+                _ => UNSET,
+            }),
+            swept: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
+            swept_all: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn fence(&self) -> Fence {
+        self.fence
     }
 
     pub(crate) fn len(&self) -> u64 {
@@ -116,219 +111,234 @@ impl Index {
         self.per_key_limit
     }
 
-    /// When the index was made: its clock's zero.
-    pub(crate) fn created(&self) -> Instant {
-        self.created
+    /// Keys holding entries.
+    pub(crate) fn active_keys(&self) -> u64 {
+        self.shares.active()
     }
 
-    /// Seconds since the index was made.
-    pub(crate) fn now(&self) -> u32 {
-        u32::try_from(self.created.elapsed().as_secs()).unwrap_or(u32::MAX)
-    }
-
-    /// The second after which an entry reserved now for `ttl` is gone
-    /// (rounded up: never sooner than `ttl`).
-    pub(crate) fn until(&self, ttl: Duration) -> u32 {
-        let elapsed = self.created.elapsed() + ttl;
-        let seconds = elapsed.as_secs() + u64::from(elapsed.subsec_nanos() > 0);
-        u32::try_from(seconds).unwrap_or(u32::MAX)
-    }
-
-    pub(crate) fn digest(&self, entries: &[ReplayKey]) -> Request {
-        let key = entries
-            .first()
-            .map_or(0, |entry| key_tag(entry.key_id_bytes()));
-        let digests = entries
+    /// Bytes the tables take now.
+    pub(crate) fn table_bytes(&self) -> u64 {
+        self.shards
             .iter()
-            .map(|entry| {
-                let digest = self.digester.digest(entry);
-                Digest::new(digest)
-            })
-            .collect();
-        Request { digests, key }
+            .map(|shard| lock(shard).slots() as u64 * SLOT_BYTES)
+            .sum()
     }
 
-    /// Reserves all of a request's digests until `until`, or none: a live
-    /// one makes it a replay; a key at its limit, a quota error; a full
-    /// index, [`ReplayStoreError::Full`]. Shards are locked in ascending
-    /// order, so two reservations never wait on each other in a cycle.
+    /// When the memory began, once a request has told the time.
+    pub(crate) fn began(&self) -> Option<u64> {
+        match self.began.load(Ordering::Relaxed) {
+            UNSET => None,
+            began => Some(began),
+        }
+    }
+
+    /// Learns the time from a request: the scale's base and the fence's
+    /// start the first time, the latest time always.
+    fn observe(&self, now: u64) {
+        if self.base.load(Ordering::Relaxed) == UNSET {
+            let _ = self.base.compare_exchange(
+                UNSET,
+                now.saturating_sub(BASE_MARGIN),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            if self.fence == Fence::FromStart {
+                // The time the store was made, on the layer's clock.
+                let began = now.saturating_sub(self.created.elapsed().as_secs());
+                let _ =
+                    self.began
+                        .compare_exchange(UNSET, began, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+        self.latest.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// A Unix second on the index's 32-bit scale.
+    fn scaled(&self, time: u64) -> u32 {
+        let base = self.base.load(Ordering::Relaxed);
+        u32::try_from(time.saturating_sub(base)).unwrap_or(u32::MAX)
+    }
+
+    /// Reserves all of a request's digests, or none: a live one makes it a
+    /// replay; a key over its share, a quota error; a full index,
+    /// [`ReplayStoreError::Full`]. Shards are locked in ascending order, so
+    /// two reservations never wait on each other in a cycle.
+    ///
+    /// With `inline_sweep`, the shard of the request's first digest is
+    /// swept first when it was last swept a second ago or more.
     pub(crate) fn reserve(
         &self,
-        request: &Request,
-        until: u32,
+        request: &ReplayRequest<'_>,
+        inline_sweep: bool,
     ) -> Result<Reservation, ReplayStoreError> {
-        let now = self.now();
-        let mut order: SmallVec<[usize; 2]> = request.digests.iter().map(|d| d.shard()).collect();
+        self.observe(request.now());
+        let fenced = match self.fence {
+            Fence::Off => None,
+            _ => Some(self.began.load(Ordering::Relaxed))
+                .filter(|&began| request.timestamp() < began),
+        };
+        let now = self.scaled(request.now());
+        let until = self.scaled(request.expires_at());
+        let key_id = request.key_id();
+        let mut digests: SmallVec<[u64; 2]> = SmallVec::new();
+        digests.push(
+            self.digester
+                .entry(SIGNATURE_TAG, key_id, request.signature().as_bytes()),
+        );
+        if let Some(nonce) = request.nonce() {
+            digests.push(self.digester.entry(NONCE_TAG, key_id, nonce.as_bytes()));
+        }
+        let shard_of = |digest: u64| (digest % SHARDS as u64) as usize;
+        if inline_sweep {
+            self.sweep_if_due(shard_of(digests[0]), request.now());
+        }
+        if self.len() >= self.capacity {
+            // Expired entries may still take the room: sweep them out now
+            // (at most once a second) rather than refuse.
+            self.sweep_all_if_due(request.now());
+        }
+        let mut order: SmallVec<[usize; 2]> = digests.iter().map(|&d| shard_of(d)).collect();
         order.sort_unstable();
         order.dedup();
-        let mut guards: SmallVec<[MutexGuard<'_, Map>; 2]> = order
+        let mut guards: SmallVec<[MutexGuard<'_, Table>; 2]> = order
             .iter()
             .map(|&shard| lock(&self.shards[shard]))
             .collect();
-        let guard_of = |digest: &Digest| order.binary_search(&digest.shard()).unwrap_or_default();
+        // `order` holds every digest's shard: the search always succeeds.
+        let guard_of = |digest: u64| order.partition_point(|&shard| shard < shard_of(digest));
 
         // One probe per digest: reserve as we go, and take this request's
-        // slots back if a digest turns out live, the index full, or the key
+        // digests back if one turns out live, the index full, or the key
         // over its share.
-        let mut placed: SmallVec<[Digest; 2]> = SmallVec::new();
+        let full = self.len() >= self.capacity;
+        let mut placed: SmallVec<[u64; 2]> = SmallVec::new();
+        let mut added = 0;
         let mut refusal = None;
-        for (i, digest) in request.digests.iter().enumerate() {
-            let slot = Slot {
-                digest: *digest,
-                until,
-                key: request.key,
-            };
-            let map = &mut guards[guard_of(digest)];
-            match map.entry(
-                table_hash(digest.word()),
-                |held| held.digest == *digest,
-                |held| table_hash(held.digest.word()),
-            ) {
-                TableEntry::Occupied(held) if held.get().until > now => {
-                    refusal = Some(Ok(Reservation::Replayed));
+        for (i, &digest) in digests.iter().enumerate() {
+            let table = &mut guards[guard_of(digest)];
+            let found = table.reserve(digest, until, now, !full);
+            match found {
+                Found::Live => refusal = Some(Ok(Reservation::Replayed)),
+                Found::Renewed => placed.push(digest),
+                Found::Inserted => {
+                    placed.push(digest);
+                    added += 1;
                 }
-                // Expired but not yet removed: its key lets it go.
-                TableEntry::Occupied(mut held) => {
-                    let old = std::mem::replace(held.get_mut(), slot);
-                    self.uncount_key(old.key, 1);
-                    placed.push(*digest);
-                }
-                TableEntry::Vacant(_) if self.len() >= self.capacity => {
+                Found::NoRoom => {
                     // Full, but a replay of a held entry is still told apart.
-                    let live = request.digests[i + 1..].iter().any(|later| {
-                        guards[guard_of(later)]
-                            .find(table_hash(later.word()), |held| held.digest == *later)
-                            .is_some_and(|held| held.until > now)
-                    });
+                    let live = digests[i + 1..]
+                        .iter()
+                        .any(|&later| guards[guard_of(later)].is_live(later, now));
                     refusal = Some(if live {
                         Ok(Reservation::Replayed)
                     } else {
                         Err(ReplayStoreError::Full)
                     });
                 }
-                TableEntry::Vacant(place) => {
-                    place.insert(slot);
-                    self.len.fetch_add(1, Ordering::Relaxed);
-                    placed.push(*digest);
-                }
             }
             if refusal.is_some() {
                 break;
             }
         }
+        // Signed before the memory began, and not a replay of what it holds.
+        let refusal =
+            refusal.or_else(|| fenced.map(|began| Ok(Reservation::IssuedBeforeRestart { began })));
         let refusal = refusal.or_else(|| {
-            let added = request.digests.len() as u64;
-            self.count_key(request.key, added, until, now)
+            let limits = Limits {
+                under_pressure: self.len() + added >= self.capacity / 2,
+                shared: self.capacity / 2,
+                per_key: self.per_key_limit,
+            };
+            let key = self.digester.key(key_id);
+            let count = digests.len() as u32;
+            self.shares
+                .admit(key, count, until, now, limits)
                 .err()
                 .map(Err)
         });
         let Some(refusal) = refusal else {
+            self.len.fetch_add(added, Ordering::Relaxed);
             return Ok(Reservation::Reserved);
         };
-        for digest in &placed {
-            let map = &mut guards[guard_of(digest)];
-            if let Ok(held) =
-                map.find_entry(table_hash(digest.word()), |held| held.digest == *digest)
-            {
-                held.remove();
-            }
+        for &digest in &placed {
+            guards[guard_of(digest)].remove(digest);
         }
-        self.len.fetch_sub(placed.len() as u64, Ordering::Relaxed);
+        // Renewed slots were counted before and are gone now.
+        let renewed = placed.len() as u64 - added;
+        self.len.fetch_sub(renewed, Ordering::Relaxed);
         refusal
     }
 
-    /// Adds `added` entries to `key`'s count, unless that passes the limit.
-    fn count_key(
-        &self,
-        key: u32,
-        added: u64,
-        until: u32,
-        now: u32,
-    ) -> Result<(), ReplayStoreError> {
-        let mut keys = lock(&self.keys[key as usize % KEY_SHARDS]);
-        let count = keys.entry(key).or_insert(KeyCount {
-            entries: 0,
-            earliest: u32::MAX,
-        });
-        if u64::from(count.entries) + added > self.per_key_limit {
-            let retry_after = count.earliest.saturating_sub(now).max(1);
-            return Err(ReplayStoreError::KeyQuotaExceeded {
-                retry_after: Duration::from_secs(u64::from(retry_after)),
-            });
+    /// Removes the expired entries of slots `from..to` of shard `shard`,
+    /// on the latest time a request brought; returns the slots the shard
+    /// has.
+    pub(crate) fn sweep(&self, shard: usize, from: usize, to: usize) -> usize {
+        let now = self.scaled(self.latest.load(Ordering::Relaxed));
+        let mut table = lock(&self.shards[shard]);
+        let removed = table.sweep(from, to, now);
+        self.len.fetch_sub(removed as u64, Ordering::Relaxed);
+        if to >= table.slots() {
+            table.shrink_if_sparse(now);
         }
-        count.entries += added as u32;
-        count.earliest = count.earliest.min(until);
-        Ok(())
+        table.slots()
     }
 
-    /// Takes entries off their keys' counts, one lock per key.
-    fn uncount_keys(&self, keys: impl IntoIterator<Item = u32>) {
-        let mut tally: HashMap<u32, u32> = HashMap::new();
-        for key in keys {
-            *tally.entry(key).or_default() += 1;
-        }
-        for (key, removed) in tally {
-            self.uncount_key(key, removed);
+    /// Sweeps `shard` unless it was swept this second already.
+    fn sweep_if_due(&self, shard: usize, now: u64) {
+        let swept = &self.swept[shard];
+        let last = swept.load(Ordering::Relaxed);
+        if now > last
+            && swept
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.sweep_shard(shard);
         }
     }
 
-    fn uncount_key(&self, key: u32, removed: u32) {
-        let mut keys = lock(&self.keys[key as usize % KEY_SHARDS]);
-        if let Entry::Occupied(mut count) = keys.entry(key) {
-            let left = count.get().entries.saturating_sub(removed);
-            if left == 0 {
-                count.remove();
-            } else {
-                count.get_mut().entries = left;
-            }
+    /// Sweeps everything unless that was done this second already.
+    fn sweep_all_if_due(&self, now: u64) {
+        let last = self.swept_all.load(Ordering::Relaxed);
+        if now > last
+            && self
+                .swept_all
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.sweep_all(4096);
         }
     }
 
-    /// Removes the expired entries among those named by their first 64
-    /// bits (a live one was reserved again since, and stays).
-    pub(crate) fn remove_expired(&self, words: &[u64]) {
-        let now = self.now();
-        let mut removed = Vec::new();
-        for &word in words {
-            let mut shard = lock(&self.shards[shard_of(word)]);
-            if let Ok(held) = shard.find_entry(table_hash(word), |slot| {
-                slot.digest.word() == word && slot.until <= now
-            }) {
-                removed.push(held.get().key);
-                held.remove();
-            }
-        }
-        self.len.fetch_sub(removed.len() as u64, Ordering::Relaxed);
-        self.uncount_keys(removed);
-    }
-
-    /// Drops every expired entry of shard `shard`.
+    /// Sweeps a whole shard, and its share of the per-key counts.
     pub(crate) fn sweep_shard(&self, shard: usize) {
-        let now = self.now();
-        let mut removed: Vec<u32> = Vec::new();
-        lock(&self.shards[shard]).retain(|slot| {
-            let live = slot.until > now;
-            if !live {
-                removed.push(slot.key);
+        self.sweep(shard, 0, usize::MAX);
+        if shard < self.shares.shards() {
+            let now = self.scaled(self.latest.load(Ordering::Relaxed));
+            self.shares.sweep_shard(shard, now);
+        }
+    }
+
+    /// Sweeps every shard in steps of `step` slots, one lock at a time.
+    pub(crate) fn sweep_all(&self, step: usize) {
+        for shard in 0..SHARDS {
+            let mut from = 0;
+            loop {
+                let slots = self.sweep(shard, from, from + step);
+                from += step;
+                if from >= slots {
+                    break;
+                }
             }
-            live
-        });
-        self.len.fetch_sub(removed.len() as u64, Ordering::Relaxed);
-        self.uncount_keys(removed);
+        }
+        let now = self.scaled(self.latest.load(Ordering::Relaxed));
+        for shard in 0..self.shares.shards() {
+            self.shares.sweep_shard(shard, now);
+        }
     }
 
     pub(crate) fn shards(&self) -> usize {
         SHARDS
     }
-}
-
-/// A 32-bit tag of a key id, for counting a key's entries (FNV-1a). Key ids
-/// that reach the store signed with their key's secret, so nobody chooses
-/// them to collide; two keys that share a tag share a count, nothing more.
-fn key_tag(key_id: &[u8]) -> u32 {
-    key_id.iter().fold(0x811c_9dc5u32, |hash, &byte| {
-        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    })
 }
 
 /// A poisoned shard is still consistent: no code path panics between a

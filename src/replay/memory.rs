@@ -1,52 +1,70 @@
-//! The default replay store: the shared index, with moka expiring whole
-//! groups of entries (one moka entry per second of expiry).
+//! The default replay store: the shared index, swept by a thread of its
+//! own, sized by a memory budget.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Once, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Once};
+use std::time::Duration;
 
-use ::moka::notification::RemovalCause;
-use ::moka::sync::Cache;
-
-use super::index::{Index, lock};
-use super::store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use super::index::{BYTES_PER_ENTRY, Fence, Index};
+use super::store::{ReplayRequest, ReplayStore, ReplayStoreError, Reservation};
 use crate::boxed::BoxFuture;
 
-/// How often expired groups are swept out, by a thread of the store's own.
+/// How often expired entries are swept out, by the process's sweeping
+/// thread.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
-/// The default replay store: an index of 96-bit entry digests (64
-/// mutex-guarded hash tables, 20 bytes a slot) whose expiry moka schedules
-/// by the group: every entry that expires in the same second is in one
-/// moka entry, so moka holds a few hundred entries whatever the request
-/// rate, and each request costs two map inserts and a push onto its
-/// second's group. moka's housekeeping, and the removal of an expired
-/// second's entries, run on a thread of the store's own, once a second,
-/// off the request path.
+/// Slots a sweep looks at under one lock.
+const SWEEP_STEP: usize = 4096;
+
+/// The default replay store, in this process's memory.
 ///
-/// It never forgets a live entry to make room: at `capacity` entries it
-/// refuses new reservations with [`ReplayStoreError::Full`] (503), and a
-/// replay of a held entry is still told apart. No key may hold more than
-/// its share (`with_per_key_limit`, half the capacity by default): a key
-/// over it gets 429 `key_quota_exceeded` while other keys are served.
+/// # What it holds, and why not a cache of nonces
 ///
-/// Entries are 96 bits of SipHash-1-3 digests under a random key of this
-/// store's own, so a client cannot craft two entries that collide, and the
-/// chance of an accidental collision among ten million entries is below
-/// 10⁻¹⁴ (a collision could only refuse a request as a replay). Expiry is counted on a monotonic clock from the time each
-/// request was accepted; the layer's lifetimes include the clock-skew
-/// allowance.
+/// Membership lives in a compact index: 64 locked open-addressing tables
+/// of 64-bit keyed digests of the entries, each with its expiry second (12
+/// bytes a slot, at most 7/8 full: **about 37 bytes a request** with both
+/// entries at 10 million live requests, BENCHMARKS.md). A cache such as
+/// moka keeping each nonce as an entry of its own costs about 740 bytes a
+/// request (measured in this crate's first version), and moka groups of
+/// digests by expiry second 116: at the full speed of one server (30,000
+/// requests a second, each held 361 s) the first needs 8 GiB, this index
+/// 400 MiB. Expiry is a sweep by a thread, once a
+/// second, 4,096 slots per lock, off the request path (one thread for every
+/// store of the process); moka is not used.
 ///
-/// Size it as peak accepted requests per second × entries per request (two
-/// with unique nonces, one without) × the time an entry lives (up to twice
-/// the window plus the allowance). About 100 bytes a request
-/// (BENCHMARKS.md).
+/// # Capacity, pressure and shares
+///
+/// The tables never take more than the memory limit (1 GiB by default,
+/// [`with_memory_limit`](Self::with_memory_limit)): 16 bytes of limit per
+/// entry, so 67 million entries, 33 million requests. Sized for a server's
+/// full rate × an entry's lifetime (361 s with the defaults) × 2 entries:
+/// 1 GiB holds 90,000 requests a second sustained.
+///
+/// **No key is refused while the store holds less than half its capacity;
+/// above that a key is refused (429 `key_quota_exceeded`, with
+/// `Retry-After`) only while it holds more than half the capacity divided
+/// by the number of keys holding entries.** So a few keys flooding at full
+/// speed stop at their share and the other half of the store stays for
+/// everyone else: a key holding less than its share is never refused. The
+/// cost: a per-key count (a few hundred bytes per key with entries) and,
+/// under pressure, 429s for the busiest keys. Past the capacity (which the
+/// shares make hard to reach) every new request gets 503
+/// `replay_store_full`; a live entry is never dropped to make room.
+///
+/// # Restarts
+///
+/// The store's memory begins when it is made: requests signed before that
+/// (on the layer's clock) are refused with 401 `issued_before_restart`, as
+/// they may have been accepted by the process before a restart and
+/// forgotten. A client whose clock is `d` seconds behind is refused for at
+/// most `d` seconds after a start. See SECURITY.md for what it does not
+/// cover, and [`with_memory_since`](Self::with_memory_since) for tests.
 ///
 /// ```
 /// use armor_psk::{ArmorPskLayer, MemoryKeyStore, MemoryReplayStore};
 ///
-/// let store = MemoryReplayStore::with_capacity(4_000_000).with_per_key_limit(500_000);
+/// let store = MemoryReplayStore::with_memory_limit(256 << 20);
+/// assert_eq!(store.capacity(), 16_777_216); // entries: 16 bytes of limit each
 /// let layer = ArmorPskLayer::new(MemoryKeyStore::new()).with_replay_store(store);
 /// ```
 #[derive(Clone)]
@@ -56,80 +74,67 @@ pub struct MemoryReplayStore {
 
 struct Inner {
     index: Index,
-    /// Second of expiry → the digests that expire in it.
-    groups: Cache<u32, Arc<Group>>,
-    /// Groups moka expired, waiting for their entries' removal.
-    expired: Arc<Mutex<Vec<Arc<Group>>>>,
-    /// The group used last: most requests of a second share it.
-    recent: Mutex<Option<Arc<Group>>>,
     housekeeper: Once,
-    /// With no housekeeping thread, the second of the last inline run.
-    inline_housekeeping: AtomicU32,
-}
-
-struct Group {
-    until: u32,
-    expires: Instant,
-    /// The first word of each digest (enough to find it again).
-    words: Mutex<Vec<u64>>,
-}
-
-/// Each group expires at its second.
-struct GroupExpiry;
-
-impl ::moka::Expiry<u32, Arc<Group>> for GroupExpiry {
-    fn expire_after_create(&self, _: &u32, group: &Arc<Group>, now: Instant) -> Option<Duration> {
-        Some(group.expires.saturating_duration_since(now))
-    }
 }
 
 impl MemoryReplayStore {
-    /// The default capacity in entries.
-    pub const DEFAULT_CAPACITY: u64 = 1_000_000;
+    /// The default memory limit of the tables: 1 GiB.
+    pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
 
-    /// A store holding at most [`Self::DEFAULT_CAPACITY`] entries.
+    /// The default capacity in entries (the default memory limit's).
+    pub const DEFAULT_CAPACITY: u64 = Self::DEFAULT_MEMORY_LIMIT / BYTES_PER_ENTRY;
+
+    /// A store within [`Self::DEFAULT_MEMORY_LIMIT`].
     pub fn new() -> Self {
-        Self::with_capacity(Self::DEFAULT_CAPACITY)
+        Self::with_memory_limit(Self::DEFAULT_MEMORY_LIMIT)
     }
 
-    /// A store holding at most `capacity` entries, half of them at most for
-    /// any one key.
+    /// A store whose tables never take more than `bytes` (16 bytes of it
+    /// per entry of capacity).
+    pub fn with_memory_limit(bytes: u64) -> Self {
+        Self::with_capacity(bytes / BYTES_PER_ENTRY)
+    }
+
+    /// A store holding at most `capacity` entries (two per request with
+    /// unique nonces, one without).
     pub fn with_capacity(capacity: u64) -> Self {
-        Self::build(capacity, capacity / 2)
+        Self::build(capacity, u64::MAX, Fence::FromStart)
     }
 
-    /// At most `limit` entries for any one key (default: half the
-    /// capacity); a key over it gets 429 `key_quota_exceeded` with
-    /// `Retry-After`, and the others keep being served.
+    /// At most `limit` entries for any one key, whatever the pressure (by
+    /// default none: a key is held to its share only under pressure). A key
+    /// over it gets 429 `key_quota_exceeded` with `Retry-After`.
     #[must_use]
     pub fn with_per_key_limit(self, limit: u64) -> Self {
-        Self::build(self.capacity(), limit)
+        Self::build(self.capacity(), limit, self.inner.index_fence())
     }
 
-    fn build(capacity: u64, per_key_limit: u64) -> Self {
-        let expired: Arc<Mutex<Vec<Arc<Group>>>> = Arc::default();
-        let queue = Arc::clone(&expired);
-        let groups = Cache::builder()
-            .expire_after(GroupExpiry)
-            .eviction_listener(move |_, group, cause| {
-                if cause == RemovalCause::Expired {
-                    lock(&queue).push(group);
-                }
-            })
-            .build();
+    /// Declares that this store holds every request accepted since `began`
+    /// (Unix seconds on the layer's clock): requests signed before it are
+    /// refused with `issued_before_restart`, later ones are served. Tests
+    /// that sign requests in the past use it, and so does a store restored
+    /// from a snapshot. `None` turns the fence off.
+    ///
+    /// # Security
+    /// With `None`, or a `began` earlier than the store's real start, a
+    /// request accepted before a restart can be replayed after it, until
+    /// its timestamp leaves the window.
+    #[must_use]
+    pub fn with_memory_since(self, began: Option<u64>) -> Self {
+        let fence = began.map_or(Fence::Off, Fence::Since);
+        Self::build(self.capacity(), self.per_key_limit(), fence)
+    }
+
+    fn build(capacity: u64, per_key_limit: u64, fence: Fence) -> Self {
         Self {
             inner: Arc::new(Inner {
-                index: Index::new(capacity, per_key_limit),
-                groups,
-                expired,
-                recent: Mutex::new(None),
+                index: Index::new(capacity, per_key_limit, fence),
                 housekeeper: Once::new(),
-                inline_housekeeping: AtomicU32::new(0),
             }),
         }
     }
 
-    /// Entries held, including expired ones not yet removed.
+    /// Entries held, including expired ones not yet swept.
     pub fn len(&self) -> u64 {
         self.inner.index.len()
     }
@@ -144,104 +149,94 @@ impl MemoryReplayStore {
         self.inner.index.capacity()
     }
 
-    /// The most entries one key may hold.
+    /// The most entries one key may hold whatever the pressure
+    /// (`u64::MAX`: no such limit).
     pub fn per_key_limit(&self) -> u64 {
         self.inner.index.per_key_limit()
     }
 
-    /// Removes every expired group's entries now (it also happens once a
-    /// second on the store's own thread).
-    pub fn sweep(&self) {
-        self.inner.housekeep();
+    /// Keys holding entries now.
+    pub fn active_keys(&self) -> u64 {
+        self.inner.index.active_keys()
     }
 
-    fn reserve_now(
-        &self,
-        entries: &[ReplayKey],
-        ttl: Duration,
-    ) -> Result<Reservation, ReplayStoreError> {
-        let inner = &self.inner;
-        inner.start_housekeeping();
-        let index = &inner.index;
-        let request = index.digest(entries);
-        let until = index.until(ttl);
-        let reservation = index.reserve(&request, until)?;
-        if reservation == Reservation::Reserved {
-            let group = inner.group(until);
-            let mut words = lock(&group.words);
-            if words.capacity() - words.len() < request.digests.len() {
-                // Grow by at most 4096 words: a busy second wastes little.
-                let step = words.capacity().clamp(16, 4096);
-                words.reserve_exact(step.max(request.digests.len()));
-            }
-            words.extend(request.digests.iter().map(|digest| digest.word()));
-        }
-        Ok(reservation)
+    /// Bytes the tables take now (within the memory limit).
+    pub fn table_bytes(&self) -> u64 {
+        self.inner.index.table_bytes()
+    }
+
+    /// When this store's memory began (Unix seconds on the layer's clock),
+    /// once a request has told the time; requests signed before are
+    /// refused.
+    pub fn began(&self) -> Option<u64> {
+        self.inner.index.began()
+    }
+
+    /// Removes every expired entry now, by the latest time a request
+    /// brought (it also happens once a second on the store's own thread).
+    pub fn sweep(&self) {
+        self.inner.index.sweep_all(SWEEP_STEP);
+    }
+
+    fn reserve_now(&self, request: &ReplayRequest<'_>) -> Result<Reservation, ReplayStoreError> {
+        self.inner.start_housekeeping();
+        self.inner.index.reserve(request, sweeper::inline())
     }
 }
 
 impl Inner {
-    /// The group of the second `until`, made on first use.
-    fn group(&self, until: u32) -> Arc<Group> {
-        let mut recent = lock(&self.recent);
-        if let Some(group) = recent.as_ref().filter(|group| group.until == until) {
-            return Arc::clone(group);
-        }
-        let expires = self.index.created() + Duration::from_secs(u64::from(until) + 1);
-        let group = self.groups.get_with(until, || {
-            Arc::new(Group {
-                until,
-                expires,
-                words: Mutex::default(),
-            })
-        });
-        *recent = Some(Arc::clone(&group));
-        group
+    fn index_fence(&self) -> Fence {
+        self.index.fence()
     }
 
-    /// Runs moka's pending work (which queues expired groups) and removes
-    /// the queued groups' entries from the index.
-    fn housekeep(&self) {
-        self.groups.run_pending_tasks();
-        let expired = std::mem::take(&mut *lock(&self.expired));
-        for group in expired {
-            let words = std::mem::take(&mut *lock(&group.words));
-            self.index.remove_expired(&words);
-        }
-    }
-
-    /// Starts the housekeeping thread the first time the store is used;
-    /// without one (it could not be spawned), housekeeps inline once a
-    /// second.
+    /// Registers the store with the process's sweeping thread the first
+    /// time it is used.
     fn start_housekeeping(self: &Arc<Self>) {
-        self.housekeeper.call_once(|| {
-            let store: Weak<Inner> = Arc::downgrade(self);
+        self.housekeeper
+            .call_once(|| sweeper::register(Arc::downgrade(self)));
+    }
+}
+
+/// One thread sweeps every default store of the process, once a second;
+/// it holds them weakly, so a dropped store is forgotten at the next turn.
+mod sweeper {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Mutex, Once, Weak};
+
+    use super::{HOUSEKEEPING, Inner, SWEEP_STEP};
+    use crate::replay::index::lock;
+
+    static STORES: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
+    static STARTED: Once = Once::new();
+    /// The thread could not be started: requests sweep instead.
+    static INLINE: AtomicBool = AtomicBool::new(false);
+
+    pub(super) fn register(store: Weak<Inner>) {
+        lock(&STORES).push(store);
+        STARTED.call_once(|| {
             let spawned = std::thread::Builder::new()
-                .name("armor-psk-replay-store".into())
-                .spawn(move || {
-                    loop {
-                        std::thread::sleep(HOUSEKEEPING);
-                        let Some(store) = store.upgrade() else {
-                            return;
-                        };
-                        store.housekeep();
-                    }
-                })
-                .is_ok();
-            if !spawned {
-                self.inline_housekeeping.store(1, Ordering::Relaxed);
+                .name("armor-psk-replay-sweep".into())
+                .spawn(run);
+            if spawned.is_err() {
+                INLINE.store(true, Ordering::Relaxed);
             }
         });
-        let last = self.inline_housekeeping.load(Ordering::Relaxed);
-        if last != 0 {
-            let now = self.index.now().max(2);
-            if now > last
-                && self
-                    .inline_housekeeping
-                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                self.housekeep();
+    }
+
+    pub(super) fn inline() -> bool {
+        INLINE.load(Ordering::Relaxed)
+    }
+
+    fn run() {
+        loop {
+            std::thread::sleep(HOUSEKEEPING);
+            let live: Vec<_> = {
+                let mut stores = lock(&STORES);
+                stores.retain(|store| store.strong_count() > 0);
+                stores.iter().filter_map(Weak::upgrade).collect()
+            };
+            for store in live {
+                store.index.sweep_all(SWEEP_STEP);
             }
         }
     }
@@ -258,18 +253,18 @@ impl fmt::Debug for MemoryReplayStore {
         f.debug_struct("MemoryReplayStore")
             .field("len", &self.len())
             .field("capacity", &self.capacity())
-            .field("per_key_limit", &self.per_key_limit())
-            .finish()
+            .field("active_keys", &self.active_keys())
+            .field("began", &self.began())
+            .finish_non_exhaustive()
     }
 }
 
 impl ReplayStore for MemoryReplayStore {
     fn reserve<'a>(
         &'a self,
-        entries: &'a [ReplayKey],
-        ttl: Duration,
+        request: &'a ReplayRequest<'a>,
     ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
-        Box::pin(std::future::ready(self.reserve_now(entries, ttl)))
+        Box::pin(std::future::ready(self.reserve_now(request)))
     }
 
     fn len_hint(&self) -> Option<u64> {

@@ -1,5 +1,11 @@
-//! Refusing replays: the [`ReplayStore`](crate::ReplayStore) trait and
-//! the stores that implement it (moka, the default; sharded maps; Redis).
+//! Refusing replays: the [`ReplayStore`](crate::ReplayStore) trait, the
+//! [`ReplayRequest`](crate::ReplayRequest) every store is handed, and the
+//! stores (in memory, the default; the same without a thread; Redis).
+//!
+//! The in-memory stores keep a compact index of 64-bit keyed digests (12
+//! bytes a slot) rather than a cache of nonces: see
+//! [`MemoryReplayStore`](crate::MemoryReplayStore) for the measured costs
+//! and the reason.
 
 mod digest;
 mod index;
@@ -7,10 +13,12 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 mod sharded;
+mod shares;
 mod store;
+mod table;
 
 pub use memory::MemoryReplayStore;
 #[cfg(feature = "redis")]
-pub use redis::{FailurePolicy, RedisReplayStore, RedisStoreError};
+pub use redis::{FailurePolicy, RedisReplayStore, RedisStoreError, RedisStoreOptions};
 pub use sharded::ShardedReplayStore;
-pub use store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+pub use store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreError, Reservation};

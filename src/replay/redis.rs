@@ -2,14 +2,16 @@
 //! feature `redis`).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 
-use super::store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use super::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreError, Reservation};
 use crate::boxed::{BoxError, BoxFuture};
 
 /// What the store answers when Redis cannot be reached in time.
@@ -30,35 +32,74 @@ pub enum FailurePolicy {
     Open,
 }
 
-/// Redis could not be reached when the store was made, or the URL is not a
-/// Redis URL; the Redis error is the [`source`](std::error::Error::source).
-/// Neither carries the URL (it may hold a password).
+/// Redis could not be reached when the store was made, the URL is not a
+/// Redis URL, or Redis may evict the store's entries; the Redis error, if
+/// any, is the [`source`](std::error::Error::source). Neither carries the
+/// URL (it may hold a password).
 #[derive(Debug, thiserror::Error)]
 #[error("Redis replay store: {context}")]
 pub struct RedisStoreError {
-    context: &'static str,
+    context: String,
     #[source]
-    source: redis::RedisError,
+    source: Option<redis::RedisError>,
 }
+
+impl RedisStoreError {
+    fn new(context: impl Into<String>, source: redis::RedisError) -> Self {
+        Self {
+            context: context.into(),
+            source: Some(source),
+        }
+    }
+}
+
+/// How many groups the entries' keys fall in: each group's keys share a
+/// Redis Cluster hash slot with the group's epoch key, so that a node that
+/// loses its data loses the epoch of every entry it held.
+const GROUPS: u8 = 64;
+
+/// Bytes Redis spends on one entry (key, value, expiry, overhead), about:
+/// used to turn `maxmemory` into a per-key share.
+const ENTRY_BYTES: u64 = 200;
 
 /// A [`ReplayStore`] on Redis or Redis Cluster: every server instance
 /// that uses the same Redis and prefix refuses a request any of them
 /// accepted.
 ///
-/// Each entry is its own key (the prefix followed by the entry's bytes,
-/// [`ReplayKey::as_bytes`]), set with `SET key value NX PX ttl`; a
-/// request's entries are sent at once, so a reservation costs one round
-/// trip, and no command ever spans two keys: on a cluster the entries may
-/// live on different nodes. The expiry is
-/// [`VerifyOptions::replay_ttl`](crate::VerifyOptions::replay_ttl): the
-/// window and the clock-skew allowance, counted by Redis.
+/// Each entry is its own key: the prefix, a hash tag `{g..}` naming one of
+/// 64 groups (from the signature), then the entry's bytes
+/// ([`ReplayKey::as_bytes`]); it is set with `SET key value NX PX ttl`
+/// until the request's [`expires_at`](ReplayRequest::expires_at). A
+/// request's commands go in one pipeline to one hash slot: a reservation
+/// costs one round trip, on a cluster too.
 ///
 /// With unique nonces (two entries, signature first) the nonce key holds
 /// the first 16 bytes of the request's signature and is set with `NX GET`
 /// (Redis 7.0 or later): a request is reserved when its signature key was
 /// new and its nonce key was new or held by a copy of the same request.
-/// Of any number of concurrent copies exactly one is accepted, and a nonce
-/// reused on another request is refused.
+///
+/// # Restarts and data loss
+///
+/// Each group has an epoch key (no expiry) holding the time its memory
+/// began; every reservation sets it if absent (`SET NX GET`) in the same
+/// pipeline. When Redis restarts without persistence, or a cluster node
+/// loses its data, the epoch goes with the entries: the next request
+/// writes a new one, and requests signed before it are refused with 401
+/// `issued_before_restart`, by every instance (they read the epoch from
+/// Redis). A failover to a replica that had not received the latest
+/// writes keeps the epoch and loses those writes: see SECURITY.md.
+///
+/// # Eviction, memory and shares
+///
+/// [`connect`](Self::connect) refuses a Redis whose `maxmemory-policy` is
+/// not `noeviction` (an evicted entry is a replay accepted), unless
+/// [`RedisStoreOptions::allow_eviction`]. Under `noeviction` a full Redis
+/// answers `OOM`: the request gets 503 `replay_store_full` and nothing held
+/// is lost. While Redis is at least half full (`used_memory` against
+/// `maxmemory`, read once a second) a key is held to its share: each key
+/// counts its entries (`INCRBY`/`PEXPIRE`, beside the reservation), and one
+/// that holds more than a quarter of what `maxmemory` can hold gets 429
+/// `key_quota_exceeded`, so one key's flood cannot fill Redis.
 ///
 /// The connection reconnects by itself; each reservation has a timeout
 /// (100 ms by default) and, past it or on any Redis error, the
@@ -85,6 +126,159 @@ pub struct RedisReplayStore {
     prefix: Arc<[u8]>,
     timeout: Duration,
     policy: FailurePolicy,
+    pressure: Arc<Pressure>,
+}
+
+/// What the store knows of Redis's memory.
+struct Pressure {
+    /// Redis holds at least half its `maxmemory`.
+    under: AtomicBool,
+    /// The most entries one key may hold under pressure.
+    per_key: u64,
+}
+
+/// How to connect: [`RedisReplayStore::options`].
+#[derive(Debug, Clone, Default)]
+pub struct RedisStoreOptions {
+    allow_eviction: bool,
+    per_key_limit: Option<u64>,
+}
+
+impl RedisStoreOptions {
+    /// Accept a Redis whose `maxmemory-policy` may evict keys.
+    ///
+    /// # Security
+    /// Under any policy but `noeviction` Redis drops entries when it is
+    /// full (`volatile-*` and `allkeys-*` alike: every entry has a TTL), and
+    /// each dropped entry is a captured request that can be replayed. One
+    /// key holder sending many requests can fill Redis on purpose and
+    /// evict other clients' entries.
+    #[must_use]
+    pub fn allow_eviction(mut self, allow: bool) -> Self {
+        self.allow_eviction = allow;
+        self
+    }
+
+    /// The most entries one key may hold while Redis is half full (default:
+    /// a quarter of what `maxmemory` holds, at about 200 bytes an entry).
+    #[must_use]
+    pub fn per_key_limit(mut self, limit: u64) -> Self {
+        self.per_key_limit = Some(limit);
+        self
+    }
+
+    /// Connects to one Redis; see [`RedisReplayStore::connect`].
+    ///
+    /// # Errors
+    /// See [`RedisReplayStore::connect`].
+    pub async fn connect(self, url: &str) -> Result<RedisReplayStore, RedisStoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|source| RedisStoreError::new("invalid Redis URL", source))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(RedisReplayStore::DEFAULT_TIMEOUT * 10))
+            .set_response_timeout(Some(RedisReplayStore::DEFAULT_TIMEOUT * 10))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|source| RedisStoreError::new("cannot connect", source))?;
+        self.finish(Connection::Single(connection)).await
+    }
+
+    /// Connects to a Redis Cluster; see [`RedisReplayStore::connect_cluster`].
+    ///
+    /// # Errors
+    /// See [`RedisReplayStore::connect_cluster`].
+    pub async fn connect_cluster<U: AsRef<str>>(
+        self,
+        urls: &[U],
+    ) -> Result<RedisReplayStore, RedisStoreError> {
+        let urls: Vec<&str> = urls.iter().map(AsRef::as_ref).collect();
+        let client = ClusterClient::builder(urls)
+            .connection_timeout(RedisReplayStore::DEFAULT_TIMEOUT * 10)
+            .response_timeout(RedisReplayStore::DEFAULT_TIMEOUT * 10)
+            .retries(2)
+            .build()
+            .map_err(|source| RedisStoreError::new("invalid Redis Cluster URLs", source))?;
+        let connection = client
+            .get_async_connection()
+            .await
+            .map_err(|source| RedisStoreError::new("cannot connect to the cluster", source))?;
+        self.finish(Connection::Cluster(connection)).await
+    }
+
+    async fn finish(self, connection: Connection) -> Result<RedisReplayStore, RedisStoreError> {
+        let policies = connection
+            .config_get("maxmemory-policy")
+            .await
+            .map_err(|source| {
+                RedisStoreError::new(
+                    "cannot read maxmemory-policy (CONFIG GET); if CONFIG is disabled, \
+                     make sure the policy is noeviction and allow eviction explicitly",
+                    source,
+                )
+            })?;
+        let evicting: Vec<&String> = policies
+            .iter()
+            .filter(|policy| policy.as_str() != "noeviction")
+            .collect();
+        if let Some(policy) = evicting.first() {
+            if self.allow_eviction {
+                tracing::error!(
+                    policy = policy.as_str(),
+                    "ARMOR-PSK Redis replay store: Redis may evict entries; an evicted entry is a \
+                     replay accepted"
+                );
+            } else {
+                return Err(RedisStoreError {
+                    context: format!(
+                        "maxmemory-policy is {policy}: Redis may evict entries, and an evicted \
+                         entry is a replay accepted; set it to noeviction \
+                         (CONFIG SET maxmemory-policy noeviction)"
+                    ),
+                    source: None,
+                });
+            }
+        }
+        let (_, maxmemory) = connection
+            .memory()
+            .await
+            .map_err(|source| RedisStoreError::new("cannot read INFO memory", source))?;
+        let per_key = self
+            .per_key_limit
+            .unwrap_or(maxmemory / ENTRY_BYTES / 4)
+            .max(2);
+        let pressure = Arc::new(Pressure {
+            under: AtomicBool::new(false),
+            per_key,
+        });
+        if maxmemory > 0 {
+            watch_memory(connection.clone(), Arc::downgrade(&pressure));
+        }
+        Ok(RedisReplayStore {
+            connection,
+            prefix: Arc::from(RedisReplayStore::DEFAULT_PREFIX.as_bytes()),
+            timeout: RedisReplayStore::DEFAULT_TIMEOUT,
+            policy: FailurePolicy::Closed,
+            pressure,
+        })
+    }
+}
+
+/// Reads Redis's memory once a second for as long as the store lives.
+fn watch_memory(connection: Connection, pressure: Weak<Pressure>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let Some(pressure) = pressure.upgrade() else {
+                return;
+            };
+            if let Ok((used, max)) = connection.memory().await {
+                let under = max > 0 && used.saturating_mul(2) >= max;
+                pressure.under.store(under, Ordering::Relaxed);
+            }
+        }
+    });
 }
 
 /// One Redis or a cluster: both multiplexed, cloned per command.
@@ -95,11 +289,70 @@ enum Connection {
 }
 
 impl Connection {
-    async fn query(&self, command: &redis::Cmd) -> Result<redis::Value, redis::RedisError> {
+    async fn pipeline(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<Vec<redis::Value>, redis::RedisError> {
         match self {
-            Self::Single(connection) => command.query_async(&mut connection.clone()).await,
-            Self::Cluster(connection) => command.query_async(&mut connection.clone()).await,
+            Self::Single(connection) => pipe.query_async(&mut connection.clone()).await,
+            Self::Cluster(connection) => pipe.query_async(&mut connection.clone()).await,
         }
+    }
+
+    /// A configuration value of every (primary) node.
+    async fn config_get(&self, name: &str) -> Result<Vec<String>, redis::RedisError> {
+        let mut command = redis::cmd("CONFIG");
+        command.arg("GET").arg(name);
+        let values = match self {
+            Self::Single(connection) => {
+                let value: std::collections::HashMap<String, String> =
+                    command.query_async(&mut connection.clone()).await?;
+                vec![value]
+            }
+            Self::Cluster(connection) => {
+                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                let value = connection.clone().route_command(command, routing).await?;
+                let nodes: std::collections::HashMap<
+                    String,
+                    std::collections::HashMap<String, String>,
+                > = redis::from_redis_value(value)?;
+                nodes.into_values().collect()
+            }
+        };
+        Ok(values
+            .into_iter()
+            .filter_map(|mut value| value.remove(name))
+            .collect())
+    }
+
+    /// `used_memory` and `maxmemory` of the fullest node (by share).
+    async fn memory(&self) -> Result<(u64, u64), redis::RedisError> {
+        let mut command = redis::cmd("INFO");
+        command.arg("memory");
+        let infos: Vec<redis::InfoDict> = match self {
+            Self::Single(connection) => vec![command.query_async(&mut connection.clone()).await?],
+            Self::Cluster(connection) => {
+                let nodes: std::collections::HashMap<String, redis::InfoDict> =
+                    command.query_async(&mut connection.clone()).await?;
+                nodes.into_values().collect()
+            }
+        };
+        let mut fullest = (0, 0);
+        for info in infos {
+            let used: u64 = info.get("used_memory").unwrap_or(0);
+            let max: u64 = info.get("maxmemory").unwrap_or(0);
+            let share = |(used, max): (u64, u64)| {
+                if max == 0 {
+                    0.0
+                } else {
+                    used as f64 / max as f64
+                }
+            };
+            if fullest == (0, 0) || share((used, max)) > share(fullest) {
+                fullest = (used, max);
+            }
+        }
+        Ok(fullest)
     }
 }
 
@@ -109,66 +362,35 @@ impl RedisReplayStore {
     /// The default time a reservation may take.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
 
+    /// Connection options: eviction allowed or not, the per-key share.
+    pub fn options() -> RedisStoreOptions {
+        RedisStoreOptions::default()
+    }
+
     /// Connects to `url` (`redis://host:port/db`, `rediss://` for TLS if
     /// the `redis` crate was built with it), with the default prefix,
-    /// timeout and policy. Must be called inside a tokio runtime.
+    /// timeout and policy, and checks that Redis will not evict entries.
+    /// Must be called inside a tokio runtime.
     ///
     /// # Errors
-    /// The URL is not a Redis URL, or Redis cannot be reached now (later
-    /// outages are handled by the failure policy instead).
+    /// The URL is not a Redis URL, Redis cannot be reached now (later
+    /// outages are handled by the failure policy instead), or its
+    /// `maxmemory-policy` is not `noeviction` (see
+    /// [`RedisStoreOptions::allow_eviction`]).
     pub async fn connect(url: &str) -> Result<Self, RedisStoreError> {
-        let client = redis::Client::open(url).map_err(|source| RedisStoreError {
-            context: "invalid Redis URL",
-            source,
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Self::DEFAULT_TIMEOUT * 10))
-            .set_response_timeout(Some(Self::DEFAULT_TIMEOUT * 10))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|source| RedisStoreError {
-                context: "cannot connect",
-                source,
-            })?;
-        Ok(Self::with_connection(Connection::Single(connection)))
+        Self::options().connect(url).await
     }
 
     /// Connects to a Redis Cluster through any of its nodes (`redis://`
     /// URLs); the cluster's map of slots is learned from them and kept up to
-    /// date. Must be called inside a tokio runtime.
+    /// date. Every primary must have `maxmemory-policy noeviction`. Must be
+    /// called inside a tokio runtime.
     ///
     /// # Errors
-    /// A URL is not a Redis URL, or no node can be reached now.
+    /// A URL is not a Redis URL, no node can be reached now, or a node may
+    /// evict.
     pub async fn connect_cluster<U: AsRef<str>>(urls: &[U]) -> Result<Self, RedisStoreError> {
-        let urls: Vec<&str> = urls.iter().map(AsRef::as_ref).collect();
-        let client = ClusterClient::builder(urls)
-            .connection_timeout(Self::DEFAULT_TIMEOUT * 10)
-            .response_timeout(Self::DEFAULT_TIMEOUT * 10)
-            .retries(2)
-            .build()
-            .map_err(|source| RedisStoreError {
-                context: "invalid Redis Cluster URLs",
-                source,
-            })?;
-        let connection = client
-            .get_async_connection()
-            .await
-            .map_err(|source| RedisStoreError {
-                context: "cannot connect to the cluster",
-                source,
-            })?;
-        Ok(Self::with_connection(Connection::Cluster(connection)))
-    }
-
-    fn with_connection(connection: Connection) -> Self {
-        Self {
-            connection,
-            prefix: Arc::from(Self::DEFAULT_PREFIX.as_bytes()),
-            timeout: Self::DEFAULT_TIMEOUT,
-            policy: FailurePolicy::Closed,
-        }
+        Self::options().connect_cluster(urls).await
     }
 
     /// The prefix of every key (default `armor-psk:`): give each service
@@ -206,87 +428,165 @@ impl RedisReplayStore {
         self
     }
 
-    /// The Redis key of an entry: the prefix, then the entry's bytes.
-    pub fn key(&self, entry: &ReplayKey) -> Vec<u8> {
-        [&self.prefix[..], entry.as_bytes()].concat()
+    /// Whether the store holds keys to their share now (Redis at least
+    /// half full, as last read).
+    pub fn under_pressure(&self) -> bool {
+        self.pressure.under.load(Ordering::Relaxed)
     }
 
+    /// Writes every group's epoch: this store's memory holds everything
+    /// since `began` (Unix seconds). For tests that sign in the past, and
+    /// for a Redis restored from a snapshot taken at `began`.
+    ///
+    /// # Errors
+    /// Redis failed.
+    #[doc(hidden)]
+    pub async fn set_memory_since(&self, began: u64) -> Result<(), RedisStoreError> {
+        for group in 0..GROUPS {
+            let tag = group_name(group);
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
+                .arg([&self.prefix[..], &tag[..], b"epoch"].concat())
+                .arg(began)
+                .ignore();
+            self.connection
+                .pipeline(&pipe)
+                .await
+                .map_err(|source| RedisStoreError::new("cannot write the epoch", source))?;
+        }
+        Ok(())
+    }
+
+    /// The Redis key of one of a request's entries: the prefix, the
+    /// request's group tag, then the entry's bytes.
+    #[doc(hidden)]
+    pub fn key_of(&self, request: &ReplayRequest<'_>, entry: &ReplayKey) -> Vec<u8> {
+        let group = group_tag(request);
+        [&self.prefix[..], &group[..], entry.as_bytes()].concat()
+    }
+
+    /// The reservation, or a quota refusal; a Redis error apart.
     async fn try_reserve(
         &self,
-        entries: &[ReplayKey],
-        ttl: Duration,
-    ) -> Result<Reservation, redis::RedisError> {
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let set = |entry: &ReplayKey, value: &[u8]| {
-            let mut command = redis::cmd("SET");
-            command.arg(self.key(entry)).arg(value).arg("NX");
-            command
+        request: &ReplayRequest<'_>,
+    ) -> Result<Result<Reservation, ReplayStoreError>, redis::RedisError> {
+        let ttl_ms = u64::try_from(request.ttl().as_millis()).unwrap_or(u64::MAX);
+        let group = group_tag(request);
+        let key = |suffix: &[u8]| [&self.prefix[..], &group[..], suffix].concat();
+        let entries = request.entries();
+        let owner = signature_tag(request);
+
+        // The group's epoch first, then the entries, in one slot.
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(key(b"epoch"))
+            .arg(request.now())
+            .arg("NX")
+            .arg("GET");
+        for (i, entry) in entries.iter().enumerate() {
+            let value: &[u8] = if i == 0 { b"1" } else { owner };
+            let command = pipe
+                .cmd("SET")
+                .arg(key(entry.as_bytes()))
+                .arg(value)
+                .arg("NX");
+            if i > 0 {
+                command.arg("GET");
+            }
+            command.arg("PX").arg(ttl_ms);
+        }
+        let pressed = self.under_pressure();
+        let counter = [&self.prefix[..], b"share:", request.key_id().as_bytes()].concat();
+        let count = async {
+            if !pressed {
+                return Ok::<u64, redis::RedisError>(0);
+            }
+            let mut pipe = redis::pipe();
+            pipe.cmd("INCRBY").arg(&counter).arg(entries.len());
+            pipe.cmd("PEXPIRE").arg(&counter).arg(ttl_ms).ignore();
+            let replies = self.connection.pipeline(&pipe).await?;
+            Ok(match replies.first() {
+                Some(redis::Value::Int(count)) => u64::try_from(*count).unwrap_or(0),
+                _ => 0,
+            })
         };
-        let reserved = match entries {
-            [] => true,
-            [entry] => {
-                let mut command = set(entry, b"1");
-                command.arg("PX").arg(ttl_ms);
-                is_ok(&self.connection.query(&command).await?)
-            }
-            [signature, nonce] => {
-                // The nonce's value names the request that holds it.
-                let owner = signature_tag(signature);
-                let mut first = set(signature, b"1");
-                first.arg("PX").arg(ttl_ms);
-                let mut second = set(nonce, owner);
-                second.arg("GET").arg("PX").arg(ttl_ms);
-                let (signature, nonce) = tokio::join!(
-                    self.connection.query(&first),
-                    self.connection.query(&second)
-                );
-                let nonce_free = match nonce? {
-                    redis::Value::Nil => true,
-                    redis::Value::BulkString(held) => held == owner,
-                    _ => false,
-                };
-                is_ok(&signature?) && nonce_free
-            }
-            more => {
-                // Not made by the layer; each must be new.
-                let mut all_new = true;
-                for entry in more {
-                    let mut command = set(entry, b"1");
-                    command.arg("PX").arg(ttl_ms);
-                    all_new &= is_ok(&self.connection.query(&command).await?);
-                    if !all_new {
-                        break;
-                    }
-                }
-                all_new
-            }
+        let (replies, count) = tokio::join!(self.connection.pipeline(&pipe), count);
+        let replies = replies?;
+        let began = match replies.first() {
+            Some(redis::Value::BulkString(began)) => std::str::from_utf8(began)
+                .ok()
+                .and_then(|began| began.parse().ok())
+                .unwrap_or(0),
+            // Just written: this group's memory begins now.
+            _ => request.now(),
         };
-        Ok(if reserved {
-            Reservation::Reserved
-        } else {
-            Reservation::Replayed
-        })
+        let set_signature = replies.get(1).is_some_and(is_ok);
+        let nonce_free = match replies.get(2) {
+            None => true,
+            Some(redis::Value::Nil) => true,
+            Some(redis::Value::BulkString(held)) => held == owner,
+            Some(_) => false,
+        };
+        if request.timestamp() < began {
+            return Ok(Ok(Reservation::IssuedBeforeRestart { began }));
+        }
+        if !(set_signature && nonce_free) {
+            return Ok(Ok(Reservation::Replayed));
+        }
+        if pressed && count? > self.pressure.per_key {
+            // Take this request's entries back: it was not accepted.
+            let mut pipe = redis::pipe();
+            pipe.cmd("DEL").arg(key(entries[0].as_bytes())).ignore();
+            if let (Some(nonce), Some(redis::Value::Nil)) = (entries.get(1), replies.get(2)) {
+                pipe.cmd("DEL").arg(key(nonce.as_bytes())).ignore();
+            }
+            self.connection.pipeline(&pipe).await?;
+            return Ok(Err(ReplayStoreError::KeyQuotaExceeded {
+                retry_after: request.ttl(),
+            }));
+        }
+        Ok(Ok(Reservation::Reserved))
     }
 
     async fn reserve_with_policy(
         &self,
-        entries: &[ReplayKey],
-        ttl: Duration,
+        request: &ReplayRequest<'_>,
     ) -> Result<Reservation, ReplayStoreError> {
-        let outcome: Result<Reservation, BoxError> =
-            match tokio::time::timeout(self.timeout, self.try_reserve(entries, ttl)).await {
-                Ok(outcome) => outcome.map_err(Into::into),
-                Err(elapsed) => Err(elapsed.into()),
-            };
-        match (outcome, self.policy) {
-            (Ok(reservation), _) => Ok(reservation),
-            (Err(error), FailurePolicy::Closed) => Err(ReplayStoreError::Unavailable(error)),
-            (Err(error), FailurePolicy::Open) => {
+        let outcome = tokio::time::timeout(self.timeout, self.try_reserve(request)).await;
+        let error: BoxError = match outcome {
+            Ok(Ok(answer)) => return answer,
+            Ok(Err(error)) if is_oom(&error) => return Err(ReplayStoreError::Full),
+            Ok(Err(error)) => error.into(),
+            Err(elapsed) => elapsed.into(),
+        };
+        match self.policy {
+            FailurePolicy::Closed => Err(ReplayStoreError::Unavailable(error)),
+            FailurePolicy::Open => {
                 tracing::warn!(%error, "ARMOR-PSK replay store unavailable; failing open (no replay protection)");
                 Ok(Reservation::Reserved)
             }
         }
     }
+}
+
+/// Whether Redis answered `OOM` (`maxmemory` reached under `noeviction`),
+/// alone or inside a pipeline's errors.
+fn is_oom(error: &redis::RedisError) -> bool {
+    error.code() == Some("OOM")
+        || error
+            .clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, error)| error.code() == "OOM"))
+}
+
+/// The hash tag of a request's group: from its signature, the same on
+/// every instance.
+fn group_tag(request: &ReplayRequest<'_>) -> [u8; 5] {
+    group_name(request.signature().as_bytes()[0] % GROUPS)
+}
+
+fn group_name(group: u8) -> [u8; 5] {
+    [b'{', b'g', b'0' + group / 10, b'0' + group % 10, b'}']
 }
 
 /// Whether a `SET` answered `OK` (set) rather than nil (`NX`: it existed).
@@ -296,20 +596,17 @@ fn is_ok(reply: &redis::Value) -> bool {
 }
 
 /// The value a nonce key holds: the first 16 bytes of the request's
-/// signature entry's signature (its last 64 bytes are the signature).
-fn signature_tag(signature: &ReplayKey) -> &[u8] {
-    let bytes = signature.as_bytes();
-    let start = bytes.len().saturating_sub(64);
-    &bytes[start..(start + 16).min(bytes.len())]
+/// signature.
+fn signature_tag<'a>(request: &ReplayRequest<'a>) -> &'a [u8] {
+    &request.signature().as_bytes()[..16]
 }
 
 impl ReplayStore for RedisReplayStore {
     fn reserve<'a>(
         &'a self,
-        entries: &'a [ReplayKey],
-        ttl: Duration,
+        request: &'a ReplayRequest<'a>,
     ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
-        Box::pin(self.reserve_with_policy(entries, ttl))
+        Box::pin(self.reserve_with_policy(request))
     }
 }
 
@@ -324,6 +621,7 @@ impl fmt::Debug for RedisReplayStore {
             .field("prefix", &String::from_utf8_lossy(&self.prefix))
             .field("timeout", &self.timeout)
             .field("policy", &self.policy)
+            .field("per_key_limit", &self.pressure.per_key)
             .finish_non_exhaustive()
     }
 }

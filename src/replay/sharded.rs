@@ -1,76 +1,80 @@
-//! A replay store on plain sharded hash maps, swept as it is used.
+//! The index without a thread: requests sweep it as they go.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use super::index::Index;
-use super::store::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use super::index::{BYTES_PER_ENTRY, Fence, Index};
+use super::store::{ReplayRequest, ReplayStore, ReplayStoreError, Reservation};
 use crate::boxed::BoxFuture;
 
-/// An in-memory [`ReplayStore`] on 64 mutex-guarded hash tables of 96-bit
-/// entry digests, each with its expiry: the same index as
-/// [`MemoryReplayStore`](crate::MemoryReplayStore), without moka. Expired
-/// entries are dropped by a sweep of one shard (1/64 of the entries) that
-/// a reservation runs when that shard was last swept a second ago or more,
-/// so a request may now and then pay for it.
-///
-/// Like every store of the crate it never forgets a live entry (at
-/// `capacity` it answers [`ReplayStoreError::Full`]), holds each key to its
-/// share (`with_per_key_limit`), and reserves a request's entries all or
-/// none.
+/// An in-memory [`ReplayStore`] with no thread of its own: the same index,
+/// shares and restart fence as [`MemoryReplayStore`](crate::MemoryReplayStore),
+/// its expired entries swept by the requests themselves (a reservation
+/// sweeps its shard, 1/64 of the entries, when that shard was last swept a
+/// second ago or more), so a request may now and then pay for it. For
+/// runtimes where a background thread is unwelcome.
 ///
 /// ```
 /// use armor_psk::{ArmorPskLayer, MemoryKeyStore, ShardedReplayStore};
 ///
 /// let layer = ArmorPskLayer::new(MemoryKeyStore::new())
-///     .with_replay_store(ShardedReplayStore::with_capacity(2_000_000));
+///     .with_replay_store(ShardedReplayStore::with_memory_limit(64 << 20));
 /// ```
 #[derive(Clone)]
 pub struct ShardedReplayStore {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    index: Index,
-    /// Per shard, the second of its last sweep.
-    swept: Box<[AtomicU32]>,
+    index: Arc<Index>,
 }
 
 impl ShardedReplayStore {
-    /// The default capacity in entries.
-    pub const DEFAULT_CAPACITY: u64 = 1_000_000;
+    /// The default memory limit of the tables: 1 GiB.
+    pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
 
-    /// A store holding at most [`Self::DEFAULT_CAPACITY`] entries.
+    /// The default capacity in entries (the default memory limit's).
+    pub const DEFAULT_CAPACITY: u64 = Self::DEFAULT_MEMORY_LIMIT / BYTES_PER_ENTRY;
+
+    /// A store within [`Self::DEFAULT_MEMORY_LIMIT`].
     pub fn new() -> Self {
-        Self::with_capacity(Self::DEFAULT_CAPACITY)
+        Self::with_memory_limit(Self::DEFAULT_MEMORY_LIMIT)
     }
 
-    /// A store holding at most `capacity` entries, half of them at most for
-    /// any one key.
+    /// A store whose tables never take more than `bytes` (16 bytes of it
+    /// per entry of capacity).
+    pub fn with_memory_limit(bytes: u64) -> Self {
+        Self::with_capacity(bytes / BYTES_PER_ENTRY)
+    }
+
+    /// A store holding at most `capacity` entries.
     pub fn with_capacity(capacity: u64) -> Self {
-        Self::build(capacity, capacity / 2)
+        Self::build(capacity, u64::MAX, Fence::FromStart)
     }
 
-    /// At most `limit` entries for any one key (default: half the
-    /// capacity); a key over it gets 429 `key_quota_exceeded`.
+    /// At most `limit` entries for any one key, whatever the pressure; see
+    /// [`MemoryReplayStore::with_per_key_limit`](crate::MemoryReplayStore::with_per_key_limit).
     #[must_use]
     pub fn with_per_key_limit(self, limit: u64) -> Self {
-        Self::build(self.capacity(), limit)
+        Self::build(self.capacity(), limit, self.index.fence())
     }
 
-    fn build(capacity: u64, per_key_limit: u64) -> Self {
-        let index = Index::new(capacity, per_key_limit);
-        let swept = (0..index.shards()).map(|_| AtomicU32::new(0)).collect();
+    /// See [`MemoryReplayStore::with_memory_since`](crate::MemoryReplayStore::with_memory_since).
+    ///
+    /// # Security
+    /// With `None`, a request accepted before a restart can be replayed
+    /// after it.
+    #[must_use]
+    pub fn with_memory_since(self, began: Option<u64>) -> Self {
+        let fence = began.map_or(Fence::Off, Fence::Since);
+        Self::build(self.capacity(), self.per_key_limit(), fence)
+    }
+
+    fn build(capacity: u64, per_key_limit: u64, fence: Fence) -> Self {
         Self {
-            inner: Arc::new(Inner { index, swept }),
+            index: Arc::new(Index::new(capacity, per_key_limit, fence)),
         }
     }
 
     /// Entries held, including expired ones not yet swept.
     pub fn len(&self) -> u64 {
-        self.inner.index.len()
+        self.index.len()
     }
 
     /// Whether no entry is held.
@@ -80,42 +84,24 @@ impl ShardedReplayStore {
 
     /// The most entries the store will hold.
     pub fn capacity(&self) -> u64 {
-        self.inner.index.capacity()
+        self.index.capacity()
     }
 
-    /// The most entries one key may hold.
+    /// The most entries one key may hold whatever the pressure.
     pub fn per_key_limit(&self) -> u64 {
-        self.inner.index.per_key_limit()
+        self.index.per_key_limit()
+    }
+
+    /// When this store's memory began, once a request has told the time.
+    pub fn began(&self) -> Option<u64> {
+        self.index.began()
     }
 
     /// Drops every expired entry now (it also happens as the store is used).
     pub fn sweep(&self) {
-        for shard in 0..self.inner.index.shards() {
-            self.inner.index.sweep_shard(shard);
+        for shard in 0..self.index.shards() {
+            self.index.sweep_shard(shard);
         }
-    }
-
-    fn reserve_now(
-        &self,
-        entries: &[ReplayKey],
-        ttl: Duration,
-    ) -> Result<Reservation, ReplayStoreError> {
-        let index = &self.inner.index;
-        let request = index.digest(entries);
-        let now = index.now();
-        if let Some(first) = request.digests.first() {
-            let shard = first.shard();
-            let swept = &self.inner.swept[shard];
-            let last = swept.load(Ordering::Relaxed);
-            if now > last
-                && swept
-                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                index.sweep_shard(shard);
-            }
-        }
-        index.reserve(&request, index.until(ttl))
     }
 }
 
@@ -130,18 +116,17 @@ impl fmt::Debug for ShardedReplayStore {
         f.debug_struct("ShardedReplayStore")
             .field("len", &self.len())
             .field("capacity", &self.capacity())
-            .field("per_key_limit", &self.per_key_limit())
-            .finish()
+            .field("began", &self.began())
+            .finish_non_exhaustive()
     }
 }
 
 impl ReplayStore for ShardedReplayStore {
     fn reserve<'a>(
         &'a self,
-        entries: &'a [ReplayKey],
-        ttl: Duration,
+        request: &'a ReplayRequest<'a>,
     ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
-        Box::pin(std::future::ready(self.reserve_now(entries, ttl)))
+        Box::pin(std::future::ready(self.index.reserve(request, true)))
     }
 
     fn len_hint(&self) -> Option<u64> {

@@ -1,0 +1,313 @@
+//! One shard of the in-memory index: an open-addressing table of 64-bit
+//! digests and their expiry, Robin Hood ordered, 12 bytes a slot.
+//!
+//! Why not a general-purpose map: a `HashMap<u64, u32>` slot is 16 bytes
+//! (alignment) plus a control byte, and hashbrown's tables double, so at a
+//! given size a table sits anywhere between 44 % and 87 % full: 19 to 39
+//! bytes an entry. Here digests and expiries live in two arrays (8 + 4
+//! bytes), a table grows by half of its size, and it never holds more than
+//! seven eighths of its slots: 13.7 to 20.6 bytes an entry, and probes
+//! stay short because Robin Hood ordering ends a search for an absent
+//! digest as soon as it meets one nearer to its home.
+
+/// A digest of 0 marks an empty slot; real digests are never 0.
+const EMPTY: u64 = 0;
+
+/// The fewest slots a table has.
+pub(crate) const MIN_SLOTS: usize = 16;
+
+/// What a reservation found at a digest's place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// Held and live: a replay.
+    Live,
+    /// Held but expired (not yet swept): its slot was taken over.
+    Renewed,
+    /// Absent: now inserted.
+    Inserted,
+    /// Absent, and the table may not grow: nothing was inserted.
+    NoRoom,
+}
+
+/// A shard's table. `until` values are seconds on the index's scale.
+pub(crate) struct Table {
+    digests: Box<[u64]>,
+    until: Box<[u32]>,
+    len: usize,
+    /// The most slots this table may grow to.
+    max_slots: usize,
+}
+
+impl Table {
+    pub(crate) fn new(max_slots: usize) -> Self {
+        let slots = MIN_SLOTS;
+        Self {
+            digests: vec![EMPTY; slots].into_boxed_slice(),
+            until: vec![0; slots].into_boxed_slice(),
+            len: 0,
+            max_slots: max_slots.max(MIN_SLOTS),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Slots allocated (for memory accounting).
+    pub(crate) fn slots(&self) -> usize {
+        self.digests.len()
+    }
+
+    /// A digest's home slot: its high bits scaled to the table's size (so
+    /// any size works, not only powers of two).
+    fn home(&self, digest: u64) -> usize {
+        ((u128::from(digest) * self.digests.len() as u128) >> 64) as usize
+    }
+
+    fn distance(&self, slot: usize, digest: u64) -> usize {
+        let home = self.home(digest);
+        if slot >= home {
+            slot - home
+        } else {
+            slot + self.digests.len() - home
+        }
+    }
+
+    fn next(&self, slot: usize) -> usize {
+        if slot + 1 == self.digests.len() {
+            0
+        } else {
+            slot + 1
+        }
+    }
+
+    /// Where `digest` is held, if it is.
+    fn find(&self, digest: u64) -> Option<usize> {
+        let mut slot = self.home(digest);
+        let mut distance = 0;
+        loop {
+            let held = self.digests[slot];
+            if held == digest {
+                return Some(slot);
+            }
+            if held == EMPTY || self.distance(slot, held) < distance {
+                return None;
+            }
+            slot = self.next(slot);
+            distance += 1;
+        }
+    }
+
+    /// Whether `digest` is held and live at `now`.
+    pub(crate) fn is_live(&self, digest: u64, now: u32) -> bool {
+        self.find(digest).is_some_and(|slot| self.until[slot] > now)
+    }
+
+    /// Holds `digest` until `until` unless it is held and live at `now`.
+    /// An absent digest is inserted only if `may_insert`.
+    pub(crate) fn reserve(&mut self, digest: u64, until: u32, now: u32, may_insert: bool) -> Found {
+        debug_assert_ne!(digest, EMPTY);
+        if let Some(slot) = self.find(digest) {
+            if self.until[slot] > now {
+                return Found::Live;
+            }
+            self.until[slot] = until;
+            return Found::Renewed;
+        }
+        if !may_insert {
+            return Found::NoRoom;
+        }
+        if (self.len + 1) * 8 > self.digests.len() * 7 {
+            let slots = self.digests.len();
+            if slots < self.max_slots {
+                let grown = (slots + slots / 2).min(self.max_slots);
+                self.resize(grown, now);
+            } else if (self.len + 1) * 100 > slots * 95 {
+                return Found::NoRoom;
+            }
+        }
+        self.insert(digest, until);
+        Found::Inserted
+    }
+
+    /// Inserts a digest known to be absent.
+    fn insert(&mut self, mut digest: u64, mut until: u32) {
+        let mut slot = self.home(digest);
+        let mut distance = 0;
+        loop {
+            let held = self.digests[slot];
+            if held == EMPTY {
+                self.digests[slot] = digest;
+                self.until[slot] = until;
+                self.len += 1;
+                return;
+            }
+            let held_distance = self.distance(slot, held);
+            if held_distance < distance {
+                // Robin Hood: the poorer digest takes the slot.
+                std::mem::swap(&mut self.digests[slot], &mut digest);
+                std::mem::swap(&mut self.until[slot], &mut until);
+                distance = held_distance;
+            }
+            slot = self.next(slot);
+            distance += 1;
+        }
+    }
+
+    /// Takes `digest` out (a reservation taken back).
+    pub(crate) fn remove(&mut self, digest: u64) {
+        if let Some(slot) = self.find(digest) {
+            self.remove_at(slot);
+        }
+    }
+
+    /// Empties `slot`, shifting the digests after it back one place (so no
+    /// tombstone is ever left).
+    fn remove_at(&mut self, mut slot: usize) {
+        loop {
+            let next = self.next(slot);
+            let held = self.digests[next];
+            if held == EMPTY || self.distance(next, held) == 0 {
+                self.digests[slot] = EMPTY;
+                self.until[slot] = 0;
+                self.len -= 1;
+                return;
+            }
+            self.digests[slot] = held;
+            self.until[slot] = self.until[next];
+            slot = next;
+        }
+    }
+
+    /// Removes the expired digests of slots `from..to` (bounded by the
+    /// table's size) and returns how many went. A digest shifted back into
+    /// a slot already passed waits for the next sweep.
+    pub(crate) fn sweep(&mut self, from: usize, to: usize, now: u32) -> usize {
+        let to = to.min(self.digests.len());
+        let before = self.len;
+        let mut slot = from;
+        while slot < to {
+            if self.digests[slot] != EMPTY && self.until[slot] <= now {
+                self.remove_at(slot);
+                // The slot now holds the next digest, if any: look again.
+                continue;
+            }
+            slot += 1;
+        }
+        before - self.len
+    }
+
+    /// Shrinks a table that is mostly empty (after a flood), keeping its
+    /// live digests.
+    pub(crate) fn shrink_if_sparse(&mut self, now: u32) {
+        let slots = self.digests.len();
+        if slots > MIN_SLOTS && self.len * 4 < slots {
+            let target = (self.len * 2).max(MIN_SLOTS);
+            self.resize(target, now);
+        }
+    }
+
+    /// Rebuilds the table with `slots` slots, dropping expired digests.
+    fn resize(&mut self, slots: usize, now: u32) {
+        let digests = std::mem::replace(&mut self.digests, vec![EMPTY; slots].into_boxed_slice());
+        let until = std::mem::replace(&mut self.until, vec![0; slots].into_boxed_slice());
+        self.len = 0;
+        for (digest, until) in digests.iter().zip(until.iter()) {
+            if *digest != EMPTY && *until > now {
+                self.insert(*digest, *until);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// A tiny deterministic generator (xorshift), digests never 0.
+    fn digests(seed: u64) -> impl Iterator<Item = u64> {
+        let mut state = seed | 1;
+        std::iter::from_fn(move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            Some(state.max(1))
+        })
+    }
+
+    #[test]
+    fn agrees_with_a_hash_map_through_inserts_removals_sweeps_and_resizes() {
+        let mut table = Table::new(1 << 20);
+        let mut model: HashMap<u64, u32> = HashMap::new();
+        let mut now = 0u32;
+        for (i, digest) in digests(7).take(60_000).enumerate() {
+            // Reuse earlier digests now and then (renewals and replays).
+            let digest = if i % 7 == 3 { digest % 64 + 1 } else { digest };
+            let until = now + 1 + (digest % 50) as u32;
+            let expected = match model.get(&digest) {
+                Some(&held) if held > now => Found::Live,
+                Some(_) => Found::Renewed,
+                None => Found::Inserted,
+            };
+            assert_eq!(table.reserve(digest, until, now, true), expected);
+            if expected != Found::Live {
+                model.insert(digest, until);
+            }
+            if i % 11 == 0 {
+                table.remove(digest);
+                model.remove(&digest);
+            }
+            if i % 1000 == 999 {
+                now += 10;
+                let slots = table.slots();
+                table.sweep(0, slots / 2, now);
+                table.sweep(slots / 2, slots, now);
+                table.shrink_if_sparse(now);
+                // What a sweep may leave behind is expired; drop it from
+                // the model only when the table no longer has it.
+                model.retain(|digest, until| *until > now || table.find(*digest).is_some());
+            }
+            assert_eq!(table.len(), model.len());
+        }
+        for (digest, until) in &model {
+            assert_eq!(table.is_live(*digest, now), *until > now);
+        }
+    }
+
+    #[test]
+    fn never_grows_past_its_limit_and_says_so() {
+        let mut table = Table::new(64);
+        let mut inserted = 0;
+        for digest in digests(3).take(1000) {
+            match table.reserve(digest, 10, 0, true) {
+                Found::Inserted => inserted += 1,
+                Found::NoRoom => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(table.slots(), 64);
+        assert_eq!(inserted, 60, "95 % of 64 slots");
+        assert_eq!(table.len(), 60);
+    }
+
+    #[test]
+    fn a_sparse_table_shrinks_and_keeps_its_live_digests() {
+        let mut table = Table::new(1 << 16);
+        let all: Vec<u64> = digests(11).take(10_000).collect();
+        for (i, digest) in all.iter().enumerate() {
+            let until = if i < 100 { 1000 } else { 5 };
+            table.reserve(*digest, until, 0, true);
+        }
+        let slots = table.slots();
+        assert_eq!(table.sweep(0, slots, 10), 9_900);
+        table.shrink_if_sparse(10);
+        assert!(table.slots() < slots / 10, "{} slots", table.slots());
+        for digest in &all[..100] {
+            assert!(table.is_live(*digest, 10));
+        }
+        assert!(!table.is_live(all[100], 10));
+    }
+}
