@@ -16,6 +16,12 @@
 //!   comma-separated `redis://` node URLs.
 //!
 //!   Without either the store is in memory, this process's own.
+//! - `ARMOR_PSK_REPLAY_MEMORY_LIMIT`: the in-memory replay store's memory
+//!   limit, in bytes or with a unit (`64MiB`, `2GiB`, `500MB`; default
+//!   1 GiB: 33 million requests held, 90,000 requests a second sustained).
+//! - `ARMOR_PSK_REDIS_ALLOW_EVICTION=1`: accept a Redis whose
+//!   `maxmemory-policy` may evict entries (refused otherwise: an evicted
+//!   entry is a replay accepted).
 //! - `ARMOR_PSK_DATABASE_URL`: take the keys from PostgreSQL (needs
 //!   `--features postgres`), sealed under `ARMOR_PSK_KEK` (32 bytes,
 //!   base64), cached, and dropped from the cache within a second of a
@@ -29,13 +35,19 @@
 //! real (the signature covers the body), so the server bounds what
 //! unauthenticated clients can hold: a read timeout on request bodies
 //! (a slow or stalled body gets 400 `invalid_body`), a concurrency limit
-//! (at most that many bodies held at once, each at most the body limit),
-//! and a timeout on the whole request.
+//! for the whole server (at most 512 requests at once, each body at most
+//! the body limit; the 513th gets 503 at once), and a timeout on the whole
+//! request. The limit is one semaphore shared by every connection
+//! (`GlobalConcurrencyLimitLayer`): a `ConcurrencyLimitLayer` would be
+//! cloned with axum's per-connection service and bound nothing.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
-use armor_psk::{ArmorPskLayer, Identity, KeyStore, MemoryKeyStore, generate_secret};
+use armor_psk::{
+    ArmorPskLayer, Identity, KeyStore, MemoryKeyStore, MemoryReplayStore, generate_secret,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
@@ -43,13 +55,45 @@ use axum::extract::OriginalUri;
 use axum::response::Json;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
-/// At most this many requests in the server at once; more wait their turn
-/// (or are shed with 503 when the queue is full).
+/// At most this many requests in the whole server at once; more are shed
+/// with 503.
 const MAX_IN_FLIGHT: usize = 512;
+
+/// A size in bytes, or with a unit: `KiB`, `MiB`, `GiB` (powers of 1024)
+/// or `KB`, `MB`, `GB` (powers of 1000).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (bytes, or e.g. 64MiB)"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "{other:?} is not a unit: use KiB, MiB, GiB, KB, MB or GB"
+            ));
+        }
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
 
 async fn echo(
     identity: Identity,
@@ -131,9 +175,11 @@ async fn with_redis(
     layer: ArmorPskLayer,
     redis: Redis,
 ) -> Result<ArmorPskLayer, Box<dyn std::error::Error>> {
+    let allow_eviction = std::env::var("ARMOR_PSK_REDIS_ALLOW_EVICTION").is_ok_and(|v| v == "1");
+    let options = armor_psk::RedisReplayStore::options().allow_eviction(allow_eviction);
     let store = match redis {
-        Redis::Single(url) => armor_psk::RedisReplayStore::connect(&url).await?,
-        Redis::Cluster(urls) => armor_psk::RedisReplayStore::connect_cluster(&urls).await?,
+        Redis::Single(url) => options.connect(&url).await?,
+        Redis::Cluster(urls) => options.connect_cluster(&urls).await?,
     };
     println!("replay store: {store:?} (shared by every server using it)");
     Ok(layer.with_replay_store(store))
@@ -181,10 +227,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let layer = match redis {
         Some(redis) => with_redis(ArmorPskLayer::new(keys), redis).await?,
         None => {
-            println!("replay store: in memory (this process only)");
-            ArmorPskLayer::new(keys)
+            let limit = match std::env::var("ARMOR_PSK_REPLAY_MEMORY_LIMIT") {
+                Ok(text) => parse_size(&text)
+                    .map_err(|error| format!("ARMOR_PSK_REPLAY_MEMORY_LIMIT: {error}"))?,
+                Err(_) => MemoryReplayStore::DEFAULT_MEMORY_LIMIT,
+            };
+            let store = MemoryReplayStore::with_memory_limit(limit);
+            println!(
+                "replay store: in memory (this process only), at most {} MiB, {} requests",
+                limit >> 20,
+                store.capacity() / 2
+            );
+            ArmorPskLayer::new(keys).with_replay_store(store)
         }
     };
+    // One semaphore for the whole server: every connection's copy of the
+    // router shares it.
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let app = Router::new().fallback(echo).layer(layer).layer(
         ServiceBuilder::new()
             .layer(TraceLayer::new_for_http())
@@ -193,7 +252,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 (StatusCode::SERVICE_UNAVAILABLE, "server busy")
             }))
             .load_shed()
-            .concurrency_limit(MAX_IN_FLIGHT)
+            .layer(GlobalConcurrencyLimitLayer::with_semaphore(in_flight))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 Duration::from_secs(30),

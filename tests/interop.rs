@@ -4,41 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::process::{Server, run_python};
+use common::process::{Server, run_python, server_binary};
 
 const KEY_ID: &str = "3f2c8a4e-5b1d-4e8f-9a7c-6d5e4f3a2b1c";
 const SECRET: &str = "interop-secret-Zx9";
-
-/// The example server binary, built next to this test (plain `cargo test`
-/// builds examples; a filtered run builds it here).
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let binary = profile_dir
-        .join("examples")
-        .join(format!("server{}", std::env::consts::EXE_SUFFIX));
-    if !binary.exists() {
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args(["build", "--example", "server"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir
-            .file_name()
-            .is_some_and(|name| name == "release")
-        {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build --example server");
-        assert!(status.success(), "cargo build --example server failed");
-    }
-    binary
-}
 
 #[test]
 fn python_client_against_the_example_server() {

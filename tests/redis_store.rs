@@ -10,13 +10,14 @@
 mod common;
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use armor_psk::{
     ArmorPskLayer, FailurePolicy, ManualClock, MemoryKeyStore, MemoryReplayStore, RedisReplayStore,
     ReplayKey, replay_ttl,
 };
+use common::redis::OwnRedis;
 use common::{KEY_ID, NOW, SECRET, app, request_with_header, send, signed, signer};
 use http::StatusCode;
 
@@ -28,13 +29,6 @@ fn redis_url(test: &str) -> Option<String> {
         test,
         "Set it to redis://127.0.0.1:PORT/",
     )
-}
-
-/// Says on the terminal, past the test harness's capture, that a test did
-/// not run.
-fn skipped(why: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {why} ***\n");
 }
 
 /// A prefix of this test's own, so that tests sharing one Redis never meet.
@@ -209,74 +203,8 @@ async fn with_one_entry_per_request_a_plain_set_nx_still_refuses_replays() {
     assert_eq!(forgery.code(), "replayed_request");
 }
 
-/// A `redis-server` of the test's own, on a fixed free port, that can be
-/// stopped and started again.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let mut redis = Self { port, child: None };
-        redis.resume().then_some(redis)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Starts the server and waits until it answers.
-    fn resume(&mut self) -> bool {
-        let binary =
-            std::env::var("ARMOR_PSK_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let Ok(child) = Command::new(binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-        else {
-            return false;
-        };
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 fn own_redis(test: &str) -> Option<OwnRedis> {
-    let redis = OwnRedis::start();
-    if redis.is_none() {
-        if std::env::var("ARMOR_PSK_REQUIRE_REDIS").as_deref() == Ok("1") {
-            panic!("{test}: cannot start redis-server (set ARMOR_PSK_REDIS_SERVER to its path)");
-        }
-        skipped(&format!("{test}: cannot start redis-server"));
-    }
-    redis
+    common::redis::own_redis(test, &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,4 +291,163 @@ async fn connecting_to_nothing_is_an_error_that_hides_the_password() {
         invalid.to_string().contains("invalid Redis URL"),
         "{invalid}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_may_evict_is_refused_unless_allowed() {
+    let Some(redis) = common::redis::own_redis(
+        "a_redis_that_may_evict_is_refused_unless_allowed",
+        &["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"],
+    ) else {
+        return;
+    };
+    let error = RedisReplayStore::connect(&redis.url())
+        .await
+        .expect_err("allkeys-lru may evict entries");
+    let message = error.to_string();
+    assert!(
+        message.contains("maxmemory-policy is allkeys-lru"),
+        "{message}"
+    );
+    assert!(message.contains("noeviction"), "{message}");
+    RedisReplayStore::options()
+        .allow_eviction(true)
+        .connect(&redis.url())
+        .await
+        .expect("allowed explicitly");
+}
+
+/// The signature of flood request `n` (distinct for every n).
+fn flood_signature(n: u64) -> armor_psk::Signature {
+    let mut bytes = [0u8; 64];
+    bytes[..8].copy_from_slice(&n.to_le_bytes());
+    bytes[8..16].copy_from_slice(&n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+    armor_psk::Signature::from_bytes(bytes)
+}
+
+async fn reserve_one(
+    store: &RedisReplayStore,
+    key_id: &str,
+    n: u64,
+) -> Result<armor_psk::Reservation, armor_psk::ReplayStoreError> {
+    use armor_psk::ReplayStore as _;
+    let signature = flood_signature(n);
+    let nonce = format!("{n:032x}");
+    let request =
+        armor_psk::ReplayRequest::new(key_id, &signature, NOW, NOW, Duration::from_secs(360))
+            .with_nonce(&nonce);
+    store.reserve(&request).await
+}
+
+/// Redis with `noeviction` and a small `maxmemory`: one key floods with 32
+/// requests in flight until it is held to its share; another key is then
+/// still served, and every request the flood got accepted stays refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_key_leaves_a_full_redis_serving_others_and_forgetting_nothing() {
+    let Some(redis) = common::redis::own_redis(
+        "a_flood_from_one_key_leaves_a_full_redis_serving_others_and_forgetting_nothing",
+        &["--maxmemory", "16mb", "--maxmemory-policy", "noeviction"],
+    ) else {
+        return;
+    };
+    let store = Arc::new(
+        store(&redis.url(), &prefix())
+            .await
+            .with_timeout(Duration::from_secs(2)),
+    );
+    let accepted = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (store, accepted, refused, next) = (
+                store.clone(),
+                accepted.clone(),
+                refused.clone(),
+                next.clone(),
+            );
+            tokio::spawn(async move {
+                use std::sync::atomic::Ordering::Relaxed;
+                while refused.load(Relaxed) < 2_000 {
+                    let n = next.fetch_add(1, Relaxed);
+                    assert!(n < 2_000_000, "the flood was never held to a share");
+                    match reserve_one(&store, "flood", n).await {
+                        Ok(armor_psk::Reservation::Reserved) => accepted.lock().unwrap().push(n),
+                        Err(armor_psk::ReplayStoreError::KeyQuotaExceeded { .. }) => {
+                            refused.fetch_add(1, Relaxed);
+                        }
+                        other => panic!("flood request {n}: {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(store.under_pressure());
+    for n in 0..200 {
+        let answer = reserve_one(&store, "other", 10_000_000 + n).await;
+        assert!(
+            matches!(answer, Ok(armor_psk::Reservation::Reserved)),
+            "{answer:?}"
+        );
+    }
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(accepted.len() > 10_000, "{} accepted", accepted.len());
+    for &n in accepted.iter().step_by(accepted.len() / 500) {
+        let answer = reserve_one(&store, "flood", n).await;
+        assert!(
+            matches!(answer, Ok(armor_psk::Reservation::Replayed)),
+            "flood request {n} replayed: {answer:?}"
+        );
+    }
+}
+
+/// Two instances share a Redis that restarts without persistence: a
+/// request accepted before is refused by either after, with its own
+/// reason, and a request signed after the restart is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_redis_restart_no_instance_accepts_a_request_signed_before() {
+    let Some(mut redis) =
+        own_redis("after_a_redis_restart_no_instance_accepts_a_request_signed_before")
+    else {
+        return;
+    };
+    let prefix = prefix();
+    let clock = ManualClock::new(NOW);
+    let instance = |store: RedisReplayStore| {
+        app(
+            ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
+                .with_clock(clock.clone())
+                .with_replay_store(store),
+        )
+    };
+    let a = instance(store(&redis.url(), &prefix).await);
+    let b = instance(store(&redis.url(), &prefix).await);
+    let header = signer()
+        .sign_at("POST", "/pay", b"{}", "before", NOW)
+        .unwrap();
+    let original = || request_with_header("POST", "/pay", &header, b"{}");
+    assert_eq!(send(&a, original()).await.status, StatusCode::OK);
+    assert_eq!(send(&b, original()).await.code(), "replayed_request");
+
+    redis.stop();
+    assert!(redis.resume(), "restart redis-server");
+    clock.advance(1);
+    for instance in [&b, &a] {
+        let mut replay = send(instance, original()).await;
+        for _ in 0..100 {
+            // Each connection comes back by itself.
+            if replay.code() != "replay_store_unavailable" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            replay = send(instance, original()).await;
+        }
+        assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(replay.code(), "issued_before_restart", "{}", replay.json);
+    }
+    let fresh = signed("POST", "/pay", b"{}", "after", NOW + 1);
+    assert_eq!(send(&a, fresh).await.status, StatusCode::OK);
 }

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod process;
+pub mod redis;
 
 use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Rejection, ReplayStore, Signer};
 use axum::Router;

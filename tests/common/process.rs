@@ -2,7 +2,7 @@
 //! `listening on URL`, and the Python interop scripts.
 
 use std::io::{BufRead, BufReader, Lines};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 /// A running server process, killed when dropped.
@@ -79,4 +79,72 @@ pub fn run_python(script: &str, url: &str, key_id: &str, secret: &str, checks: u
         stdout.contains(&format!("{checks} passed, 0 failed")),
         "{stdout}"
     );
+}
+
+/// The example server binary, built next to this test (plain `cargo test`
+/// builds examples; a filtered run builds it here, with every feature).
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("server{}", std::env::consts::EXE_SUFFIX));
+    if !binary.exists() {
+        let mut build = Command::new(env!("CARGO"));
+        build
+            .args(["build", "--all-features", "--example", "server"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir
+            .file_name()
+            .is_some_and(|name| name == "release")
+        {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build --example server");
+        assert!(status.success(), "cargo build --example server failed");
+    }
+    binary
+}
+
+/// The example server with `ARMOR_PSK_KEYS` set and nothing else from the
+/// test's environment (no Redis, no database), on a free port.
+pub fn example_server(keys: &str) -> Command {
+    let mut command = Command::new(server_binary());
+    command
+        .env("ARMOR_PSK_KEYS", keys)
+        .env("ARMOR_PSK_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .env_remove("ARMOR_PSK_REDIS_URL")
+        .env_remove("ARMOR_PSK_REDIS_CLUSTER_URLS")
+        .env_remove("ARMOR_PSK_DATABASE_URL")
+        .env_remove("ARMOR_PSK_REPLAY_MEMORY_LIMIT");
+    command
+}
+
+impl Server {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its resident memory, from /proc.
+    pub fn resident_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the server is running");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+
+    /// Kills it with SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
