@@ -131,14 +131,7 @@ async fn an_entry_lives_in_redis_exactly_as_long_as_the_window_rule_says() {
         ReplayKey::signature(KEY_ID, credentials.signature()),
         ReplayKey::nonce(KEY_ID, "ttl-1"),
     ] {
-        let request = armor_psk::ReplayRequest::new(
-            KEY_ID,
-            credentials.signature(),
-            timestamp,
-            NOW,
-            Duration::from_secs(360),
-        );
-        let key = redis_store.key_of(&request, &entry);
+        let key = redis_store.key(&entry);
         assert!(key.starts_with(prefix.as_bytes()));
         let pttl: i64 = redis::cmd("PTTL")
             .arg(&key)
@@ -450,4 +443,19 @@ async fn after_a_redis_restart_no_instance_accepts_a_request_signed_before() {
     }
     let fresh = signed("POST", "/pay", b"{}", "after", NOW + 1);
     assert_eq!(send(&a, fresh).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_nonce_reused_with_another_timestamp_is_refused() {
+    let Some(url) = redis_url("a_nonce_reused_with_another_timestamp_is_refused") else {
+        return;
+    };
+    let router = app(layer_with(store(&url, &prefix()).await));
+    let first = send(&router, signed("GET", "/me", b"", "reused", NOW)).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.json);
+    for offset in 1..20 {
+        // Other signatures, so other groups: the nonce's key is its own.
+        let again = send(&router, signed("GET", "/me", b"", "reused", NOW - offset)).await;
+        assert_eq!(again.code(), "replayed_request", "{}", again.json);
+    }
 }

@@ -10,6 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use smallvec::SmallVec;
 
 use super::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreError, Reservation};
 use crate::boxed::{BoxError, BoxFuture};
@@ -58,20 +59,24 @@ impl RedisStoreError {
 /// loses its data loses the epoch of every entry it held.
 const GROUPS: u8 = 64;
 
-/// Bytes Redis spends on one entry (key, value, expiry, overhead), about:
-/// used to turn `maxmemory` into a per-key share.
-const ENTRY_BYTES: u64 = 200;
+/// Bytes Redis spends on one entry (key, value, expiry, overhead), about
+/// (290 measured on Redis 7.0 with a 52-byte prefix): used to turn
+/// `maxmemory` into a per-key share.
+const ENTRY_BYTES: u64 = 300;
+
+/// How often Redis's memory is read.
+const MEMORY_POLL: Duration = Duration::from_millis(250);
 
 /// A [`ReplayStore`] on Redis or Redis Cluster: every server instance
 /// that uses the same Redis and prefix refuses a request any of them
 /// accepted.
 ///
 /// Each entry is its own key: the prefix, a hash tag `{g..}` naming one of
-/// 64 groups (from the signature), then the entry's bytes
+/// 64 groups (from the entry's bytes), then the entry's bytes
 /// ([`ReplayKey::as_bytes`]); it is set with `SET key value NX PX ttl`
-/// until the request's [`expires_at`](ReplayRequest::expires_at). A
-/// request's commands go in one pipeline to one hash slot: a reservation
-/// costs one round trip, on a cluster too.
+/// until the request's [`expires_at`](ReplayRequest::expires_at), in one
+/// pipeline with its group's epoch (one hash slot). A request's entries are
+/// sent at once: a reservation costs one round trip, on a cluster too.
 ///
 /// With unique nonces (two entries, signature first) the nonce key holds
 /// the first 16 bytes of the request's signature and is set with `NX GET`
@@ -96,9 +101,9 @@ const ENTRY_BYTES: u64 = 200;
 /// [`RedisStoreOptions::allow_eviction`]. Under `noeviction` a full Redis
 /// answers `OOM`: the request gets 503 `replay_store_full` and nothing held
 /// is lost. While Redis is at least half full (`used_memory` against
-/// `maxmemory`, read once a second) a key is held to its share: each key
+/// `maxmemory`, read four times a second) a key is held to its share: each key
 /// counts its entries (`INCRBY`/`PEXPIRE`, beside the reservation), and one
-/// that holds more than a quarter of what `maxmemory` can hold gets 429
+/// that holds more than an eighth of what `maxmemory` can hold gets 429
 /// `key_quota_exceeded`, so one key's flood cannot fill Redis.
 ///
 /// The connection reconnects by itself; each reservation has a timeout
@@ -160,7 +165,7 @@ impl RedisStoreOptions {
     }
 
     /// The most entries one key may hold while Redis is half full (default:
-    /// a quarter of what `maxmemory` holds, at about 200 bytes an entry).
+    /// an eighth of what `maxmemory` holds, at about 300 bytes an entry).
     #[must_use]
     pub fn per_key_limit(mut self, limit: u64) -> Self {
         self.per_key_limit = Some(limit);
@@ -246,7 +251,7 @@ impl RedisStoreOptions {
             .map_err(|source| RedisStoreError::new("cannot read INFO memory", source))?;
         let per_key = self
             .per_key_limit
-            .unwrap_or(maxmemory / ENTRY_BYTES / 4)
+            .unwrap_or(maxmemory / ENTRY_BYTES / 8)
             .max(2);
         let pressure = Arc::new(Pressure {
             under: AtomicBool::new(false),
@@ -265,11 +270,12 @@ impl RedisStoreOptions {
     }
 }
 
-/// Reads Redis's memory once a second for as long as the store lives.
+/// Reads Redis's memory four times a second for as long as the store
+/// lives.
 fn watch_memory(connection: Connection, pressure: Weak<Pressure>) {
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(MEMORY_POLL).await;
             let Some(pressure) = pressure.upgrade() else {
                 return;
             };
@@ -443,10 +449,9 @@ impl RedisReplayStore {
     #[doc(hidden)]
     pub async fn set_memory_since(&self, began: u64) -> Result<(), RedisStoreError> {
         for group in 0..GROUPS {
-            let tag = group_name(group);
             let mut pipe = redis::pipe();
             pipe.cmd("SET")
-                .arg([&self.prefix[..], &tag[..], b"epoch"].concat())
+                .arg(self.epoch_key(group))
                 .arg(began)
                 .ignore();
             self.connection
@@ -457,12 +462,17 @@ impl RedisReplayStore {
         Ok(())
     }
 
-    /// The Redis key of one of a request's entries: the prefix, the
-    /// request's group tag, then the entry's bytes.
+    /// The Redis key of an entry: the prefix, its group's hash tag, then
+    /// the entry's bytes.
     #[doc(hidden)]
-    pub fn key_of(&self, request: &ReplayRequest<'_>, entry: &ReplayKey) -> Vec<u8> {
-        let group = group_tag(request);
+    pub fn key(&self, entry: &ReplayKey) -> Vec<u8> {
+        let group = group_name(group_of(entry.as_bytes()));
         [&self.prefix[..], &group[..], entry.as_bytes()].concat()
+    }
+
+    /// The epoch key of a group: in the same hash slot as its entries.
+    fn epoch_key(&self, group: u8) -> Vec<u8> {
+        [&self.prefix[..], &group_name(group)[..], b"epoch"].concat()
     }
 
     /// The reservation, or a quota refusal; a Redis error apart.
@@ -471,30 +481,28 @@ impl RedisReplayStore {
         request: &ReplayRequest<'_>,
     ) -> Result<Result<Reservation, ReplayStoreError>, redis::RedisError> {
         let ttl_ms = u64::try_from(request.ttl().as_millis()).unwrap_or(u64::MAX);
-        let group = group_tag(request);
-        let key = |suffix: &[u8]| [&self.prefix[..], &group[..], suffix].concat();
         let entries = request.entries();
         let owner = signature_tag(request);
+        let keys: SmallVec<[Vec<u8>; 2]> = entries.iter().map(|entry| self.key(entry)).collect();
 
-        // The group's epoch first, then the entries, in one slot.
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(key(b"epoch"))
-            .arg(request.now())
-            .arg("NX")
-            .arg("GET");
-        for (i, entry) in entries.iter().enumerate() {
-            let value: &[u8] = if i == 0 { b"1" } else { owner };
-            let command = pipe
-                .cmd("SET")
-                .arg(key(entry.as_bytes()))
-                .arg(value)
-                .arg("NX");
-            if i > 0 {
-                command.arg("GET");
+        // Each entry's group epoch first, then the entry, in one slot.
+        let reserve = |i: usize| {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
+                .arg(self.epoch_key(group_of(entries[i].as_bytes())))
+                .arg(request.now())
+                .arg("NX")
+                .arg("GET");
+            let command = pipe.cmd("SET").arg(&keys[i]);
+            if i == 0 {
+                command.arg(b"1").arg("NX");
+            } else {
+                // The nonce's value names the request that holds it.
+                command.arg(owner).arg("NX").arg("GET");
             }
             command.arg("PX").arg(ttl_ms);
-        }
+            async move { self.connection.pipeline(&pipe).await }
+        };
         let pressed = self.under_pressure();
         let counter = [&self.prefix[..], b"share:", request.key_id().as_bytes()].concat();
         let count = async {
@@ -510,42 +518,55 @@ impl RedisReplayStore {
                 _ => 0,
             })
         };
-        let (replies, count) = tokio::join!(self.connection.pipeline(&pipe), count);
-        let replies = replies?;
-        let began = match replies.first() {
-            Some(redis::Value::BulkString(began)) => std::str::from_utf8(began)
-                .ok()
-                .and_then(|began| began.parse().ok())
-                .unwrap_or(0),
-            // Just written: this group's memory begins now.
-            _ => request.now(),
+        let (signature, nonce, count) = if entries.len() > 1 {
+            let (signature, nonce, count) = tokio::join!(reserve(0), reserve(1), count);
+            (signature?, Some(nonce?), count)
+        } else {
+            let (signature, count) = tokio::join!(reserve(0), count);
+            (signature?, None, count)
         };
-        let set_signature = replies.get(1).is_some_and(is_ok);
-        let nonce_free = match replies.get(2) {
-            None => true,
-            Some(redis::Value::Nil) => true,
-            Some(redis::Value::BulkString(held)) => held == owner,
+        // Redis's memory began at the later of the two groups' epochs.
+        let began = std::iter::once(&signature)
+            .chain(nonce.as_ref())
+            .map(|replies| match replies.first() {
+                Some(redis::Value::BulkString(began)) => std::str::from_utf8(began)
+                    .ok()
+                    .and_then(|began| began.parse().ok())
+                    .unwrap_or(0),
+                // Just written: this group's memory begins now.
+                _ => request.now(),
+            })
+            .max()
+            .unwrap_or(0);
+        let set_signature = signature.get(1).is_some_and(is_ok);
+        let set_nonce = nonce
+            .as_ref()
+            .is_some_and(|replies| matches!(replies.get(1), Some(redis::Value::Nil)));
+        let nonce_free = match nonce.as_ref().map(|replies| replies.get(1)) {
+            None | Some(Some(redis::Value::Nil)) => true,
+            Some(Some(redis::Value::BulkString(held))) => held == owner,
             Some(_) => false,
         };
-        if request.timestamp() < began {
-            return Ok(Ok(Reservation::IssuedBeforeRestart { began }));
-        }
         if !(set_signature && nonce_free) {
             return Ok(Ok(Reservation::Replayed));
         }
-        if pressed && count? > self.pressure.per_key {
-            // Take this request's entries back: it was not accepted.
-            let mut pipe = redis::pipe();
-            pipe.cmd("DEL").arg(key(entries[0].as_bytes())).ignore();
-            if let (Some(nonce), Some(redis::Value::Nil)) = (entries.get(1), replies.get(2)) {
-                pipe.cmd("DEL").arg(key(nonce.as_bytes())).ignore();
-            }
-            self.connection.pipeline(&pipe).await?;
-            return Ok(Err(ReplayStoreError::KeyQuotaExceeded {
+        let refusal = if request.timestamp() < began {
+            Ok(Reservation::IssuedBeforeRestart { began })
+        } else if pressed && count? > self.pressure.per_key {
+            Err(ReplayStoreError::KeyQuotaExceeded {
                 retry_after: request.ttl(),
-            }));
+            })
+        } else {
+            return Ok(Ok(Reservation::Reserved));
+        };
+        // Take this request's entries back: it was not accepted.
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(&keys[0]).ignore();
+        if set_nonce {
+            pipe.cmd("DEL").arg(&keys[1]).ignore();
         }
-        Ok(Ok(Reservation::Reserved))
+        self.connection.pipeline(&pipe).await?;
+        Ok(refusal)
     }
 
     async fn reserve_with_policy(
@@ -555,7 +576,11 @@ impl RedisReplayStore {
         let outcome = tokio::time::timeout(self.timeout, self.try_reserve(request)).await;
         let error: BoxError = match outcome {
             Ok(Ok(answer)) => return answer,
-            Ok(Err(error)) if is_oom(&error) => return Err(ReplayStoreError::Full),
+            Ok(Err(error)) if is_oom(&error) => {
+                // Full is pressure too, whatever the last reading said.
+                self.pressure.under.store(true, Ordering::Relaxed);
+                return Err(ReplayStoreError::Full);
+            }
             Ok(Err(error)) => error.into(),
             Err(elapsed) => elapsed.into(),
         };
@@ -579,10 +604,13 @@ fn is_oom(error: &redis::RedisError) -> bool {
             .is_some_and(|errors| errors.iter().any(|(_, error)| error.code() == "OOM"))
 }
 
-/// The hash tag of a request's group: from its signature, the same on
-/// every instance.
-fn group_tag(request: &ReplayRequest<'_>) -> [u8; 5] {
-    group_name(request.signature().as_bytes()[0] % GROUPS)
+/// The group of an entry: FNV-1a of its bytes, the same on every
+/// instance (who can choose a group gains nothing: it only places a key).
+fn group_of(entry: &[u8]) -> u8 {
+    let hash = entry.iter().fold(0x811c_9dc5u32, |hash, &byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    (hash % u32::from(GROUPS)) as u8
 }
 
 fn group_name(group: u8) -> [u8; 5] {
