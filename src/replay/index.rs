@@ -4,7 +4,7 @@
 //! expired entries are swept is each store's own business (a thread, or
 //! the requests themselves).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -65,6 +65,8 @@ pub(crate) struct Index {
     swept: Box<[AtomicU64]>,
     /// The Unix second of the last sweep of everything made by a request.
     swept_all: AtomicU64,
+    /// Per shard, where the next partial sweep starts.
+    cursors: Box<[AtomicUsize]>,
 }
 
 impl Index {
@@ -92,6 +94,7 @@ impl Index {
             }),
             swept: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
             swept_all: AtomicU64::new(0),
+            cursors: (0..SHARDS).map(|_| AtomicUsize::new(0)).collect(),
         }
     }
 
@@ -150,7 +153,11 @@ impl Index {
                         .compare_exchange(UNSET, began, Ordering::Relaxed, Ordering::Relaxed);
             }
         }
-        self.latest.fetch_max(now, Ordering::Relaxed);
+        // Most requests of a second find it already there: a load, not a
+        // read-modify-write on a line every thread shares.
+        if self.latest.load(Ordering::Relaxed) < now {
+            self.latest.fetch_max(now, Ordering::Relaxed);
+        }
     }
 
     /// A Unix second on the index's 32-bit scale.
@@ -329,6 +336,34 @@ impl Index {
                     break;
                 }
             }
+        }
+        let now = self.scaled(self.latest.load(Ordering::Relaxed));
+        for shard in 0..self.shares.shards() {
+            self.shares.sweep_shard(shard, now);
+        }
+    }
+
+    /// Sweeps one `parts`-th of every shard, going on from where the last
+    /// partial sweep stopped, in steps of `step` slots (one lock each),
+    /// and every per-key count. Called once a second with `parts` = 16,
+    /// every slot is looked at every 16 seconds: an expired entry stays at
+    /// most that long, and a second costs 1/16 of the tables, not all.
+    pub(crate) fn sweep_part(&self, parts: usize, step: usize) {
+        for (shard, cursor) in self.cursors.iter().enumerate() {
+            let slots = lock(&self.shards[shard]).slots();
+            let share = slots.div_ceil(parts);
+            let mut from = cursor.load(Ordering::Relaxed) % slots;
+            let end = from + share;
+            while from < end {
+                let to = (from + step).min(end);
+                let slots = self.sweep(shard, from, to);
+                from = to;
+                if from >= slots {
+                    from = 0;
+                    break;
+                }
+            }
+            cursor.store(from, Ordering::Relaxed);
         }
         let now = self.scaled(self.latest.load(Ordering::Relaxed));
         for shard in 0..self.shares.shards() {
