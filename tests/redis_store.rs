@@ -459,3 +459,143 @@ async fn a_nonce_reused_with_another_timestamp_is_refused() {
         assert_eq!(again.code(), "replayed_request", "{}", again.json);
     }
 }
+
+/// Replays of a captured request, under pressure, must not count against
+/// its key: only accepted requests take a share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_under_pressure_do_not_use_up_the_key_share() {
+    let Some(redis) = common::redis::own_redis(
+        "replays_under_pressure_do_not_use_up_the_key_share",
+        // A Redis already half full of a neighbour's data: under pressure.
+        &["--maxmemory", "8mb", "--maxmemory-policy", "noeviction"],
+    ) else {
+        return;
+    };
+    let mut filler = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for i in 0..48 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("neighbour-{i}"))
+            .arg(vec![b'x'; 100 << 10])
+            .query_async(&mut filler)
+            .await
+            .unwrap();
+    }
+    let store = RedisReplayStore::options()
+        .per_key_limit(10)
+        .connect(&redis.url())
+        .await
+        .unwrap()
+        .with_prefix(prefix());
+    store.set_memory_since(NOW - 3600).await.unwrap();
+    for _ in 0..40 {
+        if store.under_pressure() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(store.under_pressure(), "Redis is half full");
+    assert!(matches!(
+        reserve_one(&store, "k", 1).await,
+        Ok(armor_psk::Reservation::Reserved)
+    ));
+    for _ in 0..20 {
+        let replay = reserve_one(&store, "k", 1).await;
+        assert!(
+            matches!(replay, Ok(armor_psk::Reservation::Replayed)),
+            "{replay:?}"
+        );
+    }
+    // 2 entries held of 10: the key's next requests are served.
+    for n in 2..=5 {
+        let answer = reserve_one(&store, "k", n).await;
+        assert!(
+            matches!(answer, Ok(armor_psk::Reservation::Reserved)),
+            "{n}: {answer:?}"
+        );
+    }
+    // Past its share: refused, and the refused request holds nothing.
+    let over = reserve_one(&store, "k", 6).await;
+    assert!(
+        matches!(
+            over,
+            Err(armor_psk::ReplayStoreError::KeyQuotaExceeded { .. })
+        ),
+        "{over:?}"
+    );
+    let other = reserve_one(&store, "other", 6).await;
+    assert!(
+        matches!(other, Ok(armor_psk::Reservation::Reserved)),
+        "{other:?}"
+    );
+}
+
+/// A Redis restarted from a snapshot brings back the epochs but not the
+/// entries written since: the store sees the node's new `run_id` and
+/// raises every epoch, so the request accepted after the snapshot is
+/// refused, and one signed after the restart served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restored_from_a_snapshot_fences_what_it_lost() {
+    let dir = std::env::temp_dir().join(format!("armor-psk-rdb-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_arg = dir.to_str().unwrap().to_owned();
+    let Some(mut redis) = common::redis::own_redis(
+        "a_redis_restored_from_a_snapshot_fences_what_it_lost",
+        &["--dir", &dir_arg, "--dbfilename", "dump.rdb"],
+    ) else {
+        return;
+    };
+    let prefix = prefix();
+    let clock = ManualClock::new(NOW);
+    let router = app(
+        ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
+            .with_clock(clock.clone())
+            .with_replay_store(store(&redis.url(), &prefix).await),
+    );
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SAVE").query_async(&mut admin).await.unwrap();
+    let header = signer()
+        .sign_at("POST", "/pay", b"{}", "after-snapshot", NOW)
+        .unwrap();
+    let original = || request_with_header("POST", "/pay", &header, b"{}");
+    assert_eq!(send(&router, original()).await.status, StatusCode::OK);
+
+    redis.stop();
+    assert!(redis.resume(), "restart redis-server from its snapshot");
+    // The watcher sees the new run_id and raises the epochs.
+    let epoch = format!("{prefix}{{g00}}epoch");
+    let mut raised = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Ok(mut admin) = redis::Client::open(redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+        else {
+            continue;
+        };
+        let held: Option<u64> = redis::cmd("GET")
+            .arg(&epoch)
+            .query_async(&mut admin)
+            .await
+            .unwrap_or(None);
+        if held.is_some_and(|held| held > NOW) {
+            raised = true;
+            break;
+        }
+    }
+    assert!(raised, "the epochs were raised after the restart");
+    clock.advance(1);
+    let replay = send(&router, original()).await;
+    assert_eq!(replay.code(), "issued_before_restart", "{}", replay.json);
+    let fresh = signed("POST", "/pay", b"{}", "fresh", NOW + 1);
+    assert_eq!(send(&router, fresh).await.status, StatusCode::OK);
+    let _ = std::fs::remove_dir_all(&dir);
+}

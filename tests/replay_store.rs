@@ -66,7 +66,26 @@ on_both_stores!(
     requests_signed_before_the_store_began_are_refused,
     a_refused_request_holds_nothing,
     three_flooding_keys_never_make_a_normal_key_refused,
+    the_count_stays_exact_through_growth_and_expiry,
 );
+
+/// Tables grow while expired entries are still in them: the count of
+/// entries must follow what is held, or the store fills with nothing.
+fn the_count_stays_exact_through_growth_and_expiry<S: Store>() {
+    let store = S::with_capacity(1_000_000);
+    for n in 0..2_000 {
+        assert_eq!(request(&store, &format!("k{}", n % 7), n, NOW), RESERVED);
+    }
+    let later = NOW + 400;
+    for n in 2_000..22_000 {
+        assert_eq!(request(&store, &format!("k{}", n % 7), n, later), RESERVED);
+    }
+    store.sweep();
+    assert_eq!(store.len(), 40_000);
+    assert_eq!(request(&store, "k", 1_000_000, later + 400), RESERVED);
+    store.sweep();
+    assert_eq!(store.len(), 2);
+}
 
 /// A signature made from a number: distinct numbers, distinct signatures.
 fn signature(n: u64) -> Signature {

@@ -5,7 +5,7 @@
 //! the requests themselves).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
 use smallvec::SmallVec;
@@ -27,10 +27,15 @@ pub(crate) const BYTES_PER_ENTRY: u64 = 16;
 
 /// Entries' times are kept as seconds from a base this far before the
 /// first time the index saw, so that 32 bits cover them.
-const BASE_MARGIN: u64 = 1 << 24;
+const BASE_MARGIN: u64 = 1 << 31;
 
-/// A time not known yet.
-const UNSET: u64 = u64::MAX;
+/// What the first request tells the index: where its 32-bit scale of
+/// seconds starts, and when its memory began (Unix seconds).
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    base: u64,
+    began: u64,
+}
 
 /// Whether, and from when, requests signed earlier are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,14 +58,10 @@ pub(crate) struct Index {
     len: AtomicU64,
     created: Instant,
     fence: Fence,
-    /// The Unix second the scale starts at; [`UNSET`] until the first
-    /// request.
-    base: AtomicU64,
+    /// The scale's base and the fence's start, from the first request.
+    start: OnceLock<Start>,
     /// The latest Unix second a request brought: what sweeps expire by.
     latest: AtomicU64,
-    /// When the memory began (Unix seconds); [`UNSET`] until the first
-    /// request.
-    began: AtomicU64,
     /// Per shard, the Unix second of its last inline sweep.
     swept: Box<[AtomicU64]>,
     /// The Unix second of the last sweep of everything made by a request.
@@ -86,12 +87,8 @@ impl Index {
             len: AtomicU64::new(0),
             created: Instant::now(),
             fence,
-            base: AtomicU64::new(UNSET),
+            start: OnceLock::new(),
             latest: AtomicU64::new(0),
-            began: AtomicU64::new(match fence {
-                Fence::Since(began) => began,
-                _ => UNSET,
-            }),
             swept: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
             swept_all: AtomicU64::new(0),
             cursors: (0..SHARDS).map(|_| AtomicUsize::new(0)).collect(),
@@ -129,40 +126,38 @@ impl Index {
 
     /// When the memory began, once a request has told the time.
     pub(crate) fn began(&self) -> Option<u64> {
-        match self.began.load(Ordering::Relaxed) {
-            UNSET => None,
-            began => Some(began),
+        match self.fence {
+            Fence::Since(began) => Some(began),
+            Fence::FromStart => self.start.get().map(|start| start.began),
+            Fence::Off => None,
         }
     }
 
     /// Learns the time from a request: the scale's base and the fence's
-    /// start the first time, the latest time always.
-    fn observe(&self, now: u64) {
-        if self.base.load(Ordering::Relaxed) == UNSET {
-            let _ = self.base.compare_exchange(
-                UNSET,
-                now.saturating_sub(BASE_MARGIN),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-            if self.fence == Fence::FromStart {
+    /// start the first time (every other thread waits for them), the
+    /// latest time always.
+    fn observe(&self, now: u64) -> Start {
+        let start = *self.start.get_or_init(|| Start {
+            base: now.saturating_sub(BASE_MARGIN),
+            began: match self.fence {
                 // The time the store was made, on the layer's clock.
-                let began = now.saturating_sub(self.created.elapsed().as_secs());
-                let _ =
-                    self.began
-                        .compare_exchange(UNSET, began, Ordering::Relaxed, Ordering::Relaxed);
-            }
-        }
+                Fence::FromStart => now.saturating_sub(self.created.elapsed().as_secs()),
+                Fence::Since(began) => began,
+                Fence::Off => 0,
+            },
+        });
         // Most requests of a second find it already there: a load, not a
         // read-modify-write on a line every thread shares.
         if self.latest.load(Ordering::Relaxed) < now {
             self.latest.fetch_max(now, Ordering::Relaxed);
         }
+        start
     }
 
-    /// A Unix second on the index's 32-bit scale.
+    /// A Unix second on the index's 32-bit scale (0 before the first
+    /// request).
     fn scaled(&self, time: u64) -> u32 {
-        let base = self.base.load(Ordering::Relaxed);
+        let base = self.start.get().map_or(u64::MAX, |start| start.base);
         u32::try_from(time.saturating_sub(base)).unwrap_or(u32::MAX)
     }
 
@@ -178,11 +173,10 @@ impl Index {
         request: &ReplayRequest<'_>,
         inline_sweep: bool,
     ) -> Result<Reservation, ReplayStoreError> {
-        self.observe(request.now());
+        let start = self.observe(request.now());
         let fenced = match self.fence {
             Fence::Off => None,
-            _ => Some(self.began.load(Ordering::Relaxed))
-                .filter(|&began| request.timestamp() < began),
+            _ => Some(start.began).filter(|&began| request.timestamp() < began),
         };
         let now = self.scaled(request.now());
         let until = self.scaled(request.expires_at());
@@ -285,7 +279,7 @@ impl Index {
         let removed = table.sweep(from, to, now);
         self.len.fetch_sub(removed as u64, Ordering::Relaxed);
         if to >= table.slots() {
-            table.shrink_if_sparse(now);
+            table.shrink_if_sparse();
         }
         table.slots()
     }

@@ -2,7 +2,7 @@
 //! feature `redis`).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -134,12 +134,17 @@ pub struct RedisReplayStore {
     pressure: Arc<Pressure>,
 }
 
-/// What the store knows of Redis's memory.
+/// What the store knows of Redis: its memory, and who it is.
 struct Pressure {
     /// Redis holds at least half its `maxmemory`.
     under: AtomicBool,
     /// The most entries one key may hold under pressure.
     per_key: u64,
+    /// The prefix, for the watcher to rewrite the epochs.
+    prefix: std::sync::Mutex<Arc<[u8]>>,
+    /// The latest time a request brought (the layer's clock): what the
+    /// watcher writes as the epoch after a restart.
+    latest: AtomicU64,
 }
 
 /// How to connect: [`RedisReplayStore::options`].
@@ -223,6 +228,14 @@ impl RedisStoreOptions {
                     source,
                 )
             })?;
+        if policies.is_empty() && !self.allow_eviction {
+            return Err(RedisStoreError {
+                context: "CONFIG GET maxmemory-policy answered nothing; make sure the policy is \
+                          noeviction and allow eviction explicitly"
+                    .into(),
+                source: None,
+            });
+        }
         let evicting: Vec<&String> = policies
             .iter()
             .filter(|policy| policy.as_str() != "noeviction")
@@ -253,16 +266,18 @@ impl RedisStoreOptions {
             .per_key_limit
             .unwrap_or(maxmemory / ENTRY_BYTES / 8)
             .max(2);
+        let prefix: Arc<[u8]> = Arc::from(RedisReplayStore::DEFAULT_PREFIX.as_bytes());
         let pressure = Arc::new(Pressure {
             under: AtomicBool::new(false),
             per_key,
+            prefix: std::sync::Mutex::new(Arc::clone(&prefix)),
+            latest: AtomicU64::new(0),
         });
-        if maxmemory > 0 {
-            watch_memory(connection.clone(), Arc::downgrade(&pressure));
-        }
+        let run_ids = connection.run_ids().await.unwrap_or_default();
+        watch(connection.clone(), Arc::downgrade(&pressure), run_ids);
         Ok(RedisReplayStore {
             connection,
-            prefix: Arc::from(RedisReplayStore::DEFAULT_PREFIX.as_bytes()),
+            prefix,
             timeout: RedisReplayStore::DEFAULT_TIMEOUT,
             policy: FailurePolicy::Closed,
             pressure,
@@ -270,9 +285,12 @@ impl RedisStoreOptions {
     }
 }
 
-/// Reads Redis's memory four times a second for as long as the store
-/// lives.
-fn watch_memory(connection: Connection, pressure: Weak<Pressure>) {
+/// Four times a second, for as long as the store lives: reads Redis's
+/// memory (pressure), and each node's `run_id`. A node that restarted
+/// from a snapshot brings back epochs older than the entries it lost, so
+/// when a `run_id` changes every epoch is written anew with the time now:
+/// requests signed before are refused from then on.
+fn watch(connection: Connection, pressure: Weak<Pressure>, mut run_ids: Vec<String>) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(MEMORY_POLL).await;
@@ -283,8 +301,55 @@ fn watch_memory(connection: Connection, pressure: Weak<Pressure>) {
                 let under = max > 0 && used.saturating_mul(2) >= max;
                 pressure.under.store(under, Ordering::Relaxed);
             }
+            let Ok(mut now_ids) = connection.run_ids().await else {
+                continue;
+            };
+            now_ids.sort();
+            if !run_ids.is_empty() && now_ids != run_ids {
+                let prefix = Arc::clone(&*super::index::lock(&pressure.prefix));
+                // On the layer's clock, as the requests tell it; past the
+                // latest second, which the lost writes may have used.
+                let now = match pressure.latest.load(Ordering::Relaxed) {
+                    0 => crate::protocol::clock::Clock::now(&crate::protocol::clock::SystemClock),
+                    latest => latest + 1,
+                };
+                match write_epochs(&connection, &prefix, now).await {
+                    Ok(()) => tracing::warn!(
+                        "ARMOR-PSK Redis replay store: a Redis node restarted; requests signed \
+                         before now are refused"
+                    ),
+                    Err(error) => {
+                        tracing::error!(%error, "ARMOR-PSK Redis replay store: cannot write the epochs");
+                        continue;
+                    }
+                }
+            }
+            run_ids = now_ids;
         }
     });
+}
+
+/// Raises every group's epoch to `began` (an epoch is never lowered: that
+/// would let through requests a fence refuses).
+async fn write_epochs(
+    connection: &Connection,
+    prefix: &[u8],
+    began: u64,
+) -> Result<(), redis::RedisError> {
+    const RAISE: &str = "local held = tonumber(redis.call('GET', KEYS[1]) or '0') \
+                         if held < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end \
+                         return 1";
+    for group in 0..GROUPS {
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(RAISE)
+            .arg(1)
+            .arg([prefix, &group_name(group)[..], b"epoch"].concat())
+            .arg(began)
+            .ignore();
+        connection.pipeline(&pipe).await?;
+    }
+    Ok(())
 }
 
 /// One Redis or a cluster: both multiplexed, cloned per command.
@@ -331,18 +396,35 @@ impl Connection {
             .collect())
     }
 
-    /// `used_memory` and `maxmemory` of the fullest node (by share).
-    async fn memory(&self) -> Result<(u64, u64), redis::RedisError> {
+    /// `INFO section` of every (primary) node.
+    async fn info(&self, section: &str) -> Result<Vec<redis::InfoDict>, redis::RedisError> {
         let mut command = redis::cmd("INFO");
-        command.arg("memory");
-        let infos: Vec<redis::InfoDict> = match self {
+        command.arg(section);
+        Ok(match self {
             Self::Single(connection) => vec![command.query_async(&mut connection.clone()).await?],
             Self::Cluster(connection) => {
                 let nodes: std::collections::HashMap<String, redis::InfoDict> =
                     command.query_async(&mut connection.clone()).await?;
                 nodes.into_values().collect()
             }
-        };
+        })
+    }
+
+    /// Every node's `run_id`, sorted.
+    async fn run_ids(&self) -> Result<Vec<String>, redis::RedisError> {
+        let mut ids: Vec<String> = self
+            .info("server")
+            .await?
+            .iter()
+            .filter_map(|info| info.get("run_id"))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// `used_memory` and `maxmemory` of the fullest node (by share).
+    async fn memory(&self) -> Result<(u64, u64), redis::RedisError> {
+        let infos = self.info("memory").await?;
         let mut fullest = (0, 0);
         for info in infos {
             let used: u64 = info.get("used_memory").unwrap_or(0);
@@ -404,6 +486,7 @@ impl RedisReplayStore {
     #[must_use]
     pub fn with_prefix(mut self, prefix: impl AsRef<[u8]>) -> Self {
         self.prefix = Arc::from(prefix.as_ref());
+        *super::index::lock(&self.pressure.prefix) = Arc::clone(&self.prefix);
         self
     }
 
@@ -448,18 +531,9 @@ impl RedisReplayStore {
     /// Redis failed.
     #[doc(hidden)]
     pub async fn set_memory_since(&self, began: u64) -> Result<(), RedisStoreError> {
-        for group in 0..GROUPS {
-            let mut pipe = redis::pipe();
-            pipe.cmd("SET")
-                .arg(self.epoch_key(group))
-                .arg(began)
-                .ignore();
-            self.connection
-                .pipeline(&pipe)
-                .await
-                .map_err(|source| RedisStoreError::new("cannot write the epoch", source))?;
-        }
-        Ok(())
+        write_epochs(&self.connection, &self.prefix, began)
+            .await
+            .map_err(|source| RedisStoreError::new("cannot write the epoch", source))
     }
 
     /// The Redis key of an entry: the prefix, its group's hash tag, then
@@ -483,6 +557,11 @@ impl RedisReplayStore {
         let ttl_ms = u64::try_from(request.ttl().as_millis()).unwrap_or(u64::MAX);
         let entries = request.entries();
         let owner = signature_tag(request);
+        if self.pressure.latest.load(Ordering::Relaxed) < request.now() {
+            self.pressure
+                .latest
+                .fetch_max(request.now(), Ordering::Relaxed);
+        }
         let keys: SmallVec<[Vec<u8>; 2]> = entries.iter().map(|entry| self.key(entry)).collect();
 
         // Each entry's group epoch first, then the entry, in one slot.
@@ -503,28 +582,37 @@ impl RedisReplayStore {
             command.arg("PX").arg(ttl_ms);
             async move { self.connection.pipeline(&pipe).await }
         };
-        let pressed = self.under_pressure();
-        let counter = [&self.prefix[..], b"share:", request.key_id().as_bytes()].concat();
-        let count = async {
-            if !pressed {
-                return Ok::<u64, redis::RedisError>(0);
-            }
-            let mut pipe = redis::pipe();
-            pipe.cmd("INCRBY").arg(&counter).arg(entries.len());
-            pipe.cmd("PEXPIRE").arg(&counter).arg(ttl_ms).ignore();
-            let replies = self.connection.pipeline(&pipe).await?;
-            Ok(match replies.first() {
-                Some(redis::Value::Int(count)) => u64::try_from(*count).unwrap_or(0),
-                _ => 0,
-            })
-        };
-        let (signature, nonce, count) = if entries.len() > 1 {
-            let (signature, nonce, count) = tokio::join!(reserve(0), reserve(1), count);
-            (signature?, Some(nonce?), count)
+        let (signature, nonce) = if entries.len() > 1 {
+            let (signature, nonce) = tokio::join!(reserve(0), reserve(1));
+            (signature, Some(nonce))
         } else {
-            let (signature, count) = tokio::join!(reserve(0), count);
-            (signature?, None, count)
+            (reserve(0).await, None)
         };
+        let set_signature = signature
+            .as_ref()
+            .is_ok_and(|replies| replies.get(1).is_some_and(is_ok));
+        let set_nonce = nonce.as_ref().is_some_and(|replies| {
+            replies
+                .as_ref()
+                .is_ok_and(|replies| matches!(replies.get(1), Some(redis::Value::Nil)))
+        });
+        let (signature, nonce) = match (signature, nonce.transpose()) {
+            (Ok(signature), Ok(nonce)) => (signature, nonce),
+            (Err(error), _) | (_, Err(error)) => {
+                // Half done: take back what was set, so that a retry of
+                // this request is not refused as a replay of itself.
+                self.take_back(&keys, set_signature, set_nonce).await;
+                return Err(error);
+            }
+        };
+        let nonce_free = match nonce.as_ref().map(|replies| replies.get(1)) {
+            None | Some(Some(redis::Value::Nil)) => true,
+            Some(Some(redis::Value::BulkString(held))) => held == owner,
+            Some(_) => false,
+        };
+        if !(set_signature && nonce_free) {
+            return Ok(Ok(Reservation::Replayed));
+        }
         // Redis's memory began at the later of the two groups' epochs.
         let began = std::iter::once(&signature)
             .chain(nonce.as_ref())
@@ -538,35 +626,93 @@ impl RedisReplayStore {
             })
             .max()
             .unwrap_or(0);
-        let set_signature = signature.get(1).is_some_and(is_ok);
-        let set_nonce = nonce
-            .as_ref()
-            .is_some_and(|replies| matches!(replies.get(1), Some(redis::Value::Nil)));
-        let nonce_free = match nonce.as_ref().map(|replies| replies.get(1)) {
-            None | Some(Some(redis::Value::Nil)) => true,
-            Some(Some(redis::Value::BulkString(held))) => held == owner,
-            Some(_) => false,
-        };
-        if !(set_signature && nonce_free) {
-            return Ok(Ok(Reservation::Replayed));
-        }
         let refusal = if request.timestamp() < began {
             Ok(Reservation::IssuedBeforeRestart { began })
-        } else if pressed && count? > self.pressure.per_key {
-            Err(ReplayStoreError::KeyQuotaExceeded {
-                retry_after: request.ttl(),
-            })
+        } else if self.under_pressure() {
+            match self.count(request, entries.len() as u64).await {
+                Ok(true) => return Ok(Ok(Reservation::Reserved)),
+                Ok(false) => Err(ReplayStoreError::KeyQuotaExceeded {
+                    retry_after: request.ttl(),
+                }),
+                Err(error) => {
+                    self.take_back(&keys, set_signature, set_nonce).await;
+                    return Err(error);
+                }
+            }
         } else {
             return Ok(Ok(Reservation::Reserved));
         };
-        // Take this request's entries back: it was not accepted.
-        let mut pipe = redis::pipe();
-        pipe.cmd("DEL").arg(&keys[0]).ignore();
-        if set_nonce {
-            pipe.cmd("DEL").arg(&keys[1]).ignore();
-        }
-        self.connection.pipeline(&pipe).await?;
+        // Not accepted: take this request's entries back.
+        self.take_back(&keys, set_signature, set_nonce).await;
         Ok(refusal)
+    }
+
+    /// Counts an accepted request's entries against its key's share:
+    /// counters by 30-second bucket, summed over the request's lifetime.
+    /// `false` (and the count taken back) when the key holds more.
+    async fn count(
+        &self,
+        request: &ReplayRequest<'_>,
+        added: u64,
+    ) -> Result<bool, redis::RedisError> {
+        const BUCKET: u64 = 30;
+        let bucket = request.now() / BUCKET;
+        let covered = request.ttl().as_secs().div_ceil(BUCKET);
+        let counter = |bucket: u64| {
+            let mut key = [&self.prefix[..], b"{s:", request.key_id().as_bytes(), b"}"].concat();
+            key.extend_from_slice(bucket.to_string().as_bytes());
+            key
+        };
+        let current = counter(bucket);
+        let mut pipe = redis::pipe();
+        pipe.cmd("INCRBY").arg(&current).arg(added);
+        pipe.cmd("PEXPIRE")
+            .arg(&current)
+            .arg((covered + 1) * BUCKET * 1000)
+            .ignore();
+        let earlier: Vec<Vec<u8>> = (bucket.saturating_sub(covered)..bucket)
+            .map(counter)
+            .collect();
+        if !earlier.is_empty() {
+            pipe.cmd("MGET").arg(&earlier);
+        }
+        let replies = self.connection.pipeline(&pipe).await?;
+        let number = |value: &redis::Value| match value {
+            redis::Value::Int(n) => u64::try_from(*n).unwrap_or(0),
+            redis::Value::BulkString(text) => std::str::from_utf8(text)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .unwrap_or(0),
+            _ => 0,
+        };
+        let mut held = replies.first().map_or(0, number);
+        if let Some(redis::Value::Array(values)) = replies.get(1) {
+            held += values.iter().map(number).sum::<u64>();
+        }
+        if held <= self.pressure.per_key {
+            return Ok(true);
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("DECRBY").arg(&current).arg(added).ignore();
+        self.connection.pipeline(&pipe).await?;
+        Ok(false)
+    }
+
+    /// Deletes the entries this request set (best effort: on failure they
+    /// expire with their TTL).
+    async fn take_back(&self, keys: &[Vec<u8>], signature: bool, nonce: bool) {
+        // One command each: on a cluster the two may live on two nodes.
+        let delete = |i: usize, set: bool| {
+            let key = keys.get(i).filter(|_| set).cloned();
+            async move {
+                if let Some(key) = key {
+                    let mut pipe = redis::pipe();
+                    pipe.cmd("DEL").arg(key).ignore();
+                    let _ = self.connection.pipeline(&pipe).await;
+                }
+            }
+        };
+        tokio::join!(delete(0, signature), delete(1, nonce));
     }
 
     async fn reserve_with_policy(

@@ -1,6 +1,7 @@
 //! How many entries each key holds, so that a store under pressure can
 //! refuse a key that holds more than its share while serving the others.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,9 +87,9 @@ impl Shares {
     }
 
     /// Counts `added` entries expiring at `until` for `key`, unless the key
-    /// would pass its hard limit, or the store is under pressure and the
-    /// key already holds its share: half the capacity divided by the keys
-    /// holding entries.
+    /// holds entries and would pass its hard limit, or the store is under
+    /// pressure and the key already holds its share: half the capacity
+    /// divided by the keys holding entries.
     pub(crate) fn admit(
         &self,
         key: u64,
@@ -98,30 +99,33 @@ impl Shares {
         limits: Limits,
     ) -> Result<(), ReplayStoreError> {
         let mut shard = lock(&self.shards[(key % KEY_SHARDS as u64) as usize]);
-        let held = shard.entry(key).or_default();
+        // A key is in the map (and counted active) from its first entry
+        // until a sweep finds it holding none.
+        let held = match shard.entry(key) {
+            Entry::Occupied(held) => held.into_mut(),
+            Entry::Vacant(place) => {
+                self.active.fetch_add(1, Ordering::Relaxed);
+                place.insert(Held::default())
+            }
+        };
         held.expire(now);
-        let was_active = held.entries > 0;
+        let holding = held.entries > 0;
         let after = held.entries + u64::from(added);
-        // Under pressure, a key that already holds its share (and at least
-        // one request's entries) waits; a key holding less is served.
-        let over = after > limits.per_key
-            || (limits.under_pressure && was_active && {
-                let share = limits.shared / self.active().max(1);
-                held.entries >= share.max(u64::from(added))
-            });
+        // A key holding nothing is always served; under pressure, a key
+        // that already holds its share waits.
+        let over = holding
+            && (after > limits.per_key
+                || (limits.under_pressure && {
+                    let share = limits.shared / self.active().max(1);
+                    held.entries >= share.max(u64::from(added))
+                }));
         if over {
             let oldest = held.buckets.front().map_or(now + 1, |&(end, _)| end);
-            if !was_active {
-                shard.remove(&key);
-            }
             return Err(ReplayStoreError::KeyQuotaExceeded {
                 retry_after: Duration::from_secs(u64::from(oldest.saturating_sub(now).max(1))),
             });
         }
         held.add(added, until);
-        if !was_active {
-            self.active.fetch_add(1, Ordering::Relaxed);
-        }
         Ok(())
     }
 
@@ -216,5 +220,48 @@ mod tests {
             panic!("not refused");
         };
         assert_eq!(retry_after, Duration::from_secs(27));
+    }
+}
+
+#[cfg(test)]
+mod counting {
+    use super::*;
+
+    const CALM: Limits = Limits {
+        under_pressure: false,
+        shared: 1000,
+        per_key: u64::MAX,
+    };
+
+    #[test]
+    fn a_key_is_counted_active_once_whatever_expires() {
+        let shares = Shares::new();
+        shares.admit(1, 2, 10, 0, CALM).unwrap();
+        // Its entries expired before its next request: still one key.
+        shares.admit(1, 2, 100, 50, CALM).unwrap();
+        shares.admit(2, 2, 100, 50, CALM).unwrap();
+        assert_eq!(shares.active(), 2);
+        for shard in 0..shares.shards() {
+            shares.sweep_shard(shard, 200);
+        }
+        assert_eq!(shares.active(), 0);
+        // A refused key stays counted until swept, and only once.
+        let tight = Limits { per_key: 2, ..CALM };
+        shares.admit(3, 2, 300, 200, tight).unwrap();
+        assert!(shares.admit(3, 2, 300, 200, tight).is_err());
+        assert!(shares.admit(3, 2, 300, 200, tight).is_err());
+        assert_eq!(shares.active(), 1);
+        for shard in 0..shares.shards() {
+            shares.sweep_shard(shard, 400);
+        }
+        assert_eq!(shares.active(), 0);
+    }
+
+    #[test]
+    fn a_hard_limit_below_one_request_still_lets_one_through() {
+        let shares = Shares::new();
+        let one = Limits { per_key: 1, ..CALM };
+        shares.admit(1, 2, 300, 0, one).unwrap();
+        assert!(shares.admit(1, 2, 300, 0, one).is_err());
     }
 }

@@ -122,7 +122,7 @@ impl Table {
             let slots = self.digests.len();
             if slots < self.max_slots {
                 let grown = (slots + slots / 2).min(self.max_slots);
-                self.resize(grown, now);
+                self.resize(grown);
             } else if (self.len + 1) * 100 > slots * 95 {
                 return Found::NoRoom;
             }
@@ -200,21 +200,23 @@ impl Table {
 
     /// Shrinks a table that is mostly empty (after a flood), keeping its
     /// live digests.
-    pub(crate) fn shrink_if_sparse(&mut self, now: u32) {
+    pub(crate) fn shrink_if_sparse(&mut self) {
         let slots = self.digests.len();
         if slots > MIN_SLOTS && self.len * 4 < slots {
             let target = (self.len * 2).max(MIN_SLOTS);
-            self.resize(target, now);
+            self.resize(target);
         }
     }
 
-    /// Rebuilds the table with `slots` slots, dropping expired digests.
-    fn resize(&mut self, slots: usize, now: u32) {
+    /// Rebuilds the table with `slots` slots. Expired digests move too:
+    /// only sweeps remove entries, so that the index's count of them stays
+    /// exact.
+    fn resize(&mut self, slots: usize) {
         let digests = std::mem::replace(&mut self.digests, vec![EMPTY; slots].into_boxed_slice());
         let until = std::mem::replace(&mut self.until, vec![0; slots].into_boxed_slice());
         self.len = 0;
         for (digest, until) in digests.iter().zip(until.iter()) {
-            if *digest != EMPTY && *until > now {
+            if *digest != EMPTY {
                 self.insert(*digest, *until);
             }
         }
@@ -265,7 +267,7 @@ mod tests {
                 let slots = table.slots();
                 table.sweep(0, slots / 2, now);
                 table.sweep(slots / 2, slots, now);
-                table.shrink_if_sparse(now);
+                table.shrink_if_sparse();
                 // What a sweep may leave behind is expired; drop it from
                 // the model only when the table no longer has it.
                 model.retain(|digest, until| *until > now || table.find(*digest).is_some());
@@ -303,7 +305,7 @@ mod tests {
         }
         let slots = table.slots();
         assert_eq!(table.sweep(0, slots, 10), 9_900);
-        table.shrink_if_sparse(10);
+        table.shrink_if_sparse();
         assert!(table.slots() < slots / 10, "{} slots", table.slots());
         for digest in &all[..100] {
             assert!(table.is_live(*digest, 10));
