@@ -135,7 +135,8 @@ async fn a_node_down_is_a_503_for_its_keys_and_the_layer_recovers() {
     };
     let mut cluster = OwnCluster::start("outage").expect("start a cluster of the test's own");
     let store = store(&cluster.urls(), &prefix()).await;
-    let router = app(layer_with(store, true));
+    let clock = ManualClock::new(NOW);
+    let router = app(layer_with(store, true).with_clock(clock.clone()));
     let ok = send(&router, signed("GET", "/me", b"", "before", NOW)).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
 
@@ -174,13 +175,17 @@ async fn a_node_down_is_a_503_for_its_keys_and_the_layer_recovers() {
 
     assert!(cluster.resume(1), "restart the node");
     assert!(cluster.wait_until_ok(), "the cluster heals");
+    // The node came back empty, with a new run_id: the store fences the
+    // second it last served (NOW). Requests signed later are served.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    clock.advance(3);
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut i = 0;
     loop {
         i += 1;
         let answer = send(
             &router,
-            signed("GET", "/me", b"", &format!("after-{i}"), NOW),
+            signed("GET", "/me", b"", &format!("after-{i}"), NOW + 3),
         )
         .await;
         if answer.status == StatusCode::OK {
@@ -188,7 +193,7 @@ async fn a_node_down_is_a_503_for_its_keys_and_the_layer_recovers() {
             for j in 0..20 {
                 let answer = send(
                     &router,
-                    signed("GET", "/me", b"", &format!("healed-{j}"), NOW),
+                    signed("GET", "/me", b"", &format!("healed-{j}"), NOW + 3),
                 )
                 .await;
                 assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);

@@ -1,6 +1,7 @@
 //! A replay store on Redis, shared by several server instances (cargo
 //! feature `redis`).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -290,7 +291,7 @@ impl RedisStoreOptions {
 /// from a snapshot brings back epochs older than the entries it lost, so
 /// when a `run_id` changes every epoch is written anew with the time now:
 /// requests signed before are refused from then on.
-fn watch(connection: Connection, pressure: Weak<Pressure>, mut run_ids: Vec<String>) {
+fn watch(connection: Connection, pressure: Weak<Pressure>, mut run_ids: HashMap<String, String>) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(MEMORY_POLL).await;
@@ -301,11 +302,15 @@ fn watch(connection: Connection, pressure: Weak<Pressure>, mut run_ids: Vec<Stri
                 let under = max > 0 && used.saturating_mul(2) >= max;
                 pressure.under.store(under, Ordering::Relaxed);
             }
-            let Ok(mut now_ids) = connection.run_ids().await else {
+            let Ok(now_ids) = connection.run_ids().await else {
                 continue;
             };
-            now_ids.sort();
-            if !run_ids.is_empty() && now_ids != run_ids {
+            // A node down is not a restart yet; one that answers with
+            // another run_id is.
+            let restarted = now_ids
+                .iter()
+                .any(|(node, id)| run_ids.get(node).is_some_and(|before| before != id));
+            if restarted {
                 let prefix = Arc::clone(&*super::index::lock(&pressure.prefix));
                 // On the layer's clock, as the requests tell it; past the
                 // latest second, which the lost writes may have used.
@@ -324,7 +329,7 @@ fn watch(connection: Connection, pressure: Weak<Pressure>, mut run_ids: Vec<Stri
                     }
                 }
             }
-            run_ids = now_ids;
+            run_ids.extend(now_ids);
         }
     });
 }
@@ -376,17 +381,15 @@ impl Connection {
         command.arg("GET").arg(name);
         let values = match self {
             Self::Single(connection) => {
-                let value: std::collections::HashMap<String, String> =
+                let value: HashMap<String, String> =
                     command.query_async(&mut connection.clone()).await?;
                 vec![value]
             }
             Self::Cluster(connection) => {
                 let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
                 let value = connection.clone().route_command(command, routing).await?;
-                let nodes: std::collections::HashMap<
-                    String,
-                    std::collections::HashMap<String, String>,
-                > = redis::from_redis_value(value)?;
+                let nodes: HashMap<String, HashMap<String, String>> =
+                    redis::from_redis_value(value)?;
                 nodes.into_values().collect()
             }
         };
@@ -396,35 +399,40 @@ impl Connection {
             .collect())
     }
 
-    /// `INFO section` of every (primary) node.
-    async fn info(&self, section: &str) -> Result<Vec<redis::InfoDict>, redis::RedisError> {
+    /// `INFO section` of every (primary) node, by node address.
+    async fn info(
+        &self,
+        section: &str,
+    ) -> Result<Vec<(String, redis::InfoDict)>, redis::RedisError> {
         let mut command = redis::cmd("INFO");
         command.arg(section);
         Ok(match self {
-            Self::Single(connection) => vec![command.query_async(&mut connection.clone()).await?],
+            Self::Single(connection) => vec![(
+                String::new(),
+                command.query_async(&mut connection.clone()).await?,
+            )],
             Self::Cluster(connection) => {
-                let nodes: std::collections::HashMap<String, redis::InfoDict> =
+                let nodes: HashMap<String, redis::InfoDict> =
                     command.query_async(&mut connection.clone()).await?;
-                nodes.into_values().collect()
+                nodes.into_iter().collect()
             }
         })
     }
 
-    /// Every node's `run_id`, sorted.
-    async fn run_ids(&self) -> Result<Vec<String>, redis::RedisError> {
-        let mut ids: Vec<String> = self
+    /// Each node's `run_id`, by node address.
+    async fn run_ids(&self) -> Result<HashMap<String, String>, redis::RedisError> {
+        Ok(self
             .info("server")
             .await?
-            .iter()
-            .filter_map(|info| info.get("run_id"))
-            .collect();
-        ids.sort();
-        Ok(ids)
+            .into_iter()
+            .filter_map(|(node, info)| info.get("run_id").map(|id| (node, id)))
+            .collect())
     }
 
     /// `used_memory` and `maxmemory` of the fullest node (by share).
     async fn memory(&self) -> Result<(u64, u64), redis::RedisError> {
         let infos = self.info("memory").await?;
+        let infos = infos.into_iter().map(|(_, info)| info);
         let mut fullest = (0, 0);
         for info in infos {
             let used: u64 = info.get("used_memory").unwrap_or(0);
