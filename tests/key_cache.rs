@@ -126,3 +126,82 @@ async fn an_invalidated_key_is_looked_up_again() {
     cache.invalidate("key-1").await;
     assert!(cache.get("key-1").await.unwrap().is_none());
 }
+
+/// A source that reads the key at once, then answers only when let go:
+/// a lookup held in flight while the key is revoked.
+#[derive(Clone)]
+struct HeldSource {
+    keys: MemoryKeyStore,
+    gate: Arc<tokio::sync::Semaphore>,
+    down: Arc<AtomicBool>,
+}
+
+impl KeyStore for HeldSource {
+    fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>> {
+        Box::pin(async move {
+            let answer = self.keys.lookup(key_id);
+            let _permit = self.gate.acquire().await.expect("gate open");
+            if self.down.load(Ordering::SeqCst) {
+                return Err(KeyStoreError::new("the database is down"));
+            }
+            Ok(answer)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_is_never_overtaken_by_a_lookup_in_flight() {
+    let source = HeldSource {
+        keys: MemoryKeyStore::new().with_key("key-1", "secret-1"),
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        down: Arc::default(),
+    };
+    let cache = CachedKeyStore::new(source.clone()).with_ttl(Duration::from_secs(60));
+    // A lookup starts, reads the key, and is held.
+    let in_flight = {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.get("key-1").await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The key is revoked at the source and the change published.
+    source.keys.revoke("key-1");
+    cache.invalidate("key-1").await;
+    // The held lookup answers now, with what it read before the revocation.
+    source.gate.add_permits(1_000);
+    let _ = in_flight.await.unwrap();
+    // Its answer is not kept: the next request asks again and is refused.
+    assert!(
+        cache.get("key-1").await.unwrap().is_none(),
+        "a revoked key served from the cache"
+    );
+    // Nor kept as a grace copy: with the source down, still refused.
+    source.down.store(true, Ordering::SeqCst);
+    cache.expire_all();
+    assert!(
+        cache.get("key-1").await.map_or(true, |key| key.is_none()),
+        "a revoked key served as a grace copy"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_added_while_a_lookup_of_it_is_in_flight_is_not_remembered_unknown() {
+    let source = HeldSource {
+        keys: MemoryKeyStore::new(),
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        down: Arc::default(),
+    };
+    let cache = CachedKeyStore::new(source.clone());
+    let in_flight = {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.get("new-key").await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    source.keys.insert("new-key", "secret");
+    cache.invalidate("new-key").await;
+    source.gate.add_permits(1_000);
+    let _ = in_flight.await.unwrap();
+    assert!(
+        cache.get("new-key").await.unwrap().is_some(),
+        "the new key was remembered unknown"
+    );
+}

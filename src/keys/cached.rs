@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use ::moka::future::Cache;
@@ -48,12 +48,22 @@ pub struct CachedKeyStore<S> {
 
 struct Inner<S> {
     source: S,
-    found: Cache<String, Key>,
-    /// What the source last said of each key found, and when: served for
-    /// `ttl + grace` when the source fails. Only keys the source found go
-    /// in, so it is as large as the set of real keys in use.
-    last_known: Mutex<HashMap<String, (Key, Instant)>>,
-    unknown: Cache<String, ()>,
+    /// Keys found, each with the generation its lookup started at.
+    found: Cache<String, (Key, u64)>,
+    /// What the source last said of each key found, when, and the
+    /// generation its lookup started at: served for `ttl + grace` when the
+    /// source fails. Only keys the source found go in, so it is as large
+    /// as the set of real keys in use.
+    last_known: Mutex<HashMap<String, (Key, Instant, u64)>>,
+    /// Unknown key ids, with the generation their lookup started at.
+    unknown: Cache<String, u64>,
+    /// Counts invalidations; a lookup notes it when it starts.
+    generation: AtomicU64,
+    /// The generation of each key id's last invalidation: an answer from a
+    /// lookup that started before it is never used.
+    invalidated: RwLock<HashMap<String, u64>>,
+    /// The generation of the last `expire_all`/`invalidate_all`.
+    expired: AtomicU64,
     lookups: AtomicU64,
     limiter: Mutex<(Instant, u64)>,
     settings: Settings,
@@ -68,10 +78,22 @@ enum Miss {
     Failed(KeyStoreError),
 }
 
-/// A failure shared by the callers a lookup served.
-#[derive(Debug, thiserror::Error)]
-#[error("the key source failed")]
-struct SharedFailure(#[source] Arc<Miss>);
+/// A failure shared by the callers a lookup served (with the generation
+/// the lookup started at).
+#[derive(Debug)]
+struct SharedFailure(Arc<(Miss, u64)>);
+
+impl fmt::Display for SharedFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the key source failed")
+    }
+}
+
+impl std::error::Error for SharedFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0.0)
+    }
+}
 
 /// More key ids looked up in a second than allowed.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +121,9 @@ impl<S: KeyStore> CachedKeyStore<S> {
                 source,
                 found: Cache::builder().time_to_live(settings.ttl).build(),
                 last_known: Mutex::default(),
+                generation: AtomicU64::new(1),
+                invalidated: RwLock::default(),
+                expired: AtomicU64::new(0),
                 unknown: Cache::builder()
                     .time_to_live(settings.unknown_ttl)
                     .max_capacity(settings.unknown_capacity)
@@ -158,27 +183,42 @@ impl<S: KeyStore> CachedKeyStore<S> {
         self.rebuild(|settings| settings.lookups_per_second = limit)
     }
 
-    /// Drops `key_id` from every cache: its next request asks the source.
+    /// Drops `key_id` from every cache, its grace copy too: its next
+    /// request asks the source. A lookup of it already under way when this
+    /// is called is not used, even if it answers after: a revocation cannot
+    /// be overtaken by a slow lookup.
     pub async fn invalidate(&self, key_id: &str) {
-        self.inner.found.invalidate(key_id).await;
-        self.inner.forget(key_id);
-        self.inner.unknown.invalidate(key_id).await;
+        let inner = &self.inner;
+        {
+            let mut known = inner.known();
+            let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            inner
+                .invalidated
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key_id.to_owned(), generation);
+            known.remove(key_id);
+        }
+        inner.found.invalidate(key_id).await;
+        inner.unknown.invalidate(key_id).await;
     }
 
-    /// Makes every cached key ask the source again on its next use, but
-    /// keeps what the source last said for the grace period, should the
-    /// source be down (what a lost change feed calls for: nothing stale is
-    /// served while the source answers).
+    /// Makes every cached key ask the source again on its next use (and
+    /// lookups under way not count), but keeps what the source last said
+    /// for the grace period, should the source be down (what a lost change
+    /// feed calls for: nothing stale is served while the source answers).
     pub fn expire_all(&self) {
+        let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inner.expired.fetch_max(generation, Ordering::SeqCst);
         self.inner.found.invalidate_all();
         self.inner.unknown.invalidate_all();
     }
 
     /// Drops every cached key, the grace copies too.
     pub fn invalidate_all(&self) {
-        self.inner.found.invalidate_all();
-        self.inner.known().clear();
-        self.inner.unknown.invalidate_all();
+        let mut known = self.inner.known();
+        self.expire_all();
+        known.clear();
     }
 
     /// How many lookups reached the source.
@@ -206,60 +246,110 @@ impl<S: KeyStore> CachedKeyStore<S> {
 
     async fn lookup(&self, key_id: &str) -> Result<Option<Key>, KeyStoreError> {
         let inner = &self.inner;
-        if inner.unknown.contains_key(key_id) {
-            return Ok(None);
+        if let Some(generation) = inner.unknown.get(key_id).await {
+            if inner.is_current(key_id, generation) {
+                return Ok(None);
+            }
+            inner.unknown.invalidate(key_id).await;
         }
-        if let Some(key) = inner.found.get(key_id).await {
-            return Ok(Some(key));
+        if let Some((key, generation)) = inner.found.get(key_id).await {
+            if inner.is_current(key_id, generation) {
+                return Ok(Some(key));
+            }
         }
         let known_before = inner.last_known_key(key_id).is_some();
         if !known_before && !self.admit_lookup() {
             return Err(KeyStoreError::new(TooManyLookups));
         }
-        let fetched = inner
-            .found
-            .try_get_with_by_ref(key_id, async {
-                inner.lookups.fetch_add(1, Ordering::Relaxed);
-                match inner.source.get(key_id).await {
-                    Ok(Some(key)) => Ok(key),
-                    Ok(None) => Err(Miss::Unknown),
-                    Err(error) => Err(Miss::Failed(error)),
-                }
-            })
-            .await;
-        match fetched {
-            Ok(key) => {
-                inner
-                    .known()
-                    .insert(key_id.to_owned(), (key.clone(), Instant::now()));
-                Ok(Some(key))
-            }
-            Err(miss) => match *miss {
-                Miss::Unknown => {
-                    inner.forget(key_id);
-                    inner.unknown.insert(key_id.to_owned(), ()).await;
-                    Ok(None)
-                }
-                Miss::Failed(_) => match inner.last_known_key(key_id) {
-                    Some(key) => {
-                        tracing::warn!(
-                            key_id,
-                            "ARMOR-PSK key store failed; serving the key it last gave"
-                        );
-                        Ok(Some(key))
+        // A lookup overtaken by an invalidation is dropped and made again
+        // (a few times at most: invalidations of one key are rare).
+        for _ in 0..4 {
+            let fetched = inner
+                .found
+                .try_get_with_by_ref(key_id, async {
+                    let generation = inner.generation.load(Ordering::SeqCst);
+                    inner.lookups.fetch_add(1, Ordering::Relaxed);
+                    match inner.source.get(key_id).await {
+                        Ok(Some(key)) => Ok((key, generation)),
+                        Ok(None) => Err((Miss::Unknown, generation)),
+                        Err(error) => Err((Miss::Failed(error), generation)),
                     }
-                    None => Err(KeyStoreError::new(SharedFailure(miss))),
-                },
-            },
+                })
+                .await;
+            match fetched {
+                Ok((key, generation)) => {
+                    if !inner.is_current(key_id, generation) {
+                        inner.found.invalidate(key_id).await;
+                        continue;
+                    }
+                    inner.remember(key_id, &key, generation);
+                    return Ok(Some(key));
+                }
+                Err(shared) => {
+                    let (miss, generation) = &*shared;
+                    match miss {
+                        Miss::Unknown => {
+                            if !inner.is_current(key_id, *generation) {
+                                continue;
+                            }
+                            inner.forget(key_id);
+                            inner.unknown.insert(key_id.to_owned(), *generation).await;
+                            return Ok(None);
+                        }
+                        Miss::Failed(_) => {
+                            return match inner.last_known_key(key_id) {
+                                Some(key) => {
+                                    tracing::warn!(
+                                        key_id,
+                                        "ARMOR-PSK key store failed; serving the key it last gave"
+                                    );
+                                    Ok(Some(key))
+                                }
+                                None => Err(KeyStoreError::new(SharedFailure(Arc::clone(&shared)))),
+                            };
+                        }
+                    }
+                }
+            }
         }
+        Err(KeyStoreError::new(TooManyLookups))
     }
 }
 
 impl<S> Inner<S> {
-    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Key, Instant)>> {
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Key, Instant, u64)>> {
         self.last_known
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether an answer from a lookup that started at `generation` still
+    /// holds: no invalidation of `key_id`, and no expiry of everything,
+    /// came after it started.
+    fn is_current(&self, key_id: &str, generation: u64) -> bool {
+        if generation < self.expired.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.invalidated
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key_id)
+            .is_none_or(|&invalidated| generation >= invalidated)
+    }
+
+    /// Keeps the answer as the grace copy, unless an invalidation came
+    /// after its lookup started (checked under the lock `invalidate` takes).
+    fn remember(&self, key_id: &str, key: &Key, generation: u64) {
+        let mut known = self.known();
+        let revoked_since = self
+            .invalidated
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key_id)
+            .is_some_and(|&invalidated| generation < invalidated);
+        if !revoked_since {
+            known.insert(key_id.to_owned(), (key.clone(), Instant::now(), generation));
+        }
     }
 
     /// What the source last said of `key_id`, if within `ttl + grace`.
@@ -267,7 +357,7 @@ impl<S> Inner<S> {
         let limit = self.settings.ttl + self.settings.grace;
         let mut known = self.known();
         match known.get(key_id) {
-            Some((key, at)) if at.elapsed() <= limit => Some(key.clone()),
+            Some((key, at, _)) if at.elapsed() <= limit => Some(key.clone()),
             Some(_) => {
                 known.remove(key_id);
                 None
