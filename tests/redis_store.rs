@@ -550,10 +550,11 @@ async fn a_redis_restored_from_a_snapshot_fences_what_it_lost() {
     };
     let prefix = prefix();
     let clock = ManualClock::new(NOW);
+    let store_handle = store(&redis.url(), &prefix).await;
     let router = app(
         ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
             .with_clock(clock.clone())
-            .with_replay_store(store(&redis.url(), &prefix).await),
+            .with_replay_store(store_handle.clone()),
     );
     let mut admin = redis::Client::open(redis.url())
         .unwrap()
@@ -570,6 +571,14 @@ async fn a_redis_restored_from_a_snapshot_fences_what_it_lost() {
     redis.stop();
     assert!(redis.resume(), "restart redis-server from its snapshot");
     // The watcher sees the new run_id and raises the epochs.
+    let watched = std::time::Instant::now() + Duration::from_secs(20);
+    while store_handle.restarts_seen() == 0 {
+        assert!(
+            std::time::Instant::now() < watched,
+            "the restart was never seen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let epoch = format!("{prefix}{{g00}}epoch");
     let mut raised = false;
     for _ in 0..100 {
