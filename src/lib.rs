@@ -18,9 +18,11 @@ mod replay;
 #[cfg(feature = "axum")]
 pub use crate::axum::MissingIdentity;
 pub use boxed::{BoxError, BoxFuture};
-pub use keys::{CachedKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
+pub use keys::{CachedKeyStore, KeyStore, KeyStoreError, MemoryKeyStore, WeakCachedKeyStore};
 #[cfg(feature = "postgres")]
-pub use keys::{Kek, KeyInfo, NewKey, PostgresKeyStore, PostgresStoreError, Sealing};
+pub use keys::{
+    Kek, KeyInfo, NewKey, PostgresKeyStore, PostgresOptions, PostgresStoreError, Sealing,
+};
 pub use middleware::body::{DEFAULT_BODY_LIMIT, VerifiedBody};
 pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ArmorPskLayer;

@@ -354,7 +354,7 @@ fn cli_errors_are_exit_2_and_show_no_password() {
         (
             "bad URL",
             run("not a url", Some(KEK), &["list"]),
-            "cannot connect",
+            "not a PostgreSQL URL",
         ),
         ("no KEK", run(&url, None, &["list"]), "key-encryption key"),
         (

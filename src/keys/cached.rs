@@ -231,6 +231,14 @@ impl<S: KeyStore> CachedKeyStore<S> {
         &self.inner.source
     }
 
+    /// A handle that does not keep the store alive (for a change feed's
+    /// task, which should end with the store).
+    pub fn downgrade(&self) -> WeakCachedKeyStore<S> {
+        WeakCachedKeyStore {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
     fn admit_lookup(&self) -> bool {
         let mut window = self
             .inner
@@ -246,6 +254,11 @@ impl<S: KeyStore> CachedKeyStore<S> {
 
     async fn lookup(&self, key_id: &str) -> Result<Option<Key>, KeyStoreError> {
         let inner = &self.inner;
+        // The source knows at no cost that it does not hold this id: no
+        // lookup, no share of the lookup budget, nothing cached.
+        if !inner.source.might_hold(key_id) {
+            return Ok(None);
+        }
         if let Some(generation) = inner.unknown.get(key_id).await {
             if inner.is_current(key_id, generation) {
                 return Ok(None);
@@ -290,7 +303,10 @@ impl<S: KeyStore> CachedKeyStore<S> {
                     match miss {
                         Miss::Unknown => {
                             if !inner.is_current(key_id, *generation) {
-                                continue;
+                                // Overtaken (the key may have been added
+                                // since): not remembered, and not looked up
+                                // again outside the lookup budget.
+                                return Ok(None);
                             }
                             inner.forget(key_id);
                             inner.unknown.insert(key_id.to_owned(), *generation).await;
@@ -383,6 +399,29 @@ struct Settings {
 impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
     fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>> {
         Box::pin(self.lookup(key_id))
+    }
+
+    fn might_hold(&self, key_id: &str) -> bool {
+        self.inner.source.might_hold(key_id)
+    }
+}
+
+/// A [`CachedKeyStore`] that does not keep it alive:
+/// [`upgrade`](Self::upgrade) gives it back while it lives.
+pub struct WeakCachedKeyStore<S> {
+    inner: std::sync::Weak<Inner<S>>,
+}
+
+impl<S> WeakCachedKeyStore<S> {
+    /// The store, if it still lives.
+    pub fn upgrade(&self) -> Option<CachedKeyStore<S>> {
+        self.inner.upgrade().map(|inner| CachedKeyStore { inner })
+    }
+}
+
+impl<S> fmt::Debug for WeakCachedKeyStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakCachedKeyStore").finish_non_exhaustive()
     }
 }
 

@@ -7,8 +7,10 @@ mod memory;
 mod postgres;
 mod store;
 
-pub use cached::CachedKeyStore;
+pub use cached::{CachedKeyStore, WeakCachedKeyStore};
 pub use memory::MemoryKeyStore;
 #[cfg(feature = "postgres")]
-pub use postgres::{Kek, KeyInfo, NewKey, PostgresKeyStore, PostgresStoreError, Sealing};
+pub use postgres::{
+    Kek, KeyInfo, NewKey, PostgresKeyStore, PostgresOptions, PostgresStoreError, Sealing,
+};
 pub use store::{KeyStore, KeyStoreError};

@@ -18,6 +18,16 @@ pub trait KeyStore: Send + Sync + 'static {
     /// [`KeyStoreError`] when the store cannot answer; the layer then
     /// responds 503 `key_store_unavailable` rather than 401.
     fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>>;
+
+    /// Whether `key_id` may exist, answered locally at no cost: `false`
+    /// only when the store knows it does not hold it (the PostgreSQL store
+    /// keeps the set of key ids in memory). A cache in front answers such
+    /// ids at once, without a lookup or a share of its lookup budget.
+    /// `true` by default.
+    fn might_hold(&self, key_id: &str) -> bool {
+        let _ = key_id;
+        true
+    }
 }
 
 /// The key store could not answer (it is not "the key is unknown"); the
@@ -51,10 +61,18 @@ impl<K: KeyStore + ?Sized> KeyStore for Box<K> {
     fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>> {
         (**self).get(key_id)
     }
+
+    fn might_hold(&self, key_id: &str) -> bool {
+        (**self).might_hold(key_id)
+    }
 }
 
 impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
     fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>> {
         (**self).get(key_id)
+    }
+
+    fn might_hold(&self, key_id: &str) -> bool {
+        (**self).might_hold(key_id)
     }
 }

@@ -7,15 +7,15 @@ use std::time::Duration;
 use armor_psk::{Clock, Kek, PostgresKeyStore, Sealing, SystemClock};
 use clap::{Args, Subcommand};
 
-/// Where the keys are, and how their secrets are sealed.
+/// Where the keys are, and how their secrets are sealed. The database URL
+/// and the KEK come from the environment or a file, never from an
+/// argument (arguments show in `ps` and in shell history).
 #[derive(Debug, Args)]
 pub struct Database {
-    /// The database (`postgres://user@host:port/db`).
-    #[arg(long, env = "ARMOR_PSK_DATABASE_URL", hide_env_values = true)]
-    database_url: String,
-    /// The key-encryption key: 32 bytes, standard base64.
-    #[arg(long, env = "ARMOR_PSK_KEK", hide_env_values = true)]
-    kek: Option<String>,
+    /// A file holding the key-encryption key (32 bytes, standard base64);
+    /// or set ARMOR_PSK_KEK.
+    #[arg(long, env = "ARMOR_PSK_KEK_FILE", value_name = "PATH")]
+    kek_file: Option<std::path::PathBuf>,
     /// Keep secrets in the clear when no KEK is given (not recommended).
     #[arg(long)]
     allow_plaintext: bool,
@@ -49,19 +49,30 @@ pub enum KeysCommand {
 }
 
 async fn store(database: &Database) -> Result<PostgresKeyStore, String> {
-    let sealing = match (&database.kek, database.allow_plaintext) {
-        (Some(kek), _) => Sealing::Kek(Kek::from_base64(kek).map_err(|e| e.to_string())?),
+    let kek = match (&database.kek_file, std::env::var("ARMOR_PSK_KEK")) {
+        (Some(path), _) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|error| format!("cannot read the KEK file {}: {error}", path.display()))?,
+        ),
+        (None, Ok(kek)) => Some(kek),
+        (None, Err(_)) => None,
+    };
+    let sealing = match (kek, database.allow_plaintext) {
+        (Some(kek), _) => Sealing::Kek(Kek::from_base64(&kek).map_err(|e| e.to_string())?),
         (None, true) => Sealing::Plaintext,
         (None, false) => {
             return Err(
-                "no key-encryption key: set ARMOR_PSK_KEK or --kek (32 bytes, base64), \
-                 or pass --allow-plaintext"
+                "no key-encryption key: set ARMOR_PSK_KEK (32 bytes, base64) or pass \
+                 --kek-file PATH, or pass --allow-plaintext"
                     .into(),
             );
         }
     };
+    let url = std::env::var("ARMOR_PSK_DATABASE_URL").map_err(|_| {
+        "no database: set ARMOR_PSK_DATABASE_URL (postgres://user@host:port/db)".to_owned()
+    })?;
     // Neither the URL nor its password is ever part of a message.
-    PostgresKeyStore::connect(&database.database_url, sealing)
+    PostgresKeyStore::connect(&url, sealing)
         .await
         .map_err(|e| describe(&e))
 }
