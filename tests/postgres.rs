@@ -204,39 +204,113 @@ async fn random_unknown_key_ids_reach_the_database_a_bounded_number_of_times() {
     assert!(queries <= 100 * seconds, "{queries} lookups in {seconds} s");
 }
 
-/// A TCP relay to the database that can be cut: the database "goes down"
-/// for the store behind it, for real, while it stays up for the others.
+/// A TCP relay to the database that can be cut (connections closed), made
+/// silent (connections kept open, nothing forwarded: a partition), or slow
+/// (the database's answers held for a while): the database misbehaves for
+/// the store behind it, for real, while it stays up for the others.
 struct Relay {
     port: u16,
     cut: Arc<AtomicBool>,
+    silent: Arc<AtomicBool>,
+    /// The delay of the database's answers on slow connections.
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// Connections accepted while set are slow (the others are not).
+    slow_new: Arc<AtomicBool>,
 }
 
 async fn relay(target: &str) -> Relay {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let cut = Arc::new(AtomicBool::new(false));
-    let (target, flag) = (target.to_owned(), cut.clone());
+    let silent = Arc::new(AtomicBool::new(false));
+    let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let slow_new = Arc::new(AtomicBool::new(false));
+    let target = target.to_owned();
+    let (flag, quiet, delay, slow) = (
+        cut.clone(),
+        silent.clone(),
+        delay_ms.clone(),
+        slow_new.clone(),
+    );
     tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let (target, flag) = (target.clone(), flag.clone());
+        while let Ok((client, _)) = listener.accept().await {
+            let (target, flag, quiet) = (target.clone(), flag.clone(), quiet.clone());
+            let delay = slow.load(Ordering::SeqCst).then(|| delay.clone());
             tokio::spawn(async move {
                 if flag.load(Ordering::SeqCst) {
                     return;
                 }
-                let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
                     return;
                 };
-                let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                let pump =
+                    |flag: Arc<AtomicBool>,
+                     quiet: Arc<AtomicBool>,
+                     delay: Option<Arc<std::sync::atomic::AtomicU64>>| {
+                        move |mut from: tokio::net::tcp::OwnedReadHalf,
+                              mut to: tokio::net::tcp::OwnedWriteHalf| async move {
+                            let mut buffer = vec![0u8; 64 << 10];
+                            loop {
+                                let Ok(n) = from.read(&mut buffer).await else {
+                                    return;
+                                };
+                                if n == 0 || flag.load(Ordering::SeqCst) {
+                                    return;
+                                }
+                                if let Some(delay) = &delay {
+                                    let ms = delay.load(Ordering::SeqCst);
+                                    if ms > 0 {
+                                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                                    }
+                                }
+                                // Silent: hold everything, keep the socket open.
+                                while quiet.load(Ordering::SeqCst) && !flag.load(Ordering::SeqCst) {
+                                    tokio::time::sleep(Duration::from_millis(10)).await;
+                                }
+                                if flag.load(Ordering::SeqCst)
+                                    || to.write_all(&buffer[..n]).await.is_err()
+                                {
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                let up = pump(flag.clone(), quiet.clone(), None)(client_read, server_write);
+                let down = pump(flag.clone(), quiet.clone(), delay)(server_read, client_write);
                 let watch = async {
                     while !flag.load(Ordering::SeqCst) {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 };
-                tokio::select! { _ = copy => {}, () = watch => {} }
+                tokio::select! { () = async { tokio::join!(up, down); } => {}, () = watch => {} }
             });
         }
     });
-    Relay { port, cut }
+    Relay {
+        port,
+        cut,
+        silent,
+        delay_ms,
+        slow_new,
+    }
+}
+
+fn database_address(url: &str) -> String {
+    url.split('@')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The URL of the same database through `relay`.
+fn through(url: &str, relay: &Relay) -> String {
+    url.replace(&database_address(url), &format!("127.0.0.1:{}", relay.port))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,4 +450,336 @@ fn cli_errors_are_exit_2_and_show_no_password() {
         );
         assert!(!stderr.contains(KEK), "{name} shows the KEK: {stderr}");
     }
+}
+
+fn kek() -> Sealing {
+    Sealing::Kek(Kek::from_base64(KEK).unwrap())
+}
+
+/// Sends one request signed now by `key`; its status.
+async fn status_of(
+    router: &axum::Router,
+    key: &armor_psk::NewKey,
+    clock: &ManualClock,
+) -> StatusCode {
+    clock.set(now());
+    let signer = Signer::new(key.key_id.clone(), key.secret.as_str()).unwrap();
+    let header = signer.sign_with_clock("GET", "/me", b"", clock);
+    send(router, request_with_header("GET", "/me", &header, b""))
+        .await
+        .status
+}
+
+/// Two instances reach the database through a relay that holds their
+/// lookups' answers for 1 s (the change feed's connection is not slowed):
+/// a lookup of a key is in flight on each when the key is revoked through
+/// the CLI. No request sent after the revoke returned is accepted by
+/// either, and both refuse the key (their slow lookups' answers, from
+/// before the revoke, are never used).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_racing_slow_lookups_is_honoured_by_both_instances() {
+    let Some(url) = database_url("a_revoke_racing_slow_lookups") else {
+        return;
+    };
+    let direct = PostgresKeyStore::connect(&url, kek()).await.unwrap();
+    direct.migrate().await.unwrap();
+    let key = direct.add_key("racing", None).await.unwrap();
+    let relay = relay(&database_address(&url)).await;
+    relay.delay_ms.store(1_000, Ordering::SeqCst);
+    let options = armor_psk::PostgresOptions::default()
+        .query_timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_size(1);
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        // The pool's one connection is slow; the feed's, made after, is not.
+        relay.slow_new.store(true, Ordering::SeqCst);
+        let store = PostgresKeyStore::connect_with(&through(&url, &relay), kek(), options.clone())
+            .await
+            .unwrap();
+        relay.slow_new.store(false, Ordering::SeqCst);
+        let clock = ManualClock::new(now());
+        instances.push((
+            app(ArmorPskLayer::new(store.cached()).with_clock(clock.clone())),
+            clock,
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // the feeds listen
+    let in_flight: Vec<_> = instances
+        .iter()
+        .map(|(router, clock)| {
+            let (router, clock, key) = (router.clone(), clock.clone(), key.clone());
+            tokio::spawn(async move { status_of(&router, &key, &clock).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let revoked = tokio::task::spawn_blocking({
+        let url = url.clone();
+        let key_id = key.key_id.clone();
+        move || cli(&url, &["revoke", &key_id])
+    })
+    .await
+    .unwrap();
+    assert!(revoked.contains("revoked"), "{revoked}");
+    let revoked_at = Instant::now();
+    for (name, (router, clock)) in ["A", "B"].iter().zip(&instances) {
+        for _ in 0..2 {
+            let sent = revoked_at.elapsed();
+            let status = status_of(router, &key, clock).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "instance {name} accepted the revoked key, sent {sent:?} after the revoke"
+            );
+        }
+        println!(
+            "instance {name}: every request after the revoke refused (the last answered {:?} after it)",
+            revoked_at.elapsed()
+        );
+    }
+    for lookup in in_flight {
+        // Started before the revoke: either answer is fair for these two.
+        let _ = lookup.await.unwrap();
+    }
+}
+
+/// The relay goes silent (sockets open, nothing forwarded): a cached key
+/// keeps serving from its grace copy, answered within the query timeout
+/// instead of hanging; a key revoked on the database side meanwhile is
+/// refused within the heartbeat bound once the database answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_database_fails_lookups_fast_and_the_feed_catches_up() {
+    let Some(url) = database_url("a_silent_database") else {
+        return;
+    };
+    let direct = PostgresKeyStore::connect(&url, kek()).await.unwrap();
+    direct.migrate().await.unwrap();
+    let key = direct.add_key("silent", None).await.unwrap();
+    let relay = relay(&database_address(&url)).await;
+    let store = PostgresKeyStore::connect(&through(&url, &relay), kek())
+        .await
+        .unwrap();
+    let cache = store.cached_with(|cache| cache.with_ttl(Duration::from_millis(300)));
+    let clock = ManualClock::new(now());
+    let router = app(ArmorPskLayer::new(cache).with_clock(clock.clone()));
+    assert_eq!(status_of(&router, &key, &clock).await, StatusCode::OK);
+
+    relay.silent.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await; // past the TTL
+    let asked = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(5), status_of(&router, &key, &clock))
+        .await
+        .expect("a silent database must not hang a request");
+    assert_eq!(status, StatusCode::OK, "the grace copy serves");
+    println!("answered from the grace copy in {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    // Revoked on the database side while this instance cannot hear it.
+    assert!(direct.revoke(&key.key_id).await.unwrap());
+    relay.silent.store(false, Ordering::SeqCst);
+    let back = Instant::now();
+    loop {
+        if status_of(&router, &key, &clock).await == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        // Heartbeat (1 s) × 3 beats to give up the silent feed, + 1 s.
+        assert!(
+            back.elapsed() < Duration::from_secs(8),
+            "still accepted after {:?}",
+            back.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "refused {:?} after the database answered again",
+        back.elapsed()
+    );
+}
+
+/// Random key ids sprayed at full speed by a client with no key while 30
+/// genuine keys, never used before, make requests: no genuine request gets
+/// 503, and the spray reaches the database (almost) never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spray_of_random_key_ids_never_starves_genuine_keys() {
+    let Some(url) = database_url("a_spray_of_random_key_ids") else {
+        return;
+    };
+    let direct = PostgresKeyStore::connect(&url, kek()).await.unwrap();
+    direct.migrate().await.unwrap();
+    let store = PostgresKeyStore::connect(&url, kek()).await.unwrap();
+    let counter = store.clone();
+    let router = app(ArmorPskLayer::new(store.cached()));
+    tokio::time::sleep(Duration::from_millis(300)).await; // the feed has the ids
+    let mut genuine = Vec::new();
+    for i in 0..30 {
+        genuine.push(direct.add_key(&format!("genuine-{i}"), None).await.unwrap());
+    }
+    // The change feed brings their ids within moments.
+    let known = Instant::now();
+    while !genuine.iter().all(|key| counter.might_hold(&key.key_id)) {
+        assert!(
+            known.elapsed() < Duration::from_secs(5),
+            "the feed never brought the new ids"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let sprayed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sprayers: Vec<_> = (0..4)
+        .map(|_| {
+            let (router, stop, sprayed) = (router.clone(), stop.clone(), sprayed.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let signer = Signer::new(armor_psk::new_uuid_v4(), "made-up").unwrap();
+                    let header = signer.sign("GET", "/me", b"");
+                    let status = send(&router, request_with_header("GET", "/me", &header, b""))
+                        .await
+                        .status;
+                    assert_eq!(status, StatusCode::UNAUTHORIZED);
+                    sprayed.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let before = counter.queries();
+    let mut genuine_requests = 0;
+    while started.elapsed() < Duration::from_secs(5) {
+        for key in &genuine {
+            let signer = Signer::new(key.key_id.clone(), key.secret.as_str()).unwrap();
+            let header = signer.sign("GET", "/me", b"");
+            let answer = send(&router, request_with_header("GET", "/me", &header, b"")).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::OK,
+                "genuine key {}: {}",
+                key.key_id,
+                answer.json
+            );
+            genuine_requests += 1;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for sprayer in sprayers {
+        sprayer.await.unwrap();
+    }
+    let sprayed = sprayed.load(Ordering::Relaxed);
+    let queries = counter.queries() - before;
+    println!(
+        "{sprayed} random key ids in {:?}, {genuine_requests} genuine requests all 200, {queries} database lookups",
+        started.elapsed()
+    );
+    assert!(sprayed > 1_000, "{sprayed}");
+    // The 30 genuine keys' first lookups, and nothing for the spray.
+    assert!(queries <= 30 + 5, "{queries} lookups");
+}
+
+/// A database writer without the KEK changes rows: each change makes the
+/// key fail, none makes a bad key work or a revoked one work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_changed_without_the_kek_never_verify() {
+    let Some(url) = database_url("rows_changed_without_the_kek") else {
+        return;
+    };
+    let direct = PostgresKeyStore::connect(&url, kek()).await.unwrap();
+    direct.migrate().await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let fresh = || async {
+        // A store of its own each time: no cache between the change and it.
+        PostgresKeyStore::connect(&url, kek()).await.unwrap()
+    };
+    use armor_psk::KeyStore as _;
+
+    // A plaintext secret of the attacker's choosing, added to a real key.
+    let key = direct.add_key("plaintext", None).await.unwrap();
+    client
+        .execute(
+            "INSERT INTO armor_psk_secrets (key_id, version, sealed, encrypted) VALUES ($1, 9, $2, false)",
+            &[&key.key_id, &b"attacker-secret".to_vec()],
+        )
+        .await
+        .unwrap();
+    assert!(
+        fresh().await.get(&key.key_id).await.unwrap().is_none(),
+        "plaintext row under a KEK"
+    );
+
+    // A revocation undone.
+    let key = direct.add_key("unrevoked", None).await.unwrap();
+    assert!(direct.revoke(&key.key_id).await.unwrap());
+    client
+        .execute(
+            "UPDATE armor_psk_keys SET revoked_at = NULL WHERE key_id = $1",
+            &[&key.key_id],
+        )
+        .await
+        .unwrap();
+    assert!(
+        fresh().await.get(&key.key_id).await.unwrap().is_none(),
+        "revocation undone"
+    );
+
+    // A secret's validity changed.
+    let key = direct.add_key("extended", None).await.unwrap();
+    direct
+        .rotate(&key.key_id, Duration::from_secs(60), now())
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE armor_psk_secrets SET not_after = NULL WHERE key_id = $1 AND version = 1",
+            &[&key.key_id],
+        )
+        .await
+        .unwrap();
+    assert!(
+        fresh().await.get(&key.key_id).await.unwrap().is_none(),
+        "validity changed"
+    );
+
+    // A secret moved to another key id, and an owner changed.
+    let victim = direct.add_key("victim", None).await.unwrap();
+    let attacker = direct.add_key("attacker", Some(1)).await.unwrap();
+    client
+        .execute(
+            "UPDATE armor_psk_secrets SET sealed = (SELECT sealed FROM armor_psk_secrets WHERE key_id = $1 AND version = 1) \
+             WHERE key_id = $2 AND version = 1",
+            &[&victim.key_id, &attacker.key_id],
+        )
+        .await
+        .unwrap();
+    assert!(
+        fresh().await.get(&attacker.key_id).await.unwrap().is_none(),
+        "secret moved"
+    );
+    client
+        .execute(
+            "UPDATE armor_psk_keys SET user_id = 2 WHERE key_id = $1",
+            &[&victim.key_id],
+        )
+        .await
+        .unwrap();
+    assert!(
+        fresh().await.get(&victim.key_id).await.unwrap().is_none(),
+        "owner changed"
+    );
+
+    // An untouched key still works.
+    let untouched = direct.add_key("untouched", None).await.unwrap();
+    assert!(
+        fresh()
+            .await
+            .get(&untouched.key_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
