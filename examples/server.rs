@@ -24,7 +24,7 @@
 //!   entry is a replay accepted).
 //! - `ARMOR_PSK_DATABASE_URL`: take the keys from PostgreSQL (needs
 //!   `--features postgres`), sealed under `ARMOR_PSK_KEK` (32 bytes,
-//!   base64), cached, and dropped from the cache within a second of a
+//!   base64; or in the file `ARMOR_PSK_KEK_FILE` names), cached, and dropped from the cache within a second of a
 //!   revocation or rotation; the migration is applied at start. A database
 //!   that is down at start stops the server (exit 1); down later, cached
 //!   keys serve for the grace period, then 503. `ARMOR_PSK_KEYS` is
@@ -146,8 +146,13 @@ fn keys_from_env() -> Result<MemoryKeyStore, String> {
 #[cfg(feature = "postgres")]
 async fn postgres_keys(url: &str) -> Result<Box<dyn KeyStore>, Box<dyn std::error::Error>> {
     use armor_psk::{Kek, PostgresKeyStore, Sealing};
-    let kek = std::env::var("ARMOR_PSK_KEK")
-        .map_err(|_| "ARMOR_PSK_DATABASE_URL is set but ARMOR_PSK_KEK is not")?;
+    let kek = match std::env::var("ARMOR_PSK_KEK_FILE") {
+        Ok(path) => std::fs::read_to_string(&path)
+            .map_err(|error| format!("cannot read ARMOR_PSK_KEK_FILE {path}: {error}"))?,
+        Err(_) => std::env::var("ARMOR_PSK_KEK").map_err(|_| {
+            "ARMOR_PSK_DATABASE_URL is set but neither ARMOR_PSK_KEK nor ARMOR_PSK_KEK_FILE is"
+        })?,
+    };
     let store = PostgresKeyStore::connect(url, Sealing::Kek(Kek::from_base64(&kek)?)).await?;
     store.migrate().await?;
     println!("keys: PostgreSQL (cached, following changes)");
