@@ -149,9 +149,9 @@ async fn postgres_keys(url: &str) -> Result<Box<dyn KeyStore>, Box<dyn std::erro
     let kek = match std::env::var("ARMOR_PSK_KEK_FILE") {
         Ok(path) => std::fs::read_to_string(&path)
             .map_err(|error| format!("cannot read ARMOR_PSK_KEK_FILE {path}: {error}"))?,
-        Err(_) => std::env::var("ARMOR_PSK_KEK").map_err(|_| {
-            "ARMOR_PSK_DATABASE_URL is set but neither ARMOR_PSK_KEK nor ARMOR_PSK_KEK_FILE is"
-        })?,
+        Err(_) => std::env::var("ARMOR_PSK_KEK").map_err(
+            |_| "ARMOR_PSK_DATABASE_URL is set but neither ARMOR_PSK_KEK nor ARMOR_PSK_KEK_FILE is",
+        )?,
     };
     let store = PostgresKeyStore::connect(url, Sealing::Kek(Kek::from_base64(&kek)?)).await?;
     store.migrate().await?;

@@ -783,3 +783,60 @@ async fn rows_changed_without_the_kek_never_verify() {
             .is_some()
     );
 }
+
+/// PostgreSQL with TLS under a self-signed certificate (`.ci/run` starts
+/// one): `sslmode=verify-full` with the CA named is served; without it the
+/// certificate does not verify and the store refuses to connect; a URL
+/// with `sslmode=require` never falls back to plain TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_postgresql_is_verified() {
+    let Some(url) = common::service_env(
+        "ARMOR_PSK_TLS_DATABASE_URL",
+        "ARMOR_PSK_REQUIRE_POSTGRES",
+        "tls_to_postgresql_is_verified",
+        "Set it to a PostgreSQL with TLS, and ARMOR_PSK_TLS_CA to its certificate",
+    ) else {
+        return;
+    };
+    let ca = std::env::var("ARMOR_PSK_TLS_CA")
+        .expect("ARMOR_PSK_TLS_CA beside ARMOR_PSK_TLS_DATABASE_URL");
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={ca}");
+    let store = PostgresKeyStore::connect(&verified, kek())
+        .await
+        .expect("TLS with the CA");
+    store.migrate().await.unwrap();
+    let key = store.add_key("over tls", None).await.unwrap();
+    use armor_psk::KeyStore as _;
+    assert!(store.get(&key.key_id).await.unwrap().is_some());
+    // The connection is TLS: the server says so.
+    let (client, connection) =
+        tokio_postgres::connect(&format!("{url}?sslmode=disable"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let tls_sessions: i64 = client
+        .query_one("SELECT count(*) FROM pg_stat_ssl WHERE ssl", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(tls_sessions >= 1, "{tls_sessions} TLS sessions");
+
+    let error = PostgresKeyStore::connect(&format!("{url}?sslmode=verify-full"), kek())
+        .await
+        .expect_err("a self-signed certificate without its CA");
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+    assert!(
+        PostgresKeyStore::connect(
+            &format!("{url}?sslmode=require&sslrootcert=/nonexistent"),
+            kek()
+        )
+        .await
+        .is_err()
+    );
+}

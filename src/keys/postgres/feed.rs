@@ -8,7 +8,7 @@
 use std::future::poll_fn;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use super::PostgresKeyStore;
 use super::admin::CHANNEL;
@@ -26,10 +26,11 @@ pub(super) async fn listen(cache: WeakCachedKeyStore<PostgresKeyStore>) {
             return;
         };
         let config = store.source().inner.config.clone();
+        let tls = store.source().inner.tls.clone();
         let heartbeat = store.source().inner.options.heartbeat;
         drop(store);
         if let Ok(Ok((client, mut connection))) =
-            tokio::time::timeout(heartbeat * MISSED_BEATS, config.connect(NoTls)).await
+            tokio::time::timeout(heartbeat * MISSED_BEATS, config.connect(tls)).await
         {
             let (sender, mut changes) = tokio::sync::mpsc::unbounded_channel();
             let driver = tokio::spawn(async move {

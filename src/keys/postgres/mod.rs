@@ -15,6 +15,7 @@ mod admin;
 mod feed;
 mod schema;
 mod seal;
+mod tls;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -23,7 +24,6 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 pub use admin::{KeyInfo, NewKey};
 pub use seal::{Kek, Sealing};
@@ -69,6 +69,9 @@ pub enum PostgresStoreError {
     /// No such key id (or it is revoked).
     #[error("no key {0:?}")]
     UnknownKey(String),
+    /// TLS could not be set up (an unreadable `sslrootcert`).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Sealing failed.
     #[error("could not seal the secret")]
     Crypto,
@@ -177,6 +180,7 @@ pub struct PostgresKeyStore {
 
 struct Inner {
     config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     pool: Pool,
     sealing: Sealing,
     options: PostgresOptions,
@@ -188,7 +192,10 @@ struct Inner {
 
 impl PostgresKeyStore {
     /// Connects to `url` (`postgres://user@host:port/db`) with the default
-    /// [`PostgresOptions`]. With a KEK, checks that it opens what the
+    /// [`PostgresOptions`]. TLS (rustls) follows the URL's `sslmode`
+    /// (`require`, `verify-full`: TLS or nothing, the certificate and the
+    /// host name verified against the Mozilla roots, or against
+    /// `sslrootcert=PATH`). With a KEK, checks that it opens what the
     /// database holds (after [`migrate`](Self::migrate) ran once).
     ///
     /// # Errors
@@ -210,8 +217,7 @@ impl PostgresKeyStore {
         if matches!(sealing, Sealing::Plaintext) {
             tracing::warn!("ARMOR-PSK key store keeps secrets in PostgreSQL in plaintext");
         }
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(database("not a PostgreSQL URL"))?;
+        let (mut config, connector) = tls::configure(url)?;
         config
             .connect_timeout(options.connect_timeout)
             .keepalives(true)
@@ -221,7 +227,7 @@ impl PostgresKeyStore {
             .tcp_user_timeout(Duration::from_secs(5));
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -236,6 +242,7 @@ impl PostgresKeyStore {
         let store = Self {
             inner: Arc::new(Inner {
                 config,
+                tls: connector,
                 pool,
                 sealing,
                 options,
