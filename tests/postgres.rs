@@ -784,10 +784,11 @@ async fn rows_changed_without_the_kek_never_verify() {
     );
 }
 
-/// PostgreSQL with TLS under a self-signed certificate (`.ci/run` starts
-/// one): `sslmode=verify-full` with the CA named is served; without it the
-/// certificate does not verify and the store refuses to connect; a URL
-/// with `sslmode=require` never falls back to plain TCP.
+/// PostgreSQL with TLS under a certificate from a CA of the test's own
+/// (`.ci/run` starts one): `sslmode=verify-full` with the CA named is
+/// served, over TLS; without it the certificate does not verify and the
+/// store refuses to connect; an unreadable `sslrootcert` is an error;
+/// `require` without a root encrypts without checking, as libpq does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_to_postgresql_is_verified() {
     let Some(url) = common::service_env(

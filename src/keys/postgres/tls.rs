@@ -1,11 +1,12 @@
-//! TLS to PostgreSQL (rustls): the `sslmode` of the URL, and the roots a
-//! server's certificate is checked against.
+//! TLS to PostgreSQL (rustls), as libpq reads the URL's `sslmode`:
 //!
-//! The certificate and the host name are always verified when TLS is used
-//! (against the Mozilla roots, or `sslrootcert=PATH` for a private CA):
-//! `sslmode=require`, `verify-ca` and `verify-full` all insist on TLS and
-//! verify; `prefer` (tokio-postgres's default) uses TLS when the server
-//! offers it, verified; `disable` never does.
+//! - `disable`: plain TCP;
+//! - `prefer` (the default): TLS when the server offers it, its
+//!   certificate not checked (encryption against a passive observer only);
+//! - `require`: TLS or nothing, the certificate not checked unless
+//!   `sslrootcert=PATH` is given (then checked, name included);
+//! - `verify-ca`, `verify-full`: TLS or nothing, the certificate and the
+//!   host name checked against `sslrootcert=PATH` or the Mozilla roots.
 
 use std::sync::Arc;
 
@@ -23,16 +24,21 @@ pub(super) fn configure(
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut kept = Vec::new();
     let mut root_file = None;
+    let mut verify_mode = false;
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match (name, value) {
             ("sslrootcert", path) => root_file = Some(percent_decode(path)),
-            // tokio-postgres knows disable, prefer and require; this
-            // crate always verifies, so the verify modes are require.
-            ("sslmode", "verify-ca" | "verify-full") => kept.push("sslmode=require".to_owned()),
+            // tokio-postgres knows disable, prefer and require: the verify
+            // modes are require, with the certificate checked here.
+            ("sslmode", "verify-ca" | "verify-full") => {
+                verify_mode = true;
+                kept.push("sslmode=require".to_owned());
+            }
             _ => kept.push(pair.to_owned()),
         }
     }
+    let verify = verify_mode || root_file.is_some();
     let url = if kept.is_empty() {
         base.to_owned()
     } else {
@@ -56,14 +62,69 @@ pub(super) fn configure(
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|error| PostgresStoreError::Tls(error.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| PostgresStoreError::Tls(error.to_string()))?;
+    let tls = if verify {
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Unchecked(provider)))
+            .with_no_client_auth()
+    };
     Ok((config, MakeRustlsConnect::new(tls)))
+}
+
+/// libpq's `prefer` and `require` without a root certificate: the
+/// handshake's signatures are checked, the certificate is not.
+#[derive(Debug)]
+struct Unchecked(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unchecked {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// `%XX` escapes in a URL query value.
