@@ -440,3 +440,120 @@ async fn stubs_from_a_directory_answer_after_verification_and_before_the_api() {
     assert_eq!(deleted.status, 204);
     assert_eq!(deleted.headers["x-deleted"], "yes");
 }
+
+/// One raw HTTP/1.1 exchange with the `Host` and headers given (a browser
+/// after DNS rebinding sends its own name); the status and the body.
+async fn raw(
+    server: &MockArmorServer,
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_admin_api_answers_loopback_hosts_only() {
+    let server = MockArmorServer::start().await.unwrap();
+    let routes = [
+        ("GET", "/__mock/journal", ""),
+        ("DELETE", "/__mock/journal", ""),
+        ("POST", "/__mock/keys", r#"{"user_id": 4922}"#),
+        ("DELETE", "/__mock/keys/someone", ""),
+        ("GET", "/__mock/clock", ""),
+        ("POST", "/__mock/clock", r#"{"offset_seconds": 5}"#),
+    ];
+    for (method, path, body) in routes {
+        // A web page's request after DNS rebinding: its own Host, text/plain.
+        let (status, answer) = raw(
+            &server,
+            method,
+            path,
+            "evil.example:3000",
+            &["Content-Type: text/plain"],
+            body,
+        )
+        .await;
+        assert_eq!(status, 403, "{method} {path}: {answer}");
+        assert!(answer.contains("admin_host_forbidden"), "{answer}");
+        assert!(!answer.contains("secret"), "{answer}");
+    }
+    for host in ["127.0.0.1", "localhost:3000", "[::1]:3000"] {
+        let (status, answer) = raw(&server, "GET", "/__mock/clock", host, &[], "").await;
+        assert_eq!(status, 200, "{host}: {answer}");
+    }
+    let (status, answer) = raw(
+        &server,
+        "POST",
+        "/__mock/keys",
+        "localhost",
+        &["Content-Type: application/json"],
+        r#"{"user_id": 4922}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+}
+
+#[tokio::test]
+async fn with_an_admin_token_the_admin_api_needs_it() {
+    let server = MockArmorServer::builder()
+        .with_admin_token("let-me-in")
+        .start()
+        .await
+        .unwrap();
+    let (status, answer) = raw(&server, "GET", "/__mock/journal", "127.0.0.1", &[], "").await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer.contains("admin_token_required"), "{answer}");
+    let (status, _) = raw(
+        &server,
+        "GET",
+        "/__mock/journal",
+        "127.0.0.1",
+        &["Authorization: Bearer wrong"],
+        "",
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, answer) = raw(
+        &server,
+        "GET",
+        "/__mock/journal",
+        "127.0.0.1",
+        &["Authorization: Bearer let-me-in"],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    // The token does not open the door to a foreign host.
+    let (status, _) = raw(
+        &server,
+        "GET",
+        "/__mock/journal",
+        "evil.example",
+        &["Authorization: Bearer let-me-in"],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403);
+}

@@ -1,27 +1,107 @@
 //! The admin API under `/__mock/`, for test suites in any language: the
-//! journal, keys, the clock. No authentication: the mock is a test tool on
-//! loopback. Off with `--no-admin` (`MockArmorServerBuilder::without_admin`).
+//! journal, keys, the clock. Off with `--no-admin`
+//! (`MockArmorServerBuilder::without_admin`).
+//!
+//! A web page the developer visits could otherwise reach it (DNS
+//! rebinding: a page's script posting to a name that resolves to
+//! 127.0.0.1) and mint a key: the admin API answers only requests whose
+//! `Host` is a loopback name or address (403 `admin_host_forbidden`
+//! otherwise), and, with an admin token set (`--admin-token`,
+//! `ARMOR_PSK_MOCK_ADMIN_TOKEN`, `with_admin_token`), only requests that
+//! carry it as `Authorization: Bearer TOKEN` (401 `admin_token_required`).
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, HOST, WWW_AUTHENTICATE};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
 
 use super::journal::{JournalEntry, Outcome};
 use super::{ApiKey, Control, add_key};
 
-/// The admin routes, to merge beside the API (outside its authentication).
-pub(crate) fn router(control: Control) -> Router {
+/// The admin routes, to merge beside the API (outside its
+/// authentication), behind the loopback-host and token guard.
+pub(crate) fn router(control: Control, token: Option<Arc<str>>) -> Router {
     Router::new()
         .route("/__mock/journal", get(journal).delete(clear_journal))
         .route("/__mock/keys", post(issue_key))
         .route("/__mock/keys/{key_id}", delete(revoke_key))
         .route("/__mock/clock", post(set_clock).get(clock))
         .with_state(control)
+        .layer(axum::middleware::from_fn(move |request, next| {
+            guard(token.clone(), request, next)
+        }))
+}
+
+/// Whether a `Host` header names this machine: `localhost` (or a name
+/// under it), an address in 127.0.0.0/8, or `[::1]`; with or without a
+/// port.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    if let Ok(address) = host.parse::<std::net::IpAddr>() {
+        return address.is_loopback();
+    }
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        })
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+async fn guard(token: Option<Arc<str>>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or_default();
+    if !is_loopback_host(host) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({
+                "error": "admin_host_forbidden",
+                "Message": "the admin API answers only requests to a loopback host (localhost, 127.0.0.1, [::1])",
+            })),
+        )
+            .into_response();
+    }
+    if let Some(token) = token {
+        let given = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({
+                    "error": "admin_token_required",
+                    "Message": "the admin API needs Authorization: Bearer <the mock's admin token>",
+                })),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// A journal entry as JSON.
@@ -121,4 +201,39 @@ async fn clock(State(control): State<Control>) -> Json<Value> {
         "offset_seconds": control.clock.0.load(Ordering::Relaxed),
         "now": control.clock.now(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_hosts_and_others() {
+        for host in [
+            "localhost",
+            "localhost:3000",
+            "LOCALHOST.",
+            "api.localhost:80",
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "127.1.2.3:1",
+            "[::1]",
+            "[::1]:3000",
+            "::1",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "evil.example",
+            "evil.example:3000",
+            "localhost.evil.example",
+            "10.0.0.1:3000",
+            "0.0.0.0:3000",
+            "[::2]:3000",
+            "127.0.0.1.evil.example",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 }

@@ -185,6 +185,7 @@ pub struct MockArmorServerBuilder {
     require_account_context: bool,
     stubs: Vec<Stub>,
     admin: bool,
+    admin_token: Option<Arc<str>>,
     journal_limit: usize,
     on_request: Option<RequestHook>,
 }
@@ -210,6 +211,7 @@ impl Default for MockArmorServerBuilder {
             require_account_context: false,
             stubs: Vec::new(),
             admin: true,
+            admin_token: None,
             journal_limit: 10_000,
             on_request: None,
         }
@@ -304,6 +306,14 @@ impl MockArmorServerBuilder {
         self
     }
 
+    /// Requires `Authorization: Bearer TOKEN` on every admin request (401
+    /// without it). The admin API answers only loopback hosts either way.
+    #[must_use]
+    pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(Arc::from(token.into()));
+        self
+    }
+
     /// How many journal entries are kept, newest first (default 10,000).
     pub fn with_journal_limit(mut self, limit: usize) -> Self {
         self.journal_limit = limit;
@@ -374,7 +384,15 @@ impl MockArmorServerBuilder {
                 record(recorder.clone(), hook.clone(), request, next)
             }));
         if self.admin {
-            app = admin::router(control).merge(app);
+            if !self.listen.ip().is_loopback() {
+                tracing::warn!(
+                    listen = %self.listen,
+                    "the mock's admin API (keys, clock, journal) is on and the mock listens beyond \
+                     loopback; it answers loopback hosts only, but consider --admin-token or \
+                     --no-admin"
+                );
+            }
+            app = admin::router(control, self.admin_token).merge(app);
         }
 
         let listener = tokio::net::TcpListener::bind(self.listen).await?;

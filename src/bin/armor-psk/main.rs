@@ -138,6 +138,15 @@ struct MockArgs {
     /// is on by default.
     #[arg(long)]
     no_admin: bool,
+    /// Require `Authorization: Bearer TOKEN` on the admin API (it answers
+    /// loopback hosts only either way).
+    #[arg(
+        long,
+        env = "ARMOR_PSK_MOCK_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    admin_token: Option<String>,
     /// Accepted for scripts written before: acting on the primary account
     /// is the default now.
     #[arg(long, hide = true)]
@@ -409,6 +418,20 @@ fn mock(args: MockArgs) -> Result<ExitCode, String> {
         }
         if args.no_admin {
             builder = builder.without_admin();
+        } else if !args.listen.ip().is_loopback() {
+            eprintln!(
+                "warning: the admin API (keys, clock, journal under /__mock/) is on and the mock \
+                 listens on {}; it answers loopback hosts only{}",
+                args.listen,
+                if args.admin_token.is_some() {
+                    ", with the admin token"
+                } else {
+                    ": consider --admin-token or --no-admin"
+                }
+            );
+        }
+        if let Some(token) = &args.admin_token {
+            builder = builder.with_admin_token(token.clone());
         }
         if let Some(path) = &args.stubs {
             builder = builder
