@@ -308,7 +308,6 @@ impl MockArmorServerBuilder {
 
     /// Requires `Authorization: Bearer TOKEN` on every admin request (401
     /// without it). The admin API answers only loopback hosts either way.
-    #[must_use]
     pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
         self.admin_token = Some(Arc::from(token.into()));
         self
