@@ -432,3 +432,15 @@ fn broken_stub_files_stop_the_mock_naming_the_file_and_the_field() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn mock_openapi_documents_that_cannot_be_served_stop_it_with_exit_2() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openapi-bad");
+    for file in ["garbage.yaml", "empty.json", "not-openapi.json"] {
+        let path = format!("{dir}/{file}");
+        let (code, _, stderr) = run(&["mock", "--listen", "127.0.0.1:0", "--openapi", &path]);
+        assert_eq!(code, 2, "{file}: {stderr}");
+        assert!(stderr.contains(file), "{stderr}");
+        assert!(stderr.contains("--openapi"), "{stderr}");
+    }
+}

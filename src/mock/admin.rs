@@ -28,8 +28,20 @@ use super::{ApiKey, Control, add_key};
 
 /// The admin routes, to merge beside the API (outside its
 /// authentication), behind the loopback-host and token guard.
-pub(crate) fn router(control: Control, token: Option<Arc<str>>) -> Router {
+pub(crate) fn router(
+    control: Control,
+    token: Option<Arc<str>>,
+    operations: Arc<super::Operations>,
+) -> Router {
+    let listing = operations.listing();
     Router::new()
+        .route(
+            "/__mock/operations",
+            get(move || {
+                let listing = listing.clone();
+                async move { Json(listing) }
+            }),
+        )
         .route("/__mock/journal", get(journal).delete(clear_journal))
         .route("/__mock/keys", post(issue_key))
         .route("/__mock/keys/{key_id}", delete(revoke_key))
@@ -121,6 +133,7 @@ pub(crate) fn entry_json(entry: &JournalEntry) -> Value {
         },
         "error_code": entry.error_code,
         "client_issues": entry.client_issues,
+        "request_errors": entry.request_errors,
     })
 }
 

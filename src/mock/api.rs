@@ -255,7 +255,23 @@ async fn not_found(request: Request) -> ApiError {
 /// The API's routes with the test's own, the account-context check on both,
 /// the forbidden endpoints and the 404 fallback. Authentication goes around
 /// it.
-pub(crate) fn router(directory: Directory, custom: Router) -> Router {
+pub(crate) fn router(
+    directory: Directory,
+    custom: Router,
+    operations: Option<std::sync::Arc<super::openapi::Operations>>,
+) -> Router {
+    let fallback = move |request: Request| {
+        let operations = operations.clone();
+        async move {
+            match operations {
+                Some(operations) => match super::openapi::serve(operations, request).await {
+                    Ok(response) => response,
+                    Err(request) => no_such_operation(request),
+                },
+                None => not_found(request).await.into_response(),
+            }
+        }
+    };
     Router::new()
         .route("/me", get(me))
         .route("/accounts", get(accounts))
@@ -272,5 +288,24 @@ pub(crate) fn router(directory: Directory, custom: Router) -> Router {
         .route("/users/setpassword", any(psk_forbidden))
         .route("/usersecurity", any(psk_forbidden))
         .route("/usersecurity/{*rest}", any(psk_forbidden))
-        .fallback(not_found)
+        .fallback(fallback)
+}
+
+/// 404 for a path that neither a built-in route, a stub nor a loaded
+/// document has.
+fn no_such_operation(request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let mut response = (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({
+            "error": "no_such_operation",
+            "Message": format!("no loaded document has an operation at {path}"),
+            "path": path,
+        })),
+    )
+        .into_response();
+    response
+        .extensions_mut()
+        .insert(ErrorCode("no_such_operation"));
+    response
 }

@@ -42,6 +42,9 @@ pub struct JournalEntry {
     /// Client bugs the mock noticed, served or not: `nonce_reused`,
     /// `clock_skew`, `query_signed`, `hashed_empty_body`.
     pub client_issues: Vec<&'static str>,
+    /// What a loaded document says is wrong with the request (a 400
+    /// `request_invalid`), one line each: `in name: message`.
+    pub request_errors: Vec<String>,
 }
 
 impl JournalEntry {
@@ -132,6 +135,7 @@ mod tests {
             outcome: Outcome::Rejected("missing_authorization"),
             error_code: None,
             client_issues: Vec::new(),
+            request_errors: Vec::new(),
         }
     }
 

@@ -42,6 +42,7 @@ mod admin;
 mod api;
 mod fixtures;
 mod journal;
+mod openapi;
 mod stubs;
 
 use std::fmt;
@@ -62,6 +63,7 @@ pub use fixtures::{
     Account, Feature, FixtureKey, Fixtures, FixturesError, MeResponse, User, UserLinks,
 };
 pub use journal::{JournalEntry, Outcome};
+pub use openapi::{OpenApiError, Operations};
 pub use stubs::{Stub, StubError};
 
 use crate::keys::MemoryKeyStore;
@@ -186,6 +188,7 @@ pub struct MockArmorServerBuilder {
     stubs: Vec<Stub>,
     admin: bool,
     admin_token: Option<Arc<str>>,
+    operations: Operations,
     journal_limit: usize,
     on_request: Option<RequestHook>,
 }
@@ -212,6 +215,7 @@ impl Default for MockArmorServerBuilder {
             stubs: Vec::new(),
             admin: true,
             admin_token: None,
+            operations: Operations::default(),
             journal_limit: 10_000,
             on_request: None,
         }
@@ -306,6 +310,25 @@ impl MockArmorServerBuilder {
         self
     }
 
+    /// Serves every operation of the OpenAPI 3.x or Swagger 2.0 documents
+    /// at `path` (a file, or a directory of `*.json`/`*.yaml`/`*.yml`),
+    /// behind ARMOR-PSK, at the path a client calls (the first server
+    /// URL's path, or `basePath`, then the operation's path). Built-in
+    /// routes and stubs come first. Flaws in the documents are warnings
+    /// ([`Operations::warnings`]).
+    ///
+    /// # Errors
+    /// A file that is not JSON or YAML, or neither OpenAPI nor Swagger.
+    pub fn openapi(mut self, path: impl AsRef<std::path::Path>) -> Result<Self, OpenApiError> {
+        self.operations.load(path)?;
+        Ok(self)
+    }
+
+    /// The operations loaded so far, and their warnings.
+    pub fn operations(&self) -> &Operations {
+        &self.operations
+    }
+
     /// Requires `Authorization: Bearer TOKEN` on every admin request (401
     /// without it). The admin API answers only loopback hosts either way.
     pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
@@ -375,7 +398,9 @@ impl MockArmorServerBuilder {
             stubs: self.stubs.into(),
             directory: directory.clone(),
         };
-        let mut app = api::router(directory.clone(), self.routes)
+        let operations = Arc::new(self.operations);
+        let served = (!operations.is_empty()).then(|| Arc::clone(&operations));
+        let mut app = api::router(directory.clone(), self.routes, served)
             .layer(axum::middleware::from_fn_with_state(stubs, stubs::answer))
             .layer(axum::middleware::from_fn(identity_to_response))
             .layer(auth)
@@ -391,7 +416,7 @@ impl MockArmorServerBuilder {
                      --no-admin"
                 );
             }
-            app = admin::router(control, self.admin_token).merge(app);
+            app = admin::router(control, self.admin_token, Arc::clone(&operations)).merge(app);
         }
 
         let listener = tokio::net::TcpListener::bind(self.listen).await?;
@@ -602,6 +627,10 @@ async fn record(
         outcome,
         error_code: extensions.get::<ErrorCode>().map(|code| code.0.to_owned()),
         client_issues,
+        request_errors: extensions
+            .get::<openapi::RequestProblems>()
+            .map(|problems| problems.0.clone())
+            .unwrap_or_default(),
     };
     if let Some(hook) = &hook {
         hook(&entry);

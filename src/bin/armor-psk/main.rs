@@ -134,6 +134,13 @@ struct MockArgs {
     ///  "headers": {"X-Total-Count": "2"}, "body": [...], "account": 1024}
     #[arg(long, value_name = "PATH")]
     stubs: Option<PathBuf>,
+    /// Serve every operation of an OpenAPI 3.x or Swagger 2.0 document
+    /// (JSON or YAML), or of every `*.json`/`*.yaml`/`*.yml` in a
+    /// directory (repeatable): requests checked as it documents them,
+    /// answered with its examples or values generated from its schemas.
+    /// `GET /__mock/operations` lists what is served.
+    #[arg(long, value_name = "PATH")]
+    openapi: Vec<PathBuf>,
     /// Turn off the admin API under /__mock/ (journal, keys, clock), which
     /// is on by default.
     #[arg(long)]
@@ -437,6 +444,20 @@ fn mock(args: MockArgs) -> Result<ExitCode, String> {
             builder = builder
                 .stubs_from(path)
                 .map_err(|error| format!("--stubs: {error}"))?;
+        }
+        for path in &args.openapi {
+            builder = builder
+                .openapi(path)
+                .map_err(|error| format!("--openapi: {error}"))?;
+        }
+        if !args.openapi.is_empty() {
+            for warning in builder.operations().warnings() {
+                eprintln!("warning: {warning}");
+            }
+            println!(
+                "serving {} operations from --openapi",
+                builder.operations().len()
+            );
         }
         let _ = args.default_account;
         for key in &args.keys {

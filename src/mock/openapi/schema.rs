@@ -1,0 +1,377 @@
+//! JSON Schema as OpenAPI and Swagger documents use it: `$ref`s resolved
+//! in the document, values generated from a schema (deterministic), and
+//! values checked against one (types, enums, required properties,
+//! `allOf`/`oneOf`/`anyOf`, items), with a JSON pointer per problem.
+
+use serde_json::{Map, Value, json};
+
+/// How deep references and nesting are followed (recursive schemas stop
+/// there).
+const DEPTH: usize = 12;
+
+/// The document a schema lives in, to resolve its `$ref`s.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Doc<'a> {
+    pub(crate) root: &'a Value,
+}
+
+/// Why a `$ref` does not resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RefProblem {
+    Empty,
+    Missing(String),
+    External(String),
+}
+
+impl<'a> Doc<'a> {
+    /// The value `reference` (`#/components/schemas/X`, URL-encoded or
+    /// not) points at.
+    pub(crate) fn resolve(&self, reference: &str) -> Result<&'a Value, RefProblem> {
+        if reference.is_empty() {
+            return Err(RefProblem::Empty);
+        }
+        let Some(pointer) = reference.strip_prefix('#') else {
+            return Err(RefProblem::External(reference.to_owned()));
+        };
+        let decoded = percent_decode(pointer);
+        self.root
+            .pointer(&decoded)
+            .or_else(|| self.root.pointer(pointer))
+            .ok_or_else(|| RefProblem::Missing(reference.to_owned()))
+    }
+
+    /// `value` with its own `$ref` followed (a few times at most); an
+    /// unresolvable one is an empty schema.
+    pub(crate) fn deref(&self, mut value: &'a Value) -> &'a Value {
+        for _ in 0..DEPTH {
+            match value.get("$ref").and_then(Value::as_str) {
+                Some(reference) => match self.resolve(reference) {
+                    Ok(target) => value = target,
+                    Err(_) => return &EMPTY,
+                },
+                None => return value,
+            }
+        }
+        &EMPTY
+    }
+
+    /// A value that fits `schema`: its example, the first enum value, or
+    /// one built from its type and format. The same schema gives the same
+    /// value every time.
+    pub(crate) fn generate(&self, schema: &Value) -> Value {
+        self.generate_at(schema, 0)
+    }
+
+    fn generate_at(&self, schema: &Value, depth: usize) -> Value {
+        if depth > DEPTH {
+            return Value::Null;
+        }
+        let schema = self.deref(schema);
+        if let Some(example) = schema.get("example") {
+            return example.clone();
+        }
+        if let Some(first) = schema
+            .get("examples")
+            .and_then(Value::as_array)
+            .and_then(|examples| examples.first())
+        {
+            return first.clone();
+        }
+        if let Some(value) = schema.get("const") {
+            return value.clone();
+        }
+        if let Some(first) = schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .and_then(|values| values.first())
+        {
+            return first.clone();
+        }
+        if let Some(parts) = schema.get("allOf").and_then(Value::as_array) {
+            let mut merged = Map::new();
+            for part in parts {
+                match self.generate_at(part, depth + 1) {
+                    Value::Object(fields) => merged.extend(fields),
+                    other if merged.is_empty() && parts.len() == 1 => return other,
+                    _ => {}
+                }
+            }
+            return Value::Object(merged);
+        }
+        for choice in ["oneOf", "anyOf"] {
+            if let Some(first) = schema
+                .get(choice)
+                .and_then(Value::as_array)
+                .and_then(|options| options.first())
+            {
+                return self.generate_at(first, depth + 1);
+            }
+        }
+        match schema_type(schema).as_deref() {
+            Some("object") => {
+                let mut object = Map::new();
+                if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+                    for (name, property) in properties {
+                        object.insert(name.clone(), self.generate_at(property, depth + 1));
+                    }
+                }
+                Value::Object(object)
+            }
+            Some("array") => match schema.get("items") {
+                Some(items) if depth < DEPTH => json!([self.generate_at(items, depth + 1)]),
+                _ => json!([]),
+            },
+            Some("integer") => json!(minimum(schema).unwrap_or(0.0) as i64),
+            Some("number") => json!(minimum(schema).unwrap_or(0.0)),
+            Some("boolean") => json!(true),
+            Some("string") => json!(match schema.get("format").and_then(Value::as_str) {
+                Some("date-time") => "2026-01-01T00:00:00Z",
+                Some("date") => "2026-01-01",
+                Some("time") => "00:00:00Z",
+                Some("uuid") => "00000000-0000-4000-8000-000000000000",
+                Some("email") => "user@example.com",
+                Some("uri" | "url") => "https://example.com/",
+                Some("ipv4") => "192.0.2.1",
+                Some("ipv6") => "2001:db8::1",
+                Some("byte") => "AA==",
+                _ => "string",
+            }),
+            Some("null") => Value::Null,
+            _ => Value::Null,
+        }
+    }
+
+    /// The problems of `value` against `schema`, each as (JSON pointer,
+    /// message); none when it fits.
+    pub(crate) fn validate(&self, schema: &Value, value: &Value) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        self.validate_at(schema, value, "", 0, &mut problems);
+        problems
+    }
+
+    fn validate_at(
+        &self,
+        schema: &Value,
+        value: &Value,
+        pointer: &str,
+        depth: usize,
+        problems: &mut Vec<(String, String)>,
+    ) {
+        if depth > DEPTH {
+            return;
+        }
+        let schema = self.deref(schema);
+        if value.is_null() && schema.get("nullable").and_then(Value::as_bool) == Some(true) {
+            return;
+        }
+        if let Some(parts) = schema.get("allOf").and_then(Value::as_array) {
+            for part in parts {
+                self.validate_at(part, value, pointer, depth + 1, problems);
+            }
+        }
+        for choice in ["oneOf", "anyOf"] {
+            if let Some(options) = schema.get(choice).and_then(Value::as_array) {
+                let fits = options
+                    .iter()
+                    .any(|option| self.validate(option, value).is_empty());
+                if !fits && !options.is_empty() {
+                    problems.push((pointer.to_owned(), format!("matches none of {choice}")));
+                }
+            }
+        }
+        if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+            if !values.contains(value) {
+                let allowed: Vec<String> = values.iter().map(Value::to_string).collect();
+                problems.push((
+                    pointer.to_owned(),
+                    format!("{value} is not one of {}", allowed.join(", ")),
+                ));
+                return;
+            }
+        }
+        let Some(expected) = schema_types(schema) else {
+            return;
+        };
+        let actual = value_type(value);
+        let fits = expected
+            .iter()
+            .any(|expected| expected == actual || (expected == "number" && actual == "integer"));
+        if !fits {
+            problems.push((
+                pointer.to_owned(),
+                format!("expected {}, got {actual}", expected.join(" or ")),
+            ));
+            return;
+        }
+        match value {
+            Value::Object(fields) => {
+                if let Some(required) = schema.get("required").and_then(Value::as_array) {
+                    for name in required.iter().filter_map(Value::as_str) {
+                        if !fields.contains_key(name) {
+                            problems.push((
+                                format!("{pointer}/{}", escape(name)),
+                                "required property missing".to_owned(),
+                            ));
+                        }
+                    }
+                }
+                if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+                    for (name, field) in fields {
+                        if let Some(property) = properties.get(name) {
+                            let at = format!("{pointer}/{}", escape(name));
+                            self.validate_at(property, field, &at, depth + 1, problems);
+                        }
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(item_schema) = schema.get("items") {
+                    for (i, item) in items.iter().enumerate() {
+                        let at = format!("{pointer}/{i}");
+                        self.validate_at(item_schema, item, &at, depth + 1, problems);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+static EMPTY: Value = Value::Null;
+
+/// The one type a schema names (the first that is not `null`), or
+/// `object` when it only has properties.
+pub(crate) fn schema_type(schema: &Value) -> Option<String> {
+    schema_types(schema).and_then(|types| types.into_iter().find(|t| t != "null"))
+}
+
+fn schema_types(schema: &Value) -> Option<Vec<String>> {
+    match schema.get("type") {
+        Some(Value::String(name)) => {
+            let mut types = vec![name.clone()];
+            if schema.get("nullable").and_then(Value::as_bool) == Some(true) {
+                types.push("null".to_owned());
+            }
+            Some(types)
+        }
+        Some(Value::Array(names)) => Some(
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        ),
+        _ if schema.get("properties").is_some() => Some(vec!["object".to_owned()]),
+        _ => None,
+    }
+}
+
+fn value_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(number) if number.is_i64() || number.is_u64() => "integer",
+        Value::Number(number) if number.as_f64().is_some_and(|f| f.fract() == 0.0) => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn minimum(schema: &Value) -> Option<f64> {
+    schema.get("minimum").and_then(Value::as_f64)
+}
+
+/// A JSON pointer segment.
+fn escape(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}
+
+/// `%XX` escapes decoded (a `$ref` to `PagedResultSet%5BTicket%5D`).
+pub(crate) fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_from_refs_and_validates_what_it_generates() {
+        let root = json!({
+            "components": {"schemas": {
+                "Ticket": {"type": "object", "required": ["id", "state"], "properties": {
+                    "id": {"type": "integer", "format": "int32"},
+                    "state": {"type": "string", "enum": ["open", "closed"]},
+                    "created": {"type": "string", "format": "date-time"},
+                    "owner": {"$ref": "#/components/schemas/User"},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "parent": {"$ref": "#/components/schemas/Ticket"}
+                }},
+                "User": {"allOf": [{"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}}}]}
+            }}
+        });
+        let doc = Doc { root: &root };
+        let schema = json!({"$ref": "#/components/schemas/Ticket"});
+        let value = doc.generate(&schema);
+        assert_eq!(value["state"], "open");
+        assert_eq!(value["created"], "2026-01-01T00:00:00Z");
+        assert_eq!(value["owner"]["id"], "00000000-0000-4000-8000-000000000000");
+        assert_eq!(doc.generate(&schema), value, "deterministic");
+        assert!(
+            doc.validate(&schema, &value).is_empty(),
+            "{:?}",
+            doc.validate(&schema, &value)
+        );
+        let problems = doc.validate(
+            &schema,
+            &json!({"id": "seven", "state": "lost", "tags": [1]}),
+        );
+        let pointers: Vec<&str> = problems
+            .iter()
+            .map(|(pointer, _)| pointer.as_str())
+            .collect();
+        assert_eq!(pointers, ["/id", "/state", "/tags/0"], "{problems:?}");
+        let problems = doc.validate(&schema, &json!({}));
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn references_that_do_not_resolve_say_why() {
+        let root = json!({"definitions": {"PagedResultSet[Ticket]": {"type": "object"}}});
+        let doc = Doc { root: &root };
+        assert!(
+            doc.resolve("#/definitions/PagedResultSet%5BTicket%5D")
+                .is_ok()
+        );
+        assert_eq!(doc.resolve(""), Err(RefProblem::Empty));
+        assert!(matches!(
+            doc.resolve("#/definitions/Nope"),
+            Err(RefProblem::Missing(_))
+        ));
+        assert!(
+            doc.generate(&json!({"$ref": "#/definitions/Nope"}))
+                .is_null()
+        );
+    }
+}
