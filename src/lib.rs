@@ -34,6 +34,7 @@ pub use protocol::canonical::{
     BodyDigest, BodyHasher, BodySlot, Canonical, HASHED_EMPTY_BODY_SLOT,
 };
 pub use protocol::clock::{Clock, ManualClock, SystemClock};
+pub use protocol::diagnose::{ClientMistake, RefusedRequest};
 pub use protocol::header::{Credentials, MAX_KEY_ID_LEN, MAX_NONCE_LEN, SCHEME};
 pub use protocol::key::{Key, KeySecret};
 pub use protocol::rejection::{Rejection, RejectionKind};

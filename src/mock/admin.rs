@@ -134,6 +134,14 @@ pub(crate) fn entry_json(entry: &JournalEntry) -> Value {
         "error_code": entry.error_code,
         "client_issues": entry.client_issues,
         "request_errors": entry.request_errors,
+        "body_len": entry.body_len,
+        "body": entry.body.as_ref().map(|body| match std::str::from_utf8(body) {
+            Ok(text) => json!({"text": text}),
+            Err(_) => {
+                use base64::Engine as _;
+                json!({"base64": base64::engine::general_purpose::STANDARD.encode(body)})
+            }
+        }),
     })
 }
 

@@ -45,6 +45,11 @@ pub struct JournalEntry {
     /// What a loaded document says is wrong with the request (a 400
     /// `request_invalid`), one line each: `in name: message`.
     pub request_errors: Vec<String>,
+    /// The request's body, up to the journal's body limit (the oldest
+    /// entries' bodies are dropped past 16 MiB in all).
+    pub body: Option<bytes::Bytes>,
+    /// The body's whole length.
+    pub body_len: usize,
 }
 
 impl JournalEntry {
@@ -82,11 +87,19 @@ impl fmt::Display for JournalEntry {
     }
 }
 
-/// A bounded, shared list of entries (oldest dropped first).
+/// The most body bytes the journal holds in all.
+const BODY_BUDGET: usize = 16 << 20;
+
+/// A bounded, shared list of entries (oldest dropped first), their bodies
+/// held to [`BODY_BUDGET`] bytes in all.
 #[derive(Debug, Clone)]
 pub(crate) struct Journal {
     entries: Arc<Mutex<VecDeque<JournalEntry>>>,
     limit: usize,
+}
+
+fn body_bytes(entry: &JournalEntry) -> usize {
+    entry.body.as_ref().map_or(0, bytes::Bytes::len)
 }
 
 impl Journal {
@@ -103,6 +116,14 @@ impl Journal {
             entries.pop_front();
         }
         entries.push_back(entry);
+        let mut held: usize = entries.iter().map(body_bytes).sum();
+        for old in entries.iter_mut() {
+            if held <= BODY_BUDGET {
+                break;
+            }
+            held -= body_bytes(old);
+            old.body = None;
+        }
     }
 
     pub(crate) fn entries(&self) -> Vec<JournalEntry> {
@@ -136,6 +157,8 @@ mod tests {
             error_code: None,
             client_issues: Vec::new(),
             request_errors: Vec::new(),
+            body: None,
+            body_len: 0,
         }
     }
 

@@ -54,7 +54,7 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -190,6 +190,7 @@ pub struct MockArmorServerBuilder {
     admin_token: Option<Arc<str>>,
     operations: Operations,
     journal_limit: usize,
+    journal_body_limit: usize,
     on_request: Option<RequestHook>,
 }
 
@@ -217,6 +218,7 @@ impl Default for MockArmorServerBuilder {
             admin_token: None,
             operations: Operations::default(),
             journal_limit: 10_000,
+            journal_body_limit: 64 << 10,
             on_request: None,
         }
     }
@@ -336,6 +338,14 @@ impl MockArmorServerBuilder {
         self
     }
 
+    /// How many bytes of each request's body the journal keeps (default
+    /// 64 KiB); the journal's bodies are also held to 16 MiB in all, the
+    /// oldest dropped first.
+    pub fn with_journal_body_limit(mut self, bytes: usize) -> Self {
+        self.journal_body_limit = bytes;
+        self
+    }
+
     /// How many journal entries are kept, newest first (default 10,000).
     pub fn with_journal_limit(mut self, limit: usize) -> Self {
         self.journal_limit = limit;
@@ -392,6 +402,7 @@ impl MockArmorServerBuilder {
             journal: journal.clone(),
             default_user: first_user,
             nonces: Arc::default(),
+            journal_body_limit: self.journal_body_limit,
         };
         let recorder = control.clone();
         let stubs = stubs::Stubs {
@@ -470,6 +481,7 @@ async fn identity_to_response(request: Request, next: Next) -> Response {
 }
 
 /// What the admin API and the journal share with the server.
+/// (`journal_body_limit`: how many bytes of each body the journal keeps.)
 #[derive(Clone)]
 pub(crate) struct Control {
     store: MemoryKeyStore,
@@ -479,6 +491,8 @@ pub(crate) struct Control {
     default_user: i64,
     /// (key id, nonce) of accepted requests, to notice a reused nonce.
     nonces: Arc<std::sync::Mutex<SeenNonces>>,
+    /// How many bytes of each body the journal keeps.
+    journal_body_limit: usize,
 }
 
 /// The most recent accepted (key id, nonce) pairs, bounded.
@@ -517,10 +531,8 @@ fn client_issues(
     parts: &http::request::Parts,
     credentials: &crate::protocol::header::Credentials,
     outcome: &Outcome,
+    body: &[u8],
 ) -> Vec<&'static str> {
-    use crate::protocol::canonical::{BodySlot, Canonical};
-    use subtle::ConstantTimeEq as _;
-
     let mut issues = Vec::new();
     let (key_id, nonce) = (credentials.key_id(), credentials.nonce());
     let mut seen = control
@@ -537,40 +549,28 @@ fn client_issues(
     if credentials.timestamp().abs_diff(control.clock.now()) > CLOCK_SKEW_ISSUE {
         issues.push("clock_skew");
     }
-    // What made a signature fail, where the mock can tell without the
-    // body: requests that carry none.
-    let bodiless = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .is_none_or(|length| length.as_bytes() == b"0")
-        && !parts.headers.contains_key(http::header::TRANSFER_ENCODING);
+    // What made a signature fail: the common client mistakes, each
+    // re-signed with the request's body under the key's secrets.
     let refused_signature = *outcome == Outcome::Rejected("invalid_signature");
-    if let (true, true, Some(key)) = (refused_signature, bodiless, control.store.lookup(key_id)) {
-        let matches = |path: &str, slot: &BodySlot| -> bool {
-            let canonical = Canonical {
-                key_id,
-                method: parts.method.as_str(),
-                path,
-                nonce,
-                timestamp: credentials.timestamp(),
-            };
-            // The mock's own diagnosis, not the check: any secret will do.
-            key.secrets().iter().any(|secret| {
-                canonical
-                    .sign(secret.secret(), slot)
-                    .ct_eq(credentials.signature())
-                    .into()
-            })
+    if let (true, Some(key)) = (refused_signature, control.store.lookup(key_id)) {
+        let refused = crate::protocol::diagnose::RefusedRequest {
+            key_id,
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            body,
+            nonce,
+            timestamp: credentials.timestamp(),
+            signature: credentials.signature(),
         };
-        let empty = crate::protocol::canonical::BodyDigest::Empty.slot();
-        if let Some(path_and_query) = parts.uri.path_and_query().filter(|pq| pq.query().is_some())
-            && matches(path_and_query.as_str(), &empty)
-        {
-            issues.push("query_signed");
-        }
-        if matches(parts.uri.path(), &BodySlot::hashed_empty()) {
-            issues.push("hashed_empty_body");
-        }
+        // The mock's own diagnosis, not the check: any secret will do.
+        let secrets = key.secrets().iter().map(|secret| secret.secret());
+        issues.extend(
+            refused
+                .mistakes(secrets)
+                .into_iter()
+                .map(|mistake| mistake.code()),
+        );
     }
     issues
 }
@@ -592,7 +592,20 @@ async fn record(
         .and_then(|value| crate::protocol::header::Credentials::parse(value.as_bytes()).ok());
     let (parts, body) = request.into_parts();
     let request_parts = parts.clone();
-    let request = Request::from_parts(parts, body);
+    // The body is kept for the diagnosis and the journal: read whole, up
+    // to the layer's limit (past it the layer answers 413 anyway).
+    let body =
+        match axum::body::to_bytes(body, crate::middleware::body::DEFAULT_BODY_LIMIT + 1).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                let rejection = Rejection::new(
+                    crate::protocol::rejection::RejectionKind::BodyTooLarge,
+                    "the body is larger than the limit",
+                );
+                return rejection.into_response();
+            }
+        };
+    let request = Request::from_parts(parts, axum::body::Body::from(body.clone()));
     let account_context = request
         .headers()
         .get(ACCOUNT_CONTEXT)
@@ -611,8 +624,9 @@ async fn record(
     };
     let client_issues = credentials
         .as_ref()
-        .map(|credentials| client_issues(&control, &request_parts, credentials, &outcome))
+        .map(|credentials| client_issues(&control, &request_parts, credentials, &outcome, &body))
         .unwrap_or_default();
+    let kept = &body[..body.len().min(control.journal_body_limit)];
     let entry = JournalEntry {
         time,
         method,
@@ -631,6 +645,8 @@ async fn record(
             .get::<openapi::RequestProblems>()
             .map(|problems| problems.0.clone())
             .unwrap_or_default(),
+        body: (!body.is_empty()).then(|| axum::body::Bytes::copy_from_slice(kept)),
+        body_len: body.len(),
     };
     if let Some(hook) = &hook {
         hook(&entry);

@@ -166,6 +166,15 @@ impl Canonical<'_> {
         Signature::from_bytes(mac.finalize().into_bytes().into())
     }
 
+    /// HMAC-SHA512 of the canonical string with `slot` as raw bytes in the
+    /// body slot's place (what a client that signs the raw body makes).
+    pub(crate) fn sign_raw_slot(&self, secret: &Secret, slot: &[u8]) -> Signature {
+        let mut mac = secret.mac();
+        self.feed(&BodySlot::empty(), |part| mac.update(part));
+        mac.update(slot);
+        Signature::from_bytes(mac.finalize().into_bytes().into())
+    }
+
     /// The canonical string itself, as signed (for debugging a client).
     pub fn to_text(&self, slot: &BodySlot) -> String {
         let mut text = Vec::new();

@@ -5,6 +5,7 @@
 
 pub(crate) mod canonical;
 pub(crate) mod clock;
+pub(crate) mod diagnose;
 pub(crate) mod header;
 pub(crate) mod key;
 pub(crate) mod rejection;

@@ -3,9 +3,9 @@
 use std::fmt;
 
 use armor_psk::{
-    BodyDigest, BodySlot, Canonical, Credentials, Key, Secret, VerifyOptions, signed_path, verify,
+    BodyDigest, BodySlot, Canonical, ClientMistake, Credentials, Key, RefusedRequest, Secret,
+    VerifyOptions, signed_path, verify,
 };
-use base64::Engine;
 use subtle::ConstantTimeEq;
 
 /// What the user gave.
@@ -141,7 +141,7 @@ impl Explanation {
                 );
             }
             for hint in hints {
-                lines.push(format!("  it matches if {hint}"));
+                lines.push(format!("  the client's mistake: {hint}"));
             }
         }
 
@@ -208,125 +208,46 @@ impl Attempt<'_> {
     }
 }
 
-/// Common client mistakes, each tried in turn; the ones that make the
-/// signature match.
+/// Common client mistakes (the library's own diagnosis, which the mock
+/// uses too), and the two only this command can tell: a secret decoded
+/// before use, and a canonical string made with another key id.
 fn diagnose(
     case: &Case<'_>,
     credentials: &Credentials,
     base: &Attempt<'_>,
     secret: &Secret,
 ) -> Vec<String> {
-    let mut hints = Vec::new();
-    let mut try_attempt = |hint: String, attempt: &Attempt<'_>, secret: &Secret| {
-        if attempt.matches(secret, credentials) {
-            hints.push(hint);
-        }
+    let query = case.path.split_once('?').map(|(_, query)| query);
+    let refused = RefusedRequest {
+        key_id: credentials.key_id(),
+        method: case.method,
+        path: base.path,
+        query,
+        body: case.body,
+        nonce: credentials.nonce(),
+        timestamp: credentials.timestamp(),
+        signature: credentials.signature(),
     };
-
-    for method in [
-        case.method.to_ascii_uppercase(),
-        case.method.to_ascii_lowercase(),
-    ] {
-        if method != case.method {
-            let attempt = Attempt {
-                method: &method,
-                ..base.clone()
-            };
-            try_attempt(
-                format!("the method is {method:?} (the method is signed as sent, case included)"),
-                &attempt,
-                secret,
-            );
-        }
-    }
-    if case.path != base.path {
-        let attempt = Attempt {
-            path: case.path,
-            ..base.clone()
-        };
-        try_attempt(
-            "the query is signed too: the client must sign the path without `?...`".into(),
-            &attempt,
-            secret,
-        );
-    }
-    let toggled = match base.path.strip_suffix('/') {
-        Some(stripped) if !stripped.is_empty() => stripped.to_owned(),
-        _ => format!("{}/", base.path),
-    };
-    let attempt = Attempt {
-        path: &toggled,
-        ..base.clone()
-    };
-    try_attempt(
-        format!("the path is {toggled:?} (a trailing slash differs)"),
-        &attempt,
-        secret,
-    );
-    if !case.body.is_empty() {
-        let attempt = Attempt {
-            slot: BodyDigest::Empty.slot(),
-            ..base.clone()
-        };
-        try_attempt(
-            "the body is empty: the client signed no body but sent one".into(),
-            &attempt,
-            secret,
-        );
-    } else {
-        let attempt = Attempt {
-            slot: BodySlot::hashed_empty(),
-            ..base.clone()
-        };
-        try_attempt(
-            "the empty body is signed as base64(SHA-512(\"\")): Armor's rule is an empty slot (the verifier's hashed-empty option accepts it)".into(),
-            &attempt,
-            secret,
-        );
-    }
-    for (label, body) in [
-        ("with a trailing newline", [case.body, b"\n"].concat()),
-        (
-            "without its trailing newline",
-            case.body.strip_suffix(b"\n").unwrap_or(case.body).to_vec(),
-        ),
-    ] {
-        if body != case.body {
-            let attempt = Attempt {
-                slot: BodyDigest::of(&body).slot(),
-                ..base.clone()
-            };
-            try_attempt(
-                format!("the body is signed {label} (send the exact bytes signed)"),
-                &attempt,
-                secret,
-            );
-        }
+    let mut hints: Vec<String> = refused
+        .mistakes([secret])
+        .into_iter()
+        .map(|mistake| format!("{}: {}", mistake.code(), mistake.hint()))
+        .collect();
+    if refused.secret_was_decoded(case.secret) {
+        let mistake = ClientMistake::SecretBase64Decoded;
+        hints.push(format!("{}: {}", mistake.code(), mistake.hint()));
     }
     if credentials.key_id() != case.key_id {
         let attempt = Attempt {
             key_id: case.key_id,
             ..base.clone()
         };
-        try_attempt(
-            "the canonical string uses --key-id while the header names another key id".into(),
-            &attempt,
-            secret,
-        );
-    }
-    for engine in [
-        base64::engine::general_purpose::STANDARD,
-        base64::engine::general_purpose::URL_SAFE_NO_PAD,
-    ] {
-        if let Ok(decoded) = engine.decode(case.secret) {
-            try_attempt(
-                "the secret is base64-decoded before use: Armor uses the Secret Key's text as the HMAC key, as is".into(),
-                base,
-                &Secret::new(decoded),
+        if attempt.matches(secret, credentials) {
+            hints.push(
+                "the canonical string uses --key-id while the header names another key id".into(),
             );
         }
     }
-    hints.dedup();
     hints
 }
 
