@@ -486,3 +486,80 @@ fn mock_openapi_documents_that_cannot_be_served_stop_it_with_exit_2() {
         assert!(stderr.contains("--openapi"), "{stderr}");
     }
 }
+
+/// Runs `tests/interop/record_playback.py` in one of its modes.
+fn record_playback(url: &str, mode: &str, results: &std::path::Path, key: &str, secret: &str) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/record_playback.py"
+    );
+    let output = std::process::Command::new("python3")
+        .args([script, url, mode])
+        .arg(results)
+        .env("ARMOR_PSK_KEY_ID", key)
+        .env("ARMOR_PSK_SECRET", secret)
+        .output()
+        .expect("python3 must be installed for the interop tests");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "{mode}: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("3 passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn a_recording_mock_forwards_re_signed_and_a_playback_mock_answers_alike() {
+    const UPSTREAM_KEY: &str = "upstream-key";
+    const UPSTREAM_SECRET: &str = "upstream-secret-never-written";
+    let upstream = mock_with(&["--key", &format!("{UPSTREAM_KEY}={UPSTREAM_SECRET}")]);
+    let dir = std::env::temp_dir().join(format!("armor-psk-recordings-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let results = dir.with_extension("results.json");
+    let mut command = armor_psk();
+    command
+        .args([
+            "mock",
+            "--listen",
+            "127.0.0.1:0",
+            "--key",
+            &format!("{KEY_ID}={SECRET}"),
+        ])
+        .args(["--record-from", &upstream.url, "--record-to"])
+        .arg(&dir)
+        .args(["--redact", "username"])
+        .env("ARMOR_PSK_UPSTREAM_KEY_ID", UPSTREAM_KEY)
+        .env("ARMOR_PSK_UPSTREAM_SECRET", UPSTREAM_SECRET);
+    let recorder = Server::start(command);
+    record_playback(&recorder.url, "record", &results, KEY_ID, SECRET);
+    drop(recorder);
+    drop(upstream);
+
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        files += 1;
+        for forbidden in [
+            "ARMOR-PSK",
+            "uthorization",
+            SECRET,
+            UPSTREAM_SECRET,
+            "username",
+        ] {
+            assert!(
+                !text.contains(forbidden),
+                "{forbidden:?} in a recording: {text}"
+            );
+        }
+        armor_psk::mock::Stub::from_json(&text).expect("a recording is a stub file");
+    }
+    assert_eq!(files, 3);
+
+    // No upstream now: the recordings answer.
+    let playback = mock_with(&["--stubs", dir.to_str().unwrap()]);
+    record_playback(&playback.url, "playback", &results, KEY_ID, SECRET);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&results);
+}

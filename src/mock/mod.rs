@@ -164,6 +164,12 @@ pub enum MockError {
 
 type RequestHook = Arc<dyn Fn(&JournalEntry) + Send + Sync>;
 
+/// What answers every verified request when the mock records: the
+/// request (its body read whole) in, the response out.
+pub type Upstream = Arc<
+    dyn Fn(http::Request<axum::body::Bytes>) -> crate::BoxFuture<'static, Response> + Send + Sync,
+>;
+
 /// The system clock moved by an offset the test sets.
 #[derive(Debug, Clone, Default)]
 struct ShiftedClock(Arc<AtomicI64>);
@@ -189,6 +195,7 @@ pub struct MockArmorServerBuilder {
     admin: bool,
     admin_token: Option<Arc<str>>,
     operations: Operations,
+    upstream: Option<Upstream>,
     journal_limit: usize,
     journal_body_limit: usize,
     on_request: Option<RequestHook>,
@@ -217,6 +224,7 @@ impl Default for MockArmorServerBuilder {
             admin: true,
             admin_token: None,
             operations: Operations::default(),
+            upstream: None,
             journal_limit: 10_000,
             journal_body_limit: 64 << 10,
             on_request: None,
@@ -326,6 +334,16 @@ impl MockArmorServerBuilder {
         Ok(self)
     }
 
+    /// Hands every request that verified to `upstream` instead of the
+    /// built-in routes, stubs and documents: what `armor-psk mock
+    /// --record-from` uses to forward requests (re-signed) to a real API
+    /// and record the answers. The journal, the admin API and the client
+    /// diagnosis work as usual.
+    pub fn with_upstream(mut self, upstream: Upstream) -> Self {
+        self.upstream = Some(upstream);
+        self
+    }
+
     /// The operations loaded so far, and their warnings.
     pub fn operations(&self) -> &Operations {
         &self.operations
@@ -411,8 +429,21 @@ impl MockArmorServerBuilder {
         };
         let operations = Arc::new(self.operations);
         let served = (!operations.is_empty()).then(|| Arc::clone(&operations));
-        let mut app = api::router(directory.clone(), self.routes, served)
-            .layer(axum::middleware::from_fn_with_state(stubs, stubs::answer))
+        let api = match self.upstream {
+            Some(upstream) => Router::new().fallback(move |request: Request| {
+                let upstream = Arc::clone(&upstream);
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let body = axum::body::to_bytes(body, usize::MAX)
+                        .await
+                        .unwrap_or_default();
+                    upstream(http::Request::from_parts(parts, body)).await
+                }
+            }),
+            None => api::router(directory.clone(), self.routes, served)
+                .layer(axum::middleware::from_fn_with_state(stubs, stubs::answer)),
+        };
+        let mut app = api
             .layer(axum::middleware::from_fn(identity_to_response))
             .layer(auth)
             .layer(axum::middleware::from_fn(move |request, next| {

@@ -3,6 +3,7 @@
 
 mod explain;
 mod keys;
+mod record;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -141,6 +142,22 @@ struct MockArgs {
     /// `GET /__mock/operations` lists what is served.
     #[arg(long, value_name = "PATH")]
     openapi: Vec<PathBuf>,
+    /// Record: forward every request that verifies to this API, re-signed
+    /// with ARMOR_PSK_UPSTREAM_KEY_ID / ARMOR_PSK_UPSTREAM_SECRET (never
+    /// an argument), answer with its answer, and write it to --record-to
+    /// as a stub file (`mock --stubs DIR` plays it back).
+    #[arg(long, value_name = "URL", requires = "record_to")]
+    record_from: Option<String>,
+    /// Where recordings go (created if missing).
+    #[arg(long, value_name = "DIR", requires = "record_from")]
+    record_to: Option<PathBuf>,
+    /// A header or JSON field never written to a recording (repeatable,
+    /// any case): `--redact Set-Cookie --redact email`.
+    #[arg(long, value_name = "NAME")]
+    redact: Vec<String>,
+    /// How many bytes of each request body the journal keeps.
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    journal_body_limit: usize,
     /// Turn off the admin API under /__mock/ (journal, keys, clock), which
     /// is on by default.
     #[arg(long)]
@@ -444,6 +461,32 @@ fn mock(args: MockArgs) -> Result<ExitCode, String> {
             builder = builder
                 .stubs_from(path)
                 .map_err(|error| format!("--stubs: {error}"))?;
+        }
+        builder = builder.with_journal_body_limit(args.journal_body_limit);
+        if let (Some(url), Some(dir)) = (&args.record_from, &args.record_to) {
+            let var = |name: &str| {
+                std::env::var(name)
+                    .ok()
+                    .filter(|value| !value.is_empty())
+                    .ok_or_else(|| {
+                        format!(
+                            "--record-from needs {name} (the upstream's key; never an argument)"
+                        )
+                    })
+            };
+            let signer = Signer::new(
+                var("ARMOR_PSK_UPSTREAM_KEY_ID")?,
+                var("ARMOR_PSK_UPSTREAM_SECRET")?,
+            )
+            .map_err(|error| format!("the upstream key: {error}"))?;
+            let recorder = record::Recorder {
+                url: url.clone(),
+                dir: dir.clone(),
+                redact: args.redact.clone(),
+                signer,
+            };
+            builder = builder.with_upstream(recorder.upstream()?);
+            println!("recording {url} into {}", dir.display());
         }
         for path in &args.openapi {
             builder = builder
