@@ -210,19 +210,20 @@ async fn a_redis_outage_is_a_prompt_503_and_the_layer_recovers_by_itself() {
     let store = store(&redis.url(), &prefix())
         .await
         .with_timeout(Duration::from_millis(100));
-    let router = app(layer_with(store));
+    let clock = ManualClock::new(NOW);
+    let router = app(layer_with(store.clone()).with_clock(clock.clone()));
     let mut nonce = 0;
-    let mut next = || {
+    let mut next = |at: u64| {
         nonce += 1;
-        signed("GET", "/me", b"", &format!("outage-{nonce}"), NOW)
+        signed("GET", "/me", b"", &format!("outage-{nonce}"), at)
     };
-    assert_eq!(send(&router, next()).await.status, StatusCode::OK);
+    assert_eq!(send(&router, next(NOW)).await.status, StatusCode::OK);
 
     redis.stop();
     for _ in 0..3 {
         // A liveness bound, not a timing assertion: the request must come
         // back (with 503) rather than hang.
-        let answer = tokio::time::timeout(Duration::from_secs(5), send(&router, next()))
+        let answer = tokio::time::timeout(Duration::from_secs(5), send(&router, next(NOW)))
             .await
             .expect("a Redis outage must not hang a request");
         assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -235,9 +236,20 @@ async fn a_redis_outage_is_a_prompt_503_and_the_layer_recovers_by_itself() {
     }
 
     assert!(redis.resume(), "restart redis-server");
+    // The restarted Redis lost everything: the store fences the second it
+    // last served; requests signed after it are served.
+    let seen = std::time::Instant::now() + Duration::from_secs(20);
+    while store.restarts_seen() == 0 {
+        assert!(
+            std::time::Instant::now() < seen,
+            "the restart was never seen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    clock.advance(2);
     let mut recovered = false;
     for _ in 0..100 {
-        if send(&router, next()).await.status == StatusCode::OK {
+        if send(&router, next(NOW + 2)).await.status == StatusCode::OK {
             recovered = true;
             break;
         }
@@ -416,8 +428,12 @@ async fn after_a_redis_restart_no_instance_accepts_a_request_signed_before() {
                 .with_replay_store(store),
         )
     };
-    let a = instance(store(&redis.url(), &prefix).await);
-    let b = instance(store(&redis.url(), &prefix).await);
+    let (store_a, store_b) = (
+        store(&redis.url(), &prefix).await,
+        store(&redis.url(), &prefix).await,
+    );
+    let a = instance(store_a.clone());
+    let b = instance(store_b.clone());
     let header = signer()
         .sign_at("POST", "/pay", b"{}", "before", NOW)
         .unwrap();
@@ -427,7 +443,17 @@ async fn after_a_redis_restart_no_instance_accepts_a_request_signed_before() {
 
     redis.stop();
     assert!(redis.resume(), "restart redis-server");
-    clock.advance(1);
+    // Each store's watcher sees the new run_id and fences the last second
+    // it served (NOW); later, the clock moves on.
+    let seen = std::time::Instant::now() + Duration::from_secs(20);
+    while store_a.restarts_seen() == 0 || store_b.restarts_seen() == 0 {
+        assert!(
+            std::time::Instant::now() < seen,
+            "the restart was never seen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    clock.advance(2);
     for instance in [&b, &a] {
         let mut replay = send(instance, original()).await;
         for _ in 0..100 {
@@ -441,7 +467,7 @@ async fn after_a_redis_restart_no_instance_accepts_a_request_signed_before() {
         assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
         assert_eq!(replay.code(), "issued_before_restart", "{}", replay.json);
     }
-    let fresh = signed("POST", "/pay", b"{}", "after", NOW + 1);
+    let fresh = signed("POST", "/pay", b"{}", "after", NOW + 2);
     assert_eq!(send(&a, fresh).await.status, StatusCode::OK);
 }
 
