@@ -772,6 +772,55 @@ async fn rows_changed_without_the_kek_never_verify() {
         "owner changed"
     );
 
+    // A rotation rolled back: the old secret row put back as it was.
+    let key = direct.add_key("rolled-back", None).await.unwrap();
+    let saved: Vec<u8> = client
+        .query_one(
+            "SELECT sealed FROM armor_psk_secrets WHERE key_id = $1 AND version = 1",
+            &[&key.key_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    direct
+        .rotate(&key.key_id, Duration::from_secs(1), now())
+        .await
+        .unwrap();
+    assert!(
+        fresh().await.get(&key.key_id).await.unwrap().is_some(),
+        "rotated key works"
+    );
+    client
+        .execute(
+            "UPDATE armor_psk_secrets SET sealed = $2, not_after = NULL WHERE key_id = $1 AND version = 1",
+            &[&key.key_id, &saved],
+        )
+        .await
+        .unwrap();
+    assert!(
+        fresh().await.get(&key.key_id).await.unwrap().is_none(),
+        "rotation rolled back"
+    );
+
+    // A migration never blesses a row changed since the first one.
+    let key = direct.add_key("blessed", None).await.unwrap();
+    client
+        .execute(
+            "UPDATE armor_psk_keys SET user_id = 666, row_mac = NULL WHERE key_id = $1",
+            &[&key.key_id],
+        )
+        .await
+        .unwrap();
+    assert!(
+        fresh().await.get(&key.key_id).await.unwrap().is_none(),
+        "owner changed, MAC dropped"
+    );
+    direct.migrate().await.unwrap();
+    assert!(
+        fresh().await.get(&key.key_id).await.unwrap().is_none(),
+        "blessed by a migration"
+    );
+
     // An untouched key still works.
     let untouched = direct.add_key("untouched", None).await.unwrap();
     assert!(
@@ -840,4 +889,43 @@ async fn tls_to_postgresql_is_verified() {
         .await
         .is_err()
     );
+}
+
+/// Any role that can connect may NOTIFY the channel: payloads that cannot
+/// be key ids are ignored, and a notified id that does not exist is still
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_from_anyone_change_nothing_that_matters() {
+    let Some(url) = database_url("notifications_from_anyone") else {
+        return;
+    };
+    let direct = PostgresKeyStore::connect(&url, kek()).await.unwrap();
+    direct.migrate().await.unwrap();
+    let store = PostgresKeyStore::connect(&url, kek()).await.unwrap();
+    let watcher = store.clone();
+    let cache = store.cached();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    tokio::time::sleep(Duration::from_millis(500)).await; // the feed listens
+    let long = "x".repeat(300);
+    for payload in ["not:a:key:id", long.as_str(), "made-up-key"] {
+        client
+            .execute("SELECT pg_notify('armor_psk_keys', $1)", &[&payload])
+            .await
+            .unwrap();
+    }
+    let noted = Instant::now();
+    while !watcher.might_hold("made-up-key") {
+        assert!(
+            noted.elapsed() < Duration::from_secs(5),
+            "the feed never noted the id"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!watcher.might_hold("not:a:key:id"));
+    assert!(!watcher.might_hold(&long));
+    use armor_psk::KeyStore as _;
+    assert!(cache.get("made-up-key").await.unwrap().is_none());
 }

@@ -69,6 +69,10 @@ struct Inner<S> {
     settings: Settings,
 }
 
+/// The most invalidations remembered one by one (a flood of change
+/// notifications cannot grow the map past it).
+const MAX_INVALIDATED: usize = 100_000;
+
 /// Why a lookup produced no key.
 #[derive(Debug, thiserror::Error)]
 enum Miss {
@@ -192,11 +196,18 @@ impl<S: KeyStore> CachedKeyStore<S> {
         {
             let mut known = inner.known();
             let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
-            inner
+            let mut invalidated = inner
                 .invalidated
                 .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(key_id.to_owned(), generation);
+                .unwrap_or_else(PoisonError::into_inner);
+            if invalidated.len() >= MAX_INVALIDATED {
+                // Past the bound, one expiry of everything stands for all
+                // the invalidations remembered (the grace copies stay).
+                invalidated.clear();
+                inner.expired.fetch_max(generation, Ordering::SeqCst);
+            }
+            invalidated.insert(key_id.to_owned(), generation);
+            drop(invalidated);
             known.remove(key_id);
         }
         inner.found.invalidate(key_id).await;
@@ -305,7 +316,9 @@ impl<S: KeyStore> CachedKeyStore<S> {
                             if !inner.is_current(key_id, *generation) {
                                 // Overtaken (the key may have been added
                                 // since): not remembered, and not looked up
-                                // again outside the lookup budget.
+                                // again outside the lookup budget. Whatever
+                                // grace copy it had goes: unknown is unknown.
+                                inner.forget(key_id);
                                 return Ok(None);
                             }
                             inner.forget(key_id);
@@ -357,6 +370,9 @@ impl<S> Inner<S> {
     /// after its lookup started (checked under the lock `invalidate` takes).
     fn remember(&self, key_id: &str, key: &Key, generation: u64) {
         let mut known = self.known();
+        if generation < self.expired.load(Ordering::SeqCst) {
+            return;
+        }
         let revoked_since = self
             .invalidated
             .read()

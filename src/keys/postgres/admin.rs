@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::schema::ADMIN_TIMEOUT;
-use super::seal::{RowFields, secret_aad};
+use super::seal::{RowFields, SecretRow, secret_aad, secrets_digest};
 use super::{PostgresKeyStore, PostgresStoreError, Sealing, database};
 use crate::protocol::secret::generate_secret;
 
@@ -66,16 +66,62 @@ impl PostgresKeyStore {
         }
     }
 
-    /// The MAC of a key's row, under the KEK (none in plaintext).
-    fn mac(&self, key_id: &str, user_id: Option<i64>, revoked_at: Option<i64>) -> Option<Vec<u8>> {
-        match &self.inner.sealing {
+    /// Raises a key's revision and writes its MAC over the row and the
+    /// secrets it has now (none in plaintext), inside `transaction`.
+    pub(super) async fn seal_row(
+        &self,
+        transaction: &tokio_postgres::Transaction<'_>,
+        key_id: &str,
+    ) -> Result<(), PostgresStoreError> {
+        let row = transaction
+            .query_one(
+                "SELECT user_id, revoked_at, revision FROM armor_psk_keys WHERE key_id = $1 \
+                 FOR UPDATE",
+                &[&key_id],
+            )
+            .await
+            .map_err(database("read the key"))?;
+        let secrets = transaction
+            .query(
+                "SELECT version, not_before, not_after, encrypted, sealed FROM armor_psk_secrets \
+                 WHERE key_id = $1",
+                &[&key_id],
+            )
+            .await
+            .map_err(database("read the secrets"))?;
+        let sealed: Vec<Vec<u8>> = secrets.iter().map(|secret| secret.get(4)).collect();
+        let digest =
+            secrets_digest(
+                secrets
+                    .iter()
+                    .zip(&sealed)
+                    .map(|(secret, sealed)| SecretRow {
+                        version: secret.get(0),
+                        not_before: secret.get(1),
+                        not_after: secret.get(2),
+                        encrypted: secret.get(3),
+                        sealed,
+                    }),
+            );
+        let revision: i64 = row.get::<_, i64>(2) + 1;
+        let mac = match &self.inner.sealing {
             Sealing::Kek(kek) => Some(kek.row_mac(&RowFields {
                 key_id,
-                user_id,
-                revoked_at,
+                user_id: row.get(0),
+                revoked_at: row.get(1),
+                revision,
+                secrets: digest,
             })),
             Sealing::Plaintext => None,
-        }
+        };
+        transaction
+            .execute(
+                "UPDATE armor_psk_keys SET revision = $2, row_mac = $3 WHERE key_id = $1",
+                &[&key_id, &revision, &mac],
+            )
+            .await
+            .map_err(database("authenticate the key"))?;
+        Ok(())
     }
 
     /// Adds a key (a UUID v4 key id and a new secret, version 1) and
@@ -91,14 +137,12 @@ impl PostgresKeyStore {
         let key_id = crate::protocol::signer::new_uuid_v4();
         let secret = generate_secret().map_err(|_| PostgresStoreError::Random)?;
         let (sealed, encrypted) = self.seal_secret(&key_id, 1, None, secret.as_bytes())?;
-        let mac = self.mac(&key_id, user_id, None);
         let mut client = self.client(ADMIN_TIMEOUT).await?;
         let transaction = client.transaction().await.map_err(database("begin"))?;
         transaction
             .execute(
-                "INSERT INTO armor_psk_keys (key_id, label, user_id, row_mac) \
-                 VALUES ($1, $2, $3, $4)",
-                &[&key_id, &label, &user_id, &mac],
+                "INSERT INTO armor_psk_keys (key_id, label, user_id) VALUES ($1, $2, $3)",
+                &[&key_id, &label, &user_id],
             )
             .await
             .map_err(database("add the key"))?;
@@ -110,6 +154,7 @@ impl PostgresKeyStore {
             )
             .await
             .map_err(database("add the secret"))?;
+        self.seal_row(&transaction, &key_id).await?;
         notify(&transaction, &key_id).await?;
         transaction.commit().await.map_err(database("commit"))?;
         self.note_id(&key_id);
@@ -199,6 +244,7 @@ impl PostgresKeyStore {
             )
             .await
             .map_err(database("add the secret"))?;
+        self.seal_row(&transaction, key_id).await?;
         notify(&transaction, key_id).await?;
         transaction.commit().await.map_err(database("commit"))?;
         Ok((version_u32, secret))
@@ -225,12 +271,11 @@ impl PostgresKeyStore {
             transaction.commit().await.map_err(database("commit"))?;
             return Ok(false);
         };
-        let (user_id, at): (Option<i64>, i64) = (row.get(0), row.get(1));
-        let mac = self.mac(key_id, user_id, Some(at));
+        let at: i64 = row.get(1);
         transaction
             .execute(
-                "UPDATE armor_psk_keys SET revoked_at = $2, row_mac = $3 WHERE key_id = $1",
-                &[&key_id, &at, &mac],
+                "UPDATE armor_psk_keys SET revoked_at = $2 WHERE key_id = $1",
+                &[&key_id, &at],
             )
             .await
             .map_err(database("revoke"))?;
@@ -241,6 +286,7 @@ impl PostgresKeyStore {
             )
             .await
             .map_err(database("delete the secrets"))?;
+        self.seal_row(&transaction, key_id).await?;
         notify(&transaction, key_id).await?;
         transaction.commit().await.map_err(database("commit"))?;
         Ok(true)

@@ -20,6 +20,29 @@ const RESYNC: Duration = Duration::from_secs(30);
 /// Beats without an answer before the cache stops trusting itself.
 const MISSED_BEATS: u32 = 3;
 
+/// Notifications waiting at most; past it the feed counts as lost.
+const QUEUE: usize = 10_000;
+
+/// Whether a notification's payload can be a key id: what the header
+/// parser accepts (1 to 256 visible ASCII characters, no colon).
+fn is_key_id(payload: &str) -> bool {
+    (1..=crate::protocol::header::MAX_KEY_ID_LEN).contains(&payload.len())
+        && payload
+            .bytes()
+            .all(|byte| byte.is_ascii_graphic() && byte != b':')
+}
+
+/// Reads the set of ids on a task of its own (it can take seconds with
+/// millions of keys; the feed goes on meanwhile). A failed read leaves the
+/// set unused until the next one succeeds.
+fn reload_in_background(store: PostgresKeyStore) {
+    tokio::spawn(async move {
+        if store.reload_ids().await.is_err() {
+            store.forget_ids();
+        }
+    });
+}
+
 pub(super) async fn listen(cache: WeakCachedKeyStore<PostgresKeyStore>) {
     loop {
         let Some(store) = cache.upgrade() else {
@@ -32,12 +55,17 @@ pub(super) async fn listen(cache: WeakCachedKeyStore<PostgresKeyStore>) {
         if let Ok(Ok((client, mut connection))) =
             tokio::time::timeout(heartbeat * MISSED_BEATS, config.connect(tls)).await
         {
-            let (sender, mut changes) = tokio::sync::mpsc::unbounded_channel();
+            let (sender, mut changes) = tokio::sync::mpsc::channel(QUEUE);
             let driver = tokio::spawn(async move {
                 loop {
                     match poll_fn(|cx| connection.poll_message(cx)).await {
                         Some(Ok(AsyncMessage::Notification(change))) => {
-                            let _ = sender.send(change.payload().to_owned());
+                            // A flood (any role that can connect may NOTIFY):
+                            // past the queue, the feed counts as lost, and
+                            // the cache stops trusting itself.
+                            if sender.try_send(change.payload().to_owned()).is_err() {
+                                return;
+                            }
                         }
                         Some(Ok(_)) => {}
                         Some(Err(_)) | None => return,
@@ -52,7 +80,7 @@ pub(super) async fn listen(cache: WeakCachedKeyStore<PostgresKeyStore>) {
             if matches!(listening, Ok(Ok(()))) {
                 // Whatever changed before we listened may be cached.
                 if let Some(store) = cache.upgrade() {
-                    let _ = store.source().reload_ids().await;
+                    reload_in_background(store.source().clone());
                     store.expire_all();
                 }
                 let mut beat = tokio::time::interval(heartbeat);
@@ -66,6 +94,11 @@ pub(super) async fn listen(cache: WeakCachedKeyStore<PostgresKeyStore>) {
                                 driver.abort();
                                 return;
                             };
+                            // Only what can be a key id (the header's
+                            // grammar); anything else is noise.
+                            if !is_key_id(&key_id) {
+                                continue;
+                            }
                             store.source().note_id(&key_id);
                             store.invalidate(&key_id).await;
                         }
@@ -83,7 +116,7 @@ pub(super) async fn listen(cache: WeakCachedKeyStore<PostgresKeyStore>) {
                             if resynced.elapsed() >= RESYNC {
                                 resynced = Instant::now();
                                 if let Some(store) = cache.upgrade() {
-                                    let _ = store.source().reload_ids().await;
+                                    reload_in_background(store.source().clone());
                                 }
                             }
                         }
@@ -95,6 +128,9 @@ pub(super) async fn listen(cache: WeakCachedKeyStore<PostgresKeyStore>) {
         let Some(store) = cache.upgrade() else {
             return;
         };
+        // Without the feed, the set of ids may be missing new keys: ask the
+        // database (within the lookup budget) until it is read again.
+        store.source().forget_ids();
         store.expire_all();
         drop(store);
         tracing::warn!(

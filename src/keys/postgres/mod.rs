@@ -19,7 +19,7 @@ mod tls;
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -188,7 +188,19 @@ struct Inner {
     /// The ids of the keys that exist (revoked ones included), once read.
     ids: RwLock<HashSet<String>>,
     ids_loaded: AtomicBool,
+    /// Ids noted from the feed since the set was last read.
+    noted: AtomicUsize,
+    /// A read of the set is under way, and the ids noted meanwhile.
+    reading: AtomicBool,
+    noted_during_read: std::sync::Mutex<Vec<String>>,
 }
+
+fn lock_std<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The most ids noted from the change feed between two reads of the set.
+const MAX_NOTED: usize = 100_000;
 
 impl PostgresKeyStore {
     /// Connects to `url` (`postgres://user@host:port/db`) with the default
@@ -249,6 +261,9 @@ impl PostgresKeyStore {
                 queries: AtomicU64::new(0),
                 ids: RwLock::default(),
                 ids_loaded: AtomicBool::new(false),
+                noted: AtomicUsize::new(0),
+                reading: AtomicBool::new(false),
+                noted_during_read: std::sync::Mutex::default(),
             }),
         };
         // Reach the database now: a wrong URL or password fails here.
@@ -310,29 +325,56 @@ impl PostgresKeyStore {
     /// # Errors
     /// A query failed.
     pub async fn reload_ids(&self) -> Result<usize, PostgresStoreError> {
+        // Ids noted while the read runs are kept beside what it returns.
+        lock_std(&self.inner.noted_during_read).clear();
+        self.inner.reading.store(true, Ordering::Release);
         let rows = self
             .timed("read the key ids", Duration::from_secs(10), |client| {
                 Box::pin(client.query("SELECT key_id FROM armor_psk_keys", &[]))
             })
             .await?;
-        let ids: HashSet<String> = rows.iter().map(|row| row.get(0)).collect();
-        let count = ids.len();
-        *self
+        let mut ids: HashSet<String> = rows.iter().map(|row| row.get(0)).collect();
+        let mut held = self
             .inner
             .ids
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = ids;
+            .unwrap_or_else(PoisonError::into_inner);
+        self.inner.reading.store(false, Ordering::Release);
+        ids.extend(lock_std(&self.inner.noted_during_read).drain(..));
+        let count = ids.len();
+        *held = ids;
+        drop(held);
+        self.inner.noted.store(0, Ordering::Relaxed);
         self.inner.ids_loaded.store(true, Ordering::Release);
         Ok(count)
     }
 
-    /// Notes that `key_id` exists (a change published for it).
+    /// Notes that `key_id` may exist (a change published for it), among
+    /// at most [`MAX_NOTED`] ids noted since the set was last read: a
+    /// flood of notifications cannot grow it further (a real key pushed out
+    /// is found at the next read).
     fn note_id(&self, key_id: &str) {
-        self.inner
+        let mut ids = self
+            .inner
             .ids
             .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key_id.to_owned());
+            .unwrap_or_else(PoisonError::into_inner);
+        if ids.contains(key_id) {
+            return;
+        }
+        let noted = self.inner.noted.fetch_add(1, Ordering::Relaxed);
+        if noted < MAX_NOTED {
+            ids.insert(key_id.to_owned());
+            if self.inner.reading.load(Ordering::Acquire) {
+                lock_std(&self.inner.noted_during_read).push(key_id.to_owned());
+            }
+        }
+    }
+
+    /// Stops trusting the set of ids (the feed is lost, or a read failed):
+    /// lookups ask the database again, within the cache's lookup budget.
+    fn forget_ids(&self) {
+        self.inner.ids_loaded.store(false, Ordering::Release);
     }
 
     /// This store behind a [`CachedKeyStore`] that drops a key as soon as a
@@ -372,7 +414,7 @@ impl PostgresKeyStore {
                     Box::pin(async move {
                         client
                             .query(
-                                "SELECT k.user_id, k.revoked_at, k.row_mac, \
+                                "SELECT k.user_id, k.revoked_at, k.row_mac, k.revision, \
                                         s.version, s.sealed, s.encrypted, s.not_before, \
                                         s.not_after \
                                  FROM armor_psk_keys k \
@@ -390,10 +432,23 @@ impl PostgresKeyStore {
         };
         let revoked_at: Option<i64> = first.get(1);
         if let Sealing::Kek(kek) = &self.inner.sealing {
+            let sealed: Vec<Option<Vec<u8>>> = rows.iter().map(|row| row.get(5)).collect();
+            let digest =
+                seal::secrets_digest(rows.iter().zip(&sealed).filter_map(|(row, sealed)| {
+                    Some(seal::SecretRow {
+                        version: row.get::<_, Option<i32>>(4)?,
+                        not_before: row.get(7),
+                        not_after: row.get(8),
+                        encrypted: row.get(6),
+                        sealed: sealed.as_deref()?,
+                    })
+                }));
             let row = RowFields {
                 key_id,
                 user_id: first.get(0),
                 revoked_at,
+                revision: first.get(3),
+                secrets: digest,
             };
             let mac: Option<Vec<u8>> = first.get(2);
             if !kek.row_is_authentic(&row, mac.as_deref()) {
@@ -409,14 +464,14 @@ impl PostgresKeyStore {
         }
         let mut secrets = Vec::with_capacity(rows.len());
         for row in &rows {
-            let Some(version) = row.get::<_, Option<i32>>(3) else {
+            let Some(version) = row.get::<_, Option<i32>>(4) else {
                 continue;
             };
             let version = u32::try_from(version).unwrap_or_default();
-            let sealed: Vec<u8> = row.get(4);
-            let encrypted: bool = row.get(5);
-            let not_before: Option<i64> = row.get(6);
-            let not_after: Option<i64> = row.get(7);
+            let sealed: Vec<u8> = row.get(5);
+            let encrypted: bool = row.get(6);
+            let not_before: Option<i64> = row.get(7);
+            let not_after: Option<i64> = row.get(8);
             let plain = match (&self.inner.sealing, encrypted) {
                 (Sealing::Kek(kek), true) => {
                     match kek.open(&secret_aad(key_id, version, not_before, not_after), &sealed) {

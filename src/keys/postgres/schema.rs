@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::seal::{RowFields, legacy_secret_aad, secret_aad};
+use super::seal::{legacy_secret_aad, secret_aad};
 use super::{PostgresKeyStore, PostgresStoreError, Sealing, database};
 
 /// The schema, applied by [`PostgresKeyStore::migrate`]; every statement
@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS armor_psk_keys (
     revoked_at bigint
 );
 ALTER TABLE armor_psk_keys ADD COLUMN IF NOT EXISTS row_mac bytea;
+ALTER TABLE armor_psk_keys ADD COLUMN IF NOT EXISTS revision bigint NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS armor_psk_secrets (
     key_id     text NOT NULL REFERENCES armor_psk_keys (key_id) ON DELETE CASCADE,
     version    integer NOT NULL,
@@ -105,36 +106,27 @@ impl PostgresKeyStore {
         }
     }
 
-    /// Seals the first release's secrets with their validity, and MACs key
-    /// rows that have none.
+    /// Once per database (recorded in `armor_psk_meta` as `rows_v2`): seals
+    /// the first release's secrets with their validity, and MACs every key
+    /// row. Later migrations never authenticate a row: a row changed
+    /// afterwards stays refused.
     async fn authenticate_legacy_rows(&self) -> Result<(), PostgresStoreError> {
         let Sealing::Kek(kek) = &self.inner.sealing else {
             return Ok(());
         };
         let mut client = self.client(ADMIN_TIMEOUT).await?;
         let transaction = client.transaction().await.map_err(database("begin"))?;
-        let rows = transaction
-            .query(
-                "SELECT key_id, user_id, revoked_at FROM armor_psk_keys WHERE row_mac IS NULL \
-                 FOR UPDATE",
+        let recorded = transaction
+            .execute(
+                "INSERT INTO armor_psk_meta (name, value) VALUES ('rows_v2', '\\x01') \
+                 ON CONFLICT (name) DO NOTHING",
                 &[],
             )
             .await
-            .map_err(database("find unauthenticated keys"))?;
-        for row in rows {
-            let key_id: String = row.get(0);
-            let mac = kek.row_mac(&RowFields {
-                key_id: &key_id,
-                user_id: row.get(1),
-                revoked_at: row.get(2),
-            });
-            transaction
-                .execute(
-                    "UPDATE armor_psk_keys SET row_mac = $2 WHERE key_id = $1",
-                    &[&key_id, &mac],
-                )
-                .await
-                .map_err(database("authenticate a key"))?;
+            .map_err(database("record the row format"))?;
+        if recorded == 0 {
+            // Done before: nothing is blessed again.
+            return transaction.commit().await.map_err(database("commit"));
         }
         let secrets = transaction
             .query(
@@ -165,6 +157,14 @@ impl PostgresKeyStore {
                 )
                 .await
                 .map_err(database("re-seal a secret"))?;
+        }
+        let keys = transaction
+            .query("SELECT key_id FROM armor_psk_keys", &[])
+            .await
+            .map_err(database("read the keys"))?;
+        for row in keys {
+            let key_id: String = row.get(0);
+            self.seal_row(&transaction, &key_id).await?;
         }
         transaction.commit().await.map_err(database("commit"))
     }

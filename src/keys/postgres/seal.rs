@@ -123,24 +123,65 @@ pub enum Sealing {
     Plaintext,
 }
 
-/// The fields of a key's row that its MAC covers.
+/// What a key's MAC covers: its row (owner, revocation, a revision that
+/// every rotation and revocation raises) and the exact set of its secrets,
+/// so that no secret row can be added, removed, changed or put back from
+/// an earlier state without the key failing.
 pub(super) struct RowFields<'a> {
     pub(super) key_id: &'a str,
     pub(super) user_id: Option<i64>,
     pub(super) revoked_at: Option<i64>,
+    pub(super) revision: i64,
+    pub(super) secrets: [u8; 32],
 }
 
 impl RowFields<'_> {
     fn canonical(&self) -> Vec<u8> {
         let field = |value: Option<i64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
-        format!(
-            "armor-psk key row v1\n{}\n{}\n{}",
+        let mut text = format!(
+            "armor-psk key row v2\n{}\n{}\n{}\n{}\n",
             self.key_id,
             field(self.user_id),
-            field(self.revoked_at)
+            field(self.revoked_at),
+            self.revision
         )
-        .into_bytes()
+        .into_bytes();
+        text.extend_from_slice(&self.secrets);
+        text
     }
+}
+
+/// One secret row as the MAC sees it.
+pub(super) struct SecretRow<'a> {
+    pub(super) version: i32,
+    pub(super) not_before: Option<i64>,
+    pub(super) not_after: Option<i64>,
+    pub(super) encrypted: bool,
+    pub(super) sealed: &'a [u8],
+}
+
+/// SHA-256 of a key's secret rows, in version order.
+pub(super) fn secrets_digest<'a>(rows: impl IntoIterator<Item = SecretRow<'a>>) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut rows: Vec<SecretRow<'a>> = rows.into_iter().collect();
+    rows.sort_by_key(|row| row.version);
+    let mut sha = Sha256::new();
+    let field = |value: Option<i64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    for row in rows {
+        sha.update(
+            format!(
+                "{}\n{}\n{}\n{}\n{}\n",
+                row.version,
+                field(row.not_before),
+                field(row.not_after),
+                row.encrypted,
+                row.sealed.len()
+            )
+            .as_bytes(),
+        );
+        sha.update(row.sealed);
+    }
+    sha.finalize().into()
 }
 
 /// The associated data a secret is sealed with: it cannot be moved to
