@@ -563,3 +563,38 @@ fn a_recording_mock_forwards_re_signed_and_a_playback_mock_answers_alike() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&results);
 }
+
+/// A client holding half-sent requests (headers not finished, a body
+/// shorter than its Content-Length) cannot keep the mock running: SIGINT
+/// and SIGTERM stop it within its shutdown deadline, exit code 0.
+#[test]
+fn the_mock_stops_on_sigint_and_sigterm_while_a_client_holds_half_sent_requests() {
+    use std::io::Write as _;
+    for signal in ["-INT", "-TERM"] {
+        let mut server = mock_with(&[]);
+        let addr = server.url.trim_start_matches("http://").to_owned();
+        let mut partial_head = std::net::TcpStream::connect(&addr).unwrap();
+        partial_head
+            .write_all(b"GET /me HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .unwrap();
+        let mut short_body = std::net::TcpStream::connect(&addr).unwrap();
+        short_body
+            .write_all(
+                b"POST /tickets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n{\"a\":",
+            )
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let sent = std::time::Instant::now();
+        let status = std::process::Command::new("kill")
+            .args([signal, &server.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = server
+            .wait_exit(std::time::Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("still running 15 s after kill {signal}"));
+        println!("kill {signal}: exited {exit:?} after {:?}", sent.elapsed());
+        assert_eq!(exit.code(), Some(0), "kill {signal}");
+        drop((partial_head, short_body));
+    }
+}

@@ -802,14 +802,29 @@ impl MockArmorServer {
     ///
     /// # Errors
     /// Serving failed.
-    pub async fn shutdown(mut self) -> Result<(), MockError> {
+    pub async fn shutdown(self) -> Result<(), MockError> {
+        self.shutdown_within(Self::SHUTDOWN_DEADLINE).await
+    }
+
+    /// How long [`shutdown`](Self::shutdown) lets requests in progress
+    /// finish before it drops their connections.
+    pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(3);
+
+    /// Stops accepting connections, lets requests in progress finish for
+    /// at most `deadline`, then drops the connections still open (a
+    /// client holding a half-sent request cannot keep the mock running).
+    ///
+    /// # Errors
+    /// Serving failed.
+    pub async fn shutdown_within(mut self, deadline: Duration) -> Result<(), MockError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            match task.await {
-                Ok(result) => result?,
-                Err(join) => return Err(std::io::Error::other(join.to_string()).into()),
+        if let Some(mut task) = self.task.take() {
+            match tokio::time::timeout(deadline, &mut task).await {
+                Ok(Ok(result)) => result?,
+                Ok(Err(join)) => return Err(std::io::Error::other(join.to_string()).into()),
+                Err(_) => task.abort(),
             }
         }
         Ok(())

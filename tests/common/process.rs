@@ -142,6 +142,18 @@ impl Server {
             * 1024
     }
 
+    /// Waits up to `limit` for it to exit; its status if it did.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Kills it with SIGKILL, as a crash would.
     pub fn kill(mut self) {
         let _ = self.child.kill();

@@ -427,6 +427,22 @@ fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
     })
 }
 
+/// Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 fn mock(args: MockArgs) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start tokio: {e}"))?;
     runtime.block_on(async move {
@@ -531,10 +547,15 @@ fn mock(args: MockArgs) -> Result<ExitCode, String> {
         }
         println!("listening on {}", server.url());
         let _ = std::io::stdout().flush();
+        stop_signal().await;
+        // A second Ctrl-C exits at once.
+        tokio::spawn(async {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("stopped at once (second Ctrl-C)");
+            std::process::exit(130);
+        });
         server
-            .run_until(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            .shutdown_within(MockArmorServer::SHUTDOWN_DEADLINE)
             .await
             .map_err(|e| e.to_string())?;
         Ok(ExitCode::SUCCESS)
