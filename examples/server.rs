@@ -127,12 +127,16 @@ fn keys_from_env() -> Result<MemoryKeyStore, String> {
     {
         let Some((id, secret)) = pair.split_once('=') else {
             return Err(format!(
-                "ARMOR_PSK_KEYS: expected id=secret, got {:?}",
-                pair.split('=').next()
+                "ARMOR_PSK_KEYS: {pair:?} is not id=secret (pairs separated by commas)"
             ));
         };
         if id.is_empty() || id.contains(':') {
-            return Err(format!("ARMOR_PSK_KEYS: invalid key id {id:?}"));
+            return Err(format!(
+                "ARMOR_PSK_KEYS: invalid key id {id:?} (non-empty, no colon)"
+            ));
+        }
+        if secret.is_empty() {
+            return Err(format!("ARMOR_PSK_KEYS: the secret of {id:?} is empty"));
         }
         keys.insert(id, secret);
     }
@@ -202,8 +206,52 @@ async fn with_redis(
     )
 }
 
+/// What `--help` prints: the variables the server reads.
+const HELP: &str = "examples/server.rs: an axum server behind ARMOR-PSK (any method, any path: 200 \
+with what it received, once the request verifies).
+
+Variables:
+  ARMOR_PSK_KEYS                 id=secret pairs, comma-separated (none: one key generated and printed)
+  ARMOR_PSK_ADDR                 where to listen (default 127.0.0.1:3000; port 0: a free one)
+  ARMOR_PSK_REPLAY_MEMORY_LIMIT  the in-memory replay store's limit (bytes, or 64MiB, 2GiB; default 1GiB)
+  ARMOR_PSK_REDIS_URL            a Redis replay store (--features redis)
+  ARMOR_PSK_REDIS_CLUSTER_URLS   a Redis Cluster replay store, comma-separated node URLs
+  ARMOR_PSK_REDIS_ALLOW_EVICTION 1: accept a Redis that may evict entries
+  ARMOR_PSK_DATABASE_URL         keys from PostgreSQL (--features postgres), with ARMOR_PSK_KEK or ARMOR_PSK_KEK_FILE
+  RUST_LOG                       log filter (default info)
+";
+
+/// An error and its causes, on one line.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    if std::env::args()
+        .skip(1)
+        .any(|arg| arg == "--help" || arg == "-h")
+    {
+        print!("{HELP}");
+        return std::process::ExitCode::SUCCESS;
+    }
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", describe(error.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -266,7 +314,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(10))),
     );
 
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
     println!("listening on http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
     axum::serve(listener, app)

@@ -598,3 +598,41 @@ fn the_mock_stops_on_sigint_and_sigterm_while_a_client_holds_half_sent_requests(
         drop((partial_head, short_body));
     }
 }
+
+/// Messages a newcomer can act on: no Rust debug text, the variables named.
+#[test]
+fn bad_input_messages_name_what_to_do_and_show_no_debug_text() {
+    let no_key = armor_psk()
+        .env_remove("ARMOR_PSK_KEY_ID")
+        .env_remove("ARMOR_PSK_SECRET")
+        .args(["sign", "GET", "/me"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&no_key.stderr);
+    assert_eq!(no_key.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("ARMOR_PSK_KEY_ID") && stderr.contains("ARMOR_PSK_SECRET"),
+        "{stderr}"
+    );
+    let empty = armor_psk()
+        .env("ARMOR_PSK_KEY_ID", KEY_ID)
+        .env("ARMOR_PSK_SECRET", "")
+        .args(["sign", "GET", "/me"])
+        .output()
+        .unwrap();
+    let empty_stderr = String::from_utf8_lossy(&empty.stderr);
+    assert_eq!(empty.status.code(), Some(2), "{empty_stderr}");
+    assert!(empty_stderr.contains("empty"), "{empty_stderr}");
+    for key in ["nokey", "id=", "=secret"] {
+        let (code, _, stderr) = run(&["mock", "--listen", "127.0.0.1:0", "--key", key]);
+        assert_eq!(code, 2, "{key}: {stderr}");
+        for debug in ["Some(", "Os {", "Error {", "None"] {
+            assert!(!stderr.contains(debug), "{key}: {debug} in {stderr}");
+        }
+    }
+    for stderr in [stderr.as_ref(), empty_stderr.as_ref()] {
+        for debug in ["Some(", "Os {", "Error {"] {
+            assert!(!stderr.contains(debug), "{debug} in {stderr}");
+        }
+    }
+}

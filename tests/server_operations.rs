@@ -270,3 +270,34 @@ fn the_513th_slow_body_is_shed_and_memory_stays_bounded() {
     );
     drop(held);
 }
+
+#[test]
+fn the_example_servers_help_and_errors_are_plain_words() {
+    let help = std::process::Command::new(common::process::server_binary())
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("ARMOR_PSK_KEYS") && text.contains("ARMOR_PSK_REPLAY_MEMORY_LIMIT"),
+        "{text}"
+    );
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    for (keys, addr, expected) in [
+        ("a=", "127.0.0.1:0", "empty"),
+        ("nokey", "127.0.0.1:0", "not id=secret"),
+        ("a=b", busy_addr.as_str(), "cannot listen on"),
+    ] {
+        let mut command = example_server(keys);
+        command.env("ARMOR_PSK_ADDR", addr);
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{keys}: {stderr}");
+        assert!(stderr.contains(expected), "{keys}: {stderr}");
+        for debug in ["Some(", "Os {", "Error {"] {
+            assert!(!stderr.contains(debug), "{keys}: {debug} in {stderr}");
+        }
+    }
+}

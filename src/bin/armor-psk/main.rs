@@ -182,7 +182,7 @@ struct MockArgs {
 struct KeyArgs {
     /// The Key ID.
     #[arg(long, env = "ARMOR_PSK_KEY_ID", value_name = "ID")]
-    key_id: String,
+    key_id: Option<String>,
     /// The Secret Key (better: the ARMOR_PSK_SECRET environment variable).
     #[arg(
         long,
@@ -190,13 +190,41 @@ struct KeyArgs {
         hide_env_values = true,
         value_name = "SECRET"
     )]
-    secret: String,
+    secret: Option<String>,
 }
 
 impl KeyArgs {
     fn signer(&self) -> Result<Signer, String> {
-        Signer::new(self.key_id.as_str(), self.secret.as_str())
-            .map_err(|e| format!("--key-id {:?}: {e}", self.key_id))
+        let (Some(key_id), Some(secret)) = (&self.key_id, &self.secret) else {
+            return Err(
+                "no key to sign with: set ARMOR_PSK_KEY_ID and ARMOR_PSK_SECRET \
+                 (`eval \"$(armor-psk keygen --export)\"` makes a pair), or pass --key-id and --secret"
+                    .into(),
+            );
+        };
+        if secret.is_empty() {
+            return Err(
+                "the secret is empty: ARMOR_PSK_SECRET (or --secret) must hold the Secret Key"
+                    .into(),
+            );
+        }
+        Signer::new(key_id.as_str(), secret.as_str())
+            .map_err(|e| format!("the key id {key_id:?}: {e}"))
+    }
+
+    /// The key id (for `explain`).
+    fn key_id(&self) -> Result<&str, String> {
+        self.key_id
+            .as_deref()
+            .ok_or_else(|| "no key id: set ARMOR_PSK_KEY_ID or pass --key-id".to_owned())
+    }
+
+    /// The secret (for `explain`).
+    fn secret(&self) -> Result<&str, String> {
+        self.secret
+            .as_deref()
+            .filter(|secret| !secret.is_empty())
+            .ok_or_else(|| "no secret: set ARMOR_PSK_SECRET (or pass --secret)".to_owned())
     }
 }
 
@@ -410,8 +438,8 @@ fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
         .with_window(Duration::from_secs(args.window))
         .map_err(|e| format!("--window: {e}"))?;
     let report = explain::Explanation::new(&explain::Case {
-        key_id: &args.key.key_id,
-        secret: &args.key.secret,
+        key_id: args.key.key_id()?,
+        secret: args.key.secret()?,
         method: &args.method,
         path: &args.path,
         body: &body,
@@ -522,10 +550,14 @@ fn mock(args: MockArgs) -> Result<ExitCode, String> {
         for key in &args.keys {
             let Some((id, secret)) = key.split_once('=') else {
                 return Err(format!(
-                    "--key: expected ID=SECRET, got {:?}",
-                    key.split('=').next()
+                    "--key {key:?}: expected ID=SECRET (a key id, `=`, then its secret)"
                 ));
             };
+            if id.is_empty() || secret.is_empty() {
+                return Err(format!(
+                    "--key {id:?}=…: both the key id and the secret must be non-empty"
+                ));
+            }
             builder = builder.with_key(id, secret);
         }
         let server = builder.start().await.map_err(|e| e.to_string())?;
