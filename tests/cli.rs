@@ -636,3 +636,34 @@ fn bad_input_messages_name_what_to_do_and_show_no_debug_text() {
         }
     }
 }
+
+#[test]
+fn sign_refuses_what_can_never_verify_and_reads_bodies_like_curl() {
+    let fixed = ["--nonce", "n-1", "--timestamp", "1700000000", "--key-id", KEY_ID];
+    let sign = |args: &[&str]| {
+        let mut all = vec!["sign"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&fixed);
+        run(&all)
+    };
+    let (code, by_path, _) = sign(&["GET", "/me"]);
+    assert_eq!(code, 0);
+    let (code, by_url, _) = sign(&["GET", "http://127.0.0.1:3000/me?page=2"]);
+    assert_eq!(code, 0);
+    assert_eq!(by_url, by_path, "a URL signs its path, without the query");
+    let (code, _, stderr) = sign(&["GET", "me"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("does not start with `/`"), "{stderr}");
+    let (code, _, stderr) = sign(&["get", "/me"]);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("warning"), "{stderr}");
+    let file = std::env::temp_dir().join(format!("armor-psk-body-{}.json", std::process::id()));
+    std::fs::write(&file, b"{\"a\":1}\n").unwrap();
+    let at_file = format!("@{}", file.display());
+    let (_, with_at, _) = sign(&["POST", "/things", "-d", &at_file]);
+    let (_, with_file, _) = sign(&["POST", "/things", "--data-file", file.to_str().unwrap()]);
+    let (_, literal, _) = sign(&["POST", "/things", "--data", "{\"a\":1}\n"]);
+    assert_eq!(with_at, with_file);
+    assert_eq!(with_at, literal, "the file's exact bytes, newline included");
+    let _ = std::fs::remove_file(&file);
+}

@@ -232,8 +232,9 @@ impl KeyArgs {
 #[derive(Debug, Args)]
 #[group(multiple = false)]
 struct BodyArgs {
-    /// The body, as given (no newline added).
-    #[arg(long, value_name = "STRING")]
+    /// The body, as given (no newline added); `@FILE` reads a file's exact
+    /// bytes, `@-` standard input (as curl's -d).
+    #[arg(short = 'd', long, value_name = "STRING|@FILE")]
     data: Option<String>,
     /// The body, the file's exact bytes (`-`: standard input).
     #[arg(long, value_name = "FILE")]
@@ -243,6 +244,16 @@ struct BodyArgs {
 impl BodyArgs {
     fn read(&self) -> Result<Vec<u8>, String> {
         match (&self.data, &self.data_file) {
+            (Some(data), _) if data == "@-" => {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut body)
+                    .map_err(|e| format!("cannot read standard input: {e}"))?;
+                Ok(body)
+            }
+            (Some(data), _) if data.starts_with('@') => {
+                let path = &data[1..];
+                std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))
+            }
             (Some(data), _) => Ok(data.clone().into_bytes()),
             (None, Some(path)) if path.as_os_str() == "-" => {
                 let mut body = Vec::new();
@@ -264,7 +275,8 @@ struct SignArgs {
     key: KeyArgs,
     /// The method, as it will be sent (GET, POST, ...).
     method: String,
-    /// The path as it will be sent (a query, if any, is not signed).
+    /// The path as it will be sent (a query, if any, is not signed), or
+    /// the whole URL (its path is signed).
     path: String,
     #[command(flatten)]
     body: BodyArgs,
@@ -349,17 +361,42 @@ fn keygen(export: bool) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The path a `sign` target signs: a URL's path (its query dropped, as
+/// the server does), or the path given, which must start with `/`.
+fn signed_target(target: &str) -> Result<String, String> {
+    if target.contains("://") {
+        let uri: http::Uri = target
+            .parse()
+            .map_err(|_| format!("{target:?} is not a URL"))?;
+        return Ok(uri.path().to_owned());
+    }
+    if !target.starts_with('/') {
+        return Err(format!(
+            "{target:?} does not start with `/`: give the path as sent (`/accounts`), or the whole URL"
+        ));
+    }
+    Ok(target.split('?').next().unwrap_or(target).to_owned())
+}
+
 fn sign(args: &SignArgs) -> Result<ExitCode, String> {
     let signer = args.key.signer()?;
     let body = args.body.read()?;
+    let path = signed_target(&args.path)?;
+    if args.method.chars().any(|c| c.is_ascii_lowercase()) {
+        eprintln!(
+            "warning: the method {:?} is signed as given; send it exactly so (most clients send {:?})",
+            args.method,
+            args.method.to_ascii_uppercase()
+        );
+    }
     let header = match (&args.nonce, args.timestamp) {
-        (None, None) => signer.sign(&args.method, &args.path, &body),
+        (None, None) => signer.sign(&args.method, &path, &body),
         (nonce, timestamp) => {
             let fresh = armor_psk::new_uuid_v4();
             signer
                 .sign_at(
                     &args.method,
-                    &args.path,
+                    &path,
                     &body,
                     nonce.as_deref().unwrap_or(&fresh),
                     timestamp.unwrap_or_else(|| SystemClock.now()),
