@@ -639,7 +639,14 @@ fn bad_input_messages_name_what_to_do_and_show_no_debug_text() {
 
 #[test]
 fn sign_refuses_what_can_never_verify_and_reads_bodies_like_curl() {
-    let fixed = ["--nonce", "n-1", "--timestamp", "1700000000", "--key-id", KEY_ID];
+    let fixed = [
+        "--nonce",
+        "n-1",
+        "--timestamp",
+        "1700000000",
+        "--key-id",
+        KEY_ID,
+    ];
     let sign = |args: &[&str]| {
         let mut all = vec!["sign"];
         all.extend_from_slice(args);

@@ -142,9 +142,18 @@ impl fmt::Debug for ApiKey {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MockError {
-    /// Binding or serving failed.
+    /// Serving failed.
     #[error("mock server I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The address cannot be listened on (in use, not this machine's).
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The fixtures are unusable.
     #[error(transparent)]
     Fixtures(#[from] FixturesError),
@@ -461,7 +470,12 @@ impl MockArmorServerBuilder {
             app = admin::router(control, self.admin_token, Arc::clone(&operations)).merge(app);
         }
 
-        let listener = tokio::net::TcpListener::bind(self.listen).await?;
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| MockError::Listen {
+                addr: self.listen,
+                source,
+            })?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -101,9 +101,10 @@ Examples:
 
 #[derive(Debug, Args)]
 struct MockArgs {
-    /// The address to listen on (port 0: a free one).
-    #[arg(long, default_value = "127.0.0.1:3000")]
-    listen: SocketAddr,
+    /// The address to listen on: `HOST:PORT` (`localhost:3000`,
+    /// `127.0.0.1:0` for a free port).
+    #[arg(long, default_value = "127.0.0.1:3000", value_name = "HOST:PORT")]
+    listen: String,
     /// A key for the first user, as KEY_ID=SECRET (repeatable). A secret
     /// on the command line shows in `ps`; prefer --fixtures for real ones.
     #[arg(long = "key", value_name = "ID=SECRET")]
@@ -492,6 +493,16 @@ fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
     })
 }
 
+/// `HOST:PORT` to one address (`localhost` resolves to loopback).
+fn resolve_listen(listen: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    listen
+        .to_socket_addrs()
+        .map_err(|error| format!("--listen {listen:?}: not an address to listen on ({error}); give HOST:PORT, e.g. 127.0.0.1:3000"))?
+        .next()
+        .ok_or_else(|| format!("--listen {listen:?}: the name resolves to no address"))
+}
+
 /// Ctrl-C (SIGINT) or SIGTERM.
 async fn stop_signal() {
     #[cfg(unix)]
@@ -510,9 +521,10 @@ async fn stop_signal() {
 
 fn mock(args: MockArgs) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start tokio: {e}"))?;
+    let listen = resolve_listen(&args.listen)?;
     runtime.block_on(async move {
         let mut builder = MockArmorServer::builder()
-            .with_listen(args.listen)
+            .with_listen(listen)
             .with_window(Duration::from_secs(args.window))
             .on_request(|entry| println!("{entry}"));
         if let Some(path) = &args.fixtures {
@@ -523,11 +535,11 @@ fn mock(args: MockArgs) -> Result<ExitCode, String> {
         }
         if args.no_admin {
             builder = builder.without_admin();
-        } else if !args.listen.ip().is_loopback() {
+        } else if !listen.ip().is_loopback() {
             eprintln!(
                 "warning: the admin API (keys, clock, journal under /__mock/) is on and the mock \
                  listens on {}; it answers loopback hosts only{}",
-                args.listen,
+                listen,
                 if args.admin_token.is_some() {
                     ", with the admin token"
                 } else {
