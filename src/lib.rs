@@ -12,6 +12,8 @@ mod keys;
 mod middleware;
 #[cfg(feature = "mock")]
 pub mod mock;
+#[cfg(any(feature = "postgres", feature = "mock"))]
+mod percent;
 mod protocol;
 mod replay;
 

@@ -28,7 +28,7 @@ pub(super) fn configure(
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match (name, value) {
-            ("sslrootcert", path) => root_file = Some(percent_decode(path)),
+            ("sslrootcert", path) => root_file = Some(crate::percent::decode(path)),
             // tokio-postgres knows disable, prefer and require: the verify
             // modes are require, with the certificate checked here.
             ("sslmode", "verify-ca" | "verify-full") => {
@@ -125,33 +125,4 @@ impl rustls::client::danger::ServerCertVerifier for Unchecked {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
-}
-
-/// `%XX` escapes in a URL query value.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1..i + 3)) {
-            (b'%', Some(hex)) => match std::str::from_utf8(hex)
-                .ok()
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            {
-                Some(byte) => {
-                    out.push(byte);
-                    i += 3;
-                }
-                None => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
