@@ -159,18 +159,22 @@ fn request_sends_a_signed_request_and_the_mock_logs_it() {
         )
     };
 
-    let (code, stdout, _) = get_me(SECRET, "1024");
+    // The body alone on standard output (a JSON parser takes it as is),
+    // the status on standard error.
+    let (code, stdout, stderr) = get_me(SECRET, "1024");
     assert_eq!(code, 0, "{stdout}");
-    assert!(stdout.starts_with("HTTP 200 OK"), "{stdout}");
-    assert!(stdout.contains("\"userId\":4922"), "{stdout}");
+    let me: serde_json::Value = serde_json::from_str(&stdout).expect("the body alone, JSON");
+    assert_eq!(me["user"]["links"]["userId"], 4922);
+    assert!(stderr.starts_with("HTTP 200 OK"), "{stderr}");
 
-    let (code, stdout, _) = get_me(SECRET, "2048");
+    let (code, _, stderr) = get_me(SECRET, "2048");
     assert_eq!(code, 1);
-    assert!(stdout.starts_with("HTTP 403"), "{stdout}");
+    assert!(stderr.starts_with("HTTP 403"), "{stderr}");
 
-    let (code, stdout, _) = get_me("wrong", "1024");
+    let (code, stdout, stderr) = get_me("wrong", "1024");
     assert_eq!(code, 1);
     assert!(stdout.contains("invalid_signature"), "{stdout}");
+    assert!(stderr.contains("armor-psk explain"), "{stderr}");
 
     let logged: Vec<String> = server.stdout.by_ref().take(3).map(Result::unwrap).collect();
     assert!(
@@ -303,9 +307,9 @@ fn every_subcommand_has_help_with_an_example_and_bad_input_is_a_clear_error() {
         ),
         (
             &["request", "--key-id", "k", "GET", "not a url"],
-            "invalid URL",
+            "is not a URL",
         ),
-        (&["request", "--key-id", "k", "GET", "/me"], "invalid URL"),
+        (&["request", "--key-id", "k", "GET", "/me"], "is not a URL"),
         (&["mock", "--key", "no-equals-sign"], "ID=SECRET"),
         (
             &["mock", "--fixtures", "/nonexistent.json"],
@@ -673,4 +677,95 @@ fn sign_refuses_what_can_never_verify_and_reads_bodies_like_curl() {
     assert_eq!(with_at, with_file);
     assert_eq!(with_at, literal, "the file's exact bytes, newline included");
     let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn request_has_curls_manners() {
+    let dir = std::env::temp_dir().join(format!("armor-psk-request-stubs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("stubs.json"),
+        r#"[{"method": "GET", "path": "/tickets/list", "headers": {"X-Total-Count": "2"}, "body": [{"id": 1}, {"id": 2}]},
+            {"method": "GET", "path": "/old", "status": 302, "headers": {"Location": "/me"}, "body": {}}]"#,
+    )
+    .unwrap();
+    let server = mock_with(&["--stubs", dir.to_str().unwrap()]);
+    let request = |args: &[&str]| {
+        let mut all = vec!["request", "--key-id", KEY_ID];
+        all.extend_from_slice(args);
+        run(&all)
+    };
+    // -i: the status line and headers, then the body.
+    let (code, stdout, _) = request(&["-i", "GET", &format!("{}/tickets/list", server.url)]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("HTTP/1.1 200 OK"), "{stdout}");
+    assert!(
+        stdout.to_ascii_lowercase().contains("x-total-count: 2"),
+        "{stdout}"
+    );
+    // -d @file and -d @-: exactly the bytes, as the journal counts them.
+    let file = dir.join("body.json");
+    std::fs::write(&file, b"{\"title\": \"disk full\"}\n").unwrap();
+    let at_file = format!("@{}", file.display());
+    let (code, _, stderr) = request(&[
+        "-d",
+        &at_file,
+        "POST",
+        &format!("{}/tickets/list", server.url),
+    ]);
+    assert_eq!(code, 1, "{stderr}"); // no stub for POST: 404, but sent
+    let mut stdin_request = armor_psk();
+    stdin_request
+        .env("ARMOR_PSK_SECRET", SECRET)
+        .args([
+            "request",
+            "--key-id",
+            KEY_ID,
+            "-d",
+            "@-",
+            "POST",
+            &format!("{}/tickets/list", server.url),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = stdin_request.spawn().unwrap();
+    {
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(b"12345").unwrap();
+    }
+    child.wait_with_output().unwrap();
+    let journal: serde_json::Value = {
+        let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+        serde_json::from_str(
+            &agent
+                .get(&format!("{}/__mock/journal", server.url))
+                .call()
+                .unwrap()
+                .body_mut()
+                .read_to_string()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let lengths: Vec<u64> = journal
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["method"] == "POST")
+        .map(|entry| entry["body_len"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lengths, [23, 5], "{journal}");
+    // A redirect: shown, not followed; with -L, followed and signed anew.
+    let (code, _, stderr) = request(&["GET", &format!("{}/old", server.url)]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not followed"), "{stderr}");
+    let (code, stdout, _) = request(&["-L", "GET", &format!("{}/old", server.url)]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("\"userId\":4922"), "{stdout}");
+    // Plain words when nothing listens.
+    let (code, _, stderr) = request(&["GET", "http://127.0.0.1:1/me"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
