@@ -769,3 +769,29 @@ fn request_has_curls_manners() {
     assert!(stderr.contains("cannot connect"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn completions_for_the_usual_shells_and_examples_in_every_help() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, stdout, _) = run(&["completions", shell]);
+        assert_eq!(code, 0);
+        assert!(
+            stdout.contains("armor-psk") && stdout.contains("request"),
+            "{shell}"
+        );
+    }
+    for command in [
+        &["keys", "migrate"][..],
+        &["keys", "add"],
+        &["keys", "list"],
+        &["keys", "rotate"],
+        &["keys", "revoke"],
+        &["completions"],
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let (code, stdout, _) = run(&args);
+        assert_eq!(code, 0, "{command:?}");
+        assert!(stdout.contains("Examples:"), "{command:?}: {stdout}");
+    }
+}

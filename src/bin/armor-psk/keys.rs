@@ -23,9 +23,16 @@ pub struct Database {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Create the tables if they are missing (safe to run again).
+    /// Create the tables if they are missing (safe to run again); on the
+    /// first run after an upgrade, authenticate the rows under the KEK.
+    #[command(
+        after_help = "Examples:\n  export ARMOR_PSK_DATABASE_URL=postgres://app@127.0.0.1/app\n  armor-psk keys --kek-file /run/secrets/kek migrate"
+    )]
     Migrate,
     /// Add a key; prints its Key ID and Secret Key once.
+    #[command(
+        after_help = "Examples:\n  armor-psk keys add --label billing\n  armor-psk keys add --label ci --user 4922"
+    )]
     Add {
         /// A label to find it by.
         #[arg(long, default_value = "")]
@@ -35,17 +42,29 @@ pub enum KeysCommand {
         user: Option<i64>,
     },
     /// List the keys, their secret versions and validity (never a secret).
+    #[command(after_help = "Examples:\n  armor-psk keys list")]
     List,
-    /// Add a new secret to a key; prints it once. The old secret stays
-    /// valid for the overlap.
+    /// Add a new secret to a key and print it once; the key's other
+    /// secrets stay valid for the overlap, then expire.
+    #[command(
+        after_help = "Examples:\n  armor-psk keys rotate 6f1c2b3a-9d8e-4f70-8a6b-5c4d3e2f1a0b --overlap 1h\n  armor-psk keys rotate \"$ARMOR_PSK_KEY_ID\" --overlap 30m"
+    )]
     Rotate {
+        /// The key to rotate.
         key_id: String,
         /// How long the old secret keeps working (e.g. 1h, 30m).
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         overlap: Duration,
     },
-    /// Revoke a key: every instance refuses it within a second.
-    Revoke { key_id: String },
+    /// Revoke a key: every instance refuses it within a second, and its
+    /// secrets are deleted.
+    #[command(
+        after_help = "Examples:\n  armor-psk keys revoke 6f1c2b3a-9d8e-4f70-8a6b-5c4d3e2f1a0b"
+    )]
+    Revoke {
+        /// The key to revoke.
+        key_id: String,
+    },
 }
 
 async fn store(database: &Database) -> Result<PostgresKeyStore, String> {

@@ -63,13 +63,27 @@ Examples:
 The body signed must be the exact bytes sent (curl --data-binary, not --data
 with a file, which strips newlines).")]
     Sign(SignArgs),
-    /// Send a signed request and print the status and the body (a signed
-    /// curl). Exits 0 on a 2xx answer, 1 otherwise.
+    /// Send a signed request (a signed curl): the body alone on standard
+    /// output, the status on standard error. Exits 0 on a 2xx answer, 1 on
+    /// another status, 2 when it cannot ask.
     #[command(after_help = "\
 Examples:
-  armor-psk request --key-id $KEY_ID GET http://127.0.0.1:3000/me --account 1024
-  armor-psk request --key-id $KEY_ID POST http://127.0.0.1:3000/things --data '{\"a\":1}'")]
+  armor-psk request GET http://127.0.0.1:3000/me --account 1024 | jq .user
+  armor-psk request -i GET http://127.0.0.1:3000/tickets/list
+  armor-psk request --json -d @ticket.json POST http://127.0.0.1:3000/tickets
+  echo '{\"a\":1}' | armor-psk request -d @- POST http://127.0.0.1:3000/things
+  armor-psk request -L -v GET http://127.0.0.1:3000/old")]
     Request(RequestArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "\
+Examples:
+  armor-psk completions bash > ~/.local/share/bash-completion/completions/armor-psk
+  armor-psk completions zsh > \"${fpath[1]}/_armor-psk\"
+  armor-psk completions fish > ~/.config/fish/completions/armor-psk.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Keys in PostgreSQL: migrate, add, list, rotate, revoke.
     #[command(after_help = "\
 Examples:
@@ -364,6 +378,14 @@ fn main() -> ExitCode {
         Command::Request(args) => request(&args),
         Command::Explain(args) => explain(&args),
         Command::Keys { database, command } => keys::run(&database, &command),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "armor-psk", &mut script);
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = std::io::stdout().write_all(&script);
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
