@@ -54,7 +54,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::OriginalUri;
 use axum::response::Json;
 use http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -64,6 +64,58 @@ use tower_http::trace::TraceLayer;
 /// At most this many requests in the whole server at once; more are shed
 /// with 503.
 const MAX_IN_FLIGHT: usize = 512;
+
+/// One line per refused request (method, path without the query, client
+/// address, status, reason, key id as sent, and the clock skew for window
+/// errors); accepted requests too with `ARMOR_PSK_LOG_ACCEPTED=1` (off by
+/// default: one line per request costs at high rates).
+async fn access_log(
+    log_accepted: bool,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.to_string())
+        .unwrap_or_else(|| "-".into());
+    let timestamp = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| armor_psk::Credentials::parse(value.as_bytes()).ok())
+        .map(|credentials| credentials.timestamp());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    match response.extensions().get::<armor_psk::Rejection>() {
+        Some(rejection) => {
+            // Key ids are bounded by the parser (256 bytes) and sent as is.
+            let key_id = rejection.key_id().unwrap_or("-");
+            let skew = match (rejection.server_time(), timestamp) {
+                (Some(server), Some(signed)) => {
+                    format!(" skew={}s", i128::from(signed) - i128::from(server))
+                }
+                _ => String::new(),
+            };
+            tracing::info!(
+                "refused {method} {path} from {client} status={status} reason={} key_id={key_id}{skew}",
+                rejection.code()
+            );
+        }
+        None if log_accepted => {
+            let key_id = response
+                .extensions()
+                .get::<Identity>()
+                .map_or("-", |identity| identity.key_id());
+            tracing::info!(
+                "accepted {method} {path} from {client} status={status} key_id={key_id}"
+            );
+        }
+        None => {}
+    }
+    response
+}
 
 /// A size in bytes, or with a unit: `KiB`, `MiB`, `GiB` (powers of 1024)
 /// or `KB`, `MB`, `GB` (powers of 1000).
@@ -100,13 +152,18 @@ async fn echo(
     method: Method,
     OriginalUri(uri): OriginalUri,
     body: Bytes,
-) -> Json<Value> {
-    Json(json!({
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut response = Json(json!({
         "key_id": identity.key_id(),
         "method": method.as_str(),
         "path": uri.path(),
         "body_bytes": body.len(),
     }))
+    .into_response();
+    // For the access log: who signed.
+    response.extensions_mut().insert(identity);
+    response
 }
 
 fn keys_from_env() -> Result<MemoryKeyStore, String> {
@@ -218,7 +275,8 @@ Variables:
   ARMOR_PSK_REDIS_CLUSTER_URLS   a Redis Cluster replay store, comma-separated node URLs
   ARMOR_PSK_REDIS_ALLOW_EVICTION 1: accept a Redis that may evict entries
   ARMOR_PSK_DATABASE_URL         keys from PostgreSQL (--features postgres), with ARMOR_PSK_KEK or ARMOR_PSK_KEK_FILE
-  RUST_LOG                       log filter (default info)
+  ARMOR_PSK_LOG_ACCEPTED         1: one log line per accepted request too (refused ones always)
+  RUST_LOG                       log filter (default info,armor_psk=warn)
 ";
 
 /// An error and its causes, on one line.
@@ -252,12 +310,18 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // The layer's own refusal lines are at info; this server logs a fuller
+    // one per request (see `access_log`), so by default they are off.
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,armor_psk=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
+    let log_accepted = std::env::var("ARMOR_PSK_LOG_ACCEPTED").is_ok_and(|value| value == "1");
 
     let keys: Box<dyn KeyStore> = match std::env::var("ARMOR_PSK_DATABASE_URL") {
         Ok(url) => postgres_keys(&url).await?,
@@ -299,6 +363,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let app = Router::new().fallback(echo).layer(layer).layer(
         ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(move |request, next| {
+                access_log(log_accepted, request, next)
+            }))
             .layer(TraceLayer::new_for_http())
             // Shed load rather than queue without bound.
             .layer(HandleErrorLayer::new(|_| async {
@@ -319,10 +386,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
     println!("listening on http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

@@ -301,3 +301,58 @@ fn the_example_servers_help_and_errors_are_plain_words() {
         }
     }
 }
+
+/// An operator's log: one line per refused request with method, path
+/// (no query), client address, status, reason, key id and, for a window
+/// error, the skew; accepted ones with ARMOR_PSK_LOG_ACCEPTED=1; no colour
+/// codes when the log is not a terminal.
+#[test]
+fn the_example_server_logs_what_an_operator_needs() {
+    let mut command = example_server(KEYS);
+    command
+        .env("ARMOR_PSK_LOG_ACCEPTED", "1")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped());
+    let mut server = Server::start(command);
+    let agent = agent();
+    let signer = signer("steady");
+    let fresh = signer.sign("POST", "/things", b"{}");
+    let request = http::Request::post(format!("{}/things?token=secret", server.url))
+        .header("authorization", fresh)
+        .body(b"{}".to_vec())
+        .unwrap();
+    assert_eq!(agent.run(request).unwrap().status(), 200);
+    let old = signer
+        .sign_at("POST", "/things", b"{}", "n-old", 1_000)
+        .unwrap();
+    assert_eq!(post(&agent, &server.url, &old, b"{}").0, 401);
+    let pid = server.pid();
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    server.wait_exit(Duration::from_secs(10));
+    let log = server.stderr_text();
+    assert!(!log.contains('\u{1b}'), "colour codes in a file: {log}");
+    let accepted = log
+        .lines()
+        .find(|line| line.contains("accepted POST /things"))
+        .expect(&log);
+    assert!(
+        accepted.contains("from 127.0.0.1:") && accepted.contains("key_id=steady"),
+        "{accepted}"
+    );
+    assert!(!log.contains("token=secret"), "the query is logged: {log}");
+    let refused = log
+        .lines()
+        .find(|line| line.contains("refused POST /things"))
+        .expect(&log);
+    for part in [
+        "status=401",
+        "reason=timestamp_out_of_window",
+        "key_id=steady",
+        "skew=-",
+        "from 127.0.0.1:",
+    ] {
+        assert!(refused.contains(part), "{part} in {refused}");
+    }
+}

@@ -154,6 +154,15 @@ impl Server {
         None
     }
 
+    /// What it wrote on a piped standard error (after it exited).
+    pub fn stderr_text(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        }
+        text
+    }
+
     /// Kills it with SIGKILL, as a crash would.
     pub fn kill(mut self) {
         let _ = self.child.kill();
