@@ -795,3 +795,72 @@ fn completions_for_the_usual_shells_and_examples_in_every_help() {
         assert!(stdout.contains("Examples:"), "{command:?}: {stdout}");
     }
 }
+
+/// The README's command-line walk-through, run as written (its `sh` block,
+/// on a free port instead of 3000, the binary under test as `armor-psk`):
+/// it fails when the README drifts from what the CLI does.
+#[test]
+fn the_readmes_cli_walk_through_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## The `armor-psk` command line")
+        .nth(1)
+        .expect("the CLI section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("its sh block");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = block.replace("127.0.0.1:3000", &format!("127.0.0.1:{port}"));
+    let dir = std::env::temp_dir().join(format!("armor-psk-readme-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_armor-psk"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = std::process::Command::new("bash")
+        .args(["-c", &format!("set -o pipefail\n{script}")])
+        .current_dir(&dir)
+        .env("PATH", path)
+        .env_remove("ARMOR_PSK_KEY_ID")
+        .env_remove("ARMOR_PSK_SECRET")
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    for expected in [
+        "john.doe@armor.com",
+        "No resource matches /things",
+        "Armor Internal Customer",
+        "HTTP/1.1 200 OK",
+        "DOES NOT MATCH",
+        "REFUSED (invalid_signature)",
+        "Key ID:",
+        "Secret Key:",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing:\n{stdout}\n--- stderr\n{stderr}"
+        );
+    }
+    for drift in [
+        "unexpected argument",
+        "unrecognized",
+        "command not found",
+        "Usage:",
+    ] {
+        assert!(!stderr.contains(drift), "{drift}:\n{stderr}");
+    }
+}
