@@ -864,3 +864,31 @@ fn the_readmes_cli_walk_through_runs_as_written() {
         assert!(!stderr.contains(drift), "{drift}:\n{stderr}");
     }
 }
+
+#[test]
+fn sign_curl_prints_a_command_that_a_shell_runs_against_the_mock() {
+    let server = mock();
+    let dir = std::env::temp_dir().join(format!("armor-psk-curl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("body.json");
+    std::fs::write(&file, b"{\"it's\": \"a body\"}\n").unwrap();
+    for body in [
+        vec![],
+        vec!["-d".to_owned(), format!("@{}", file.display())],
+        vec!["-d".to_owned(), "{\"it's\": 1}".to_owned()],
+    ] {
+        let url = format!("{}/me", server.url);
+        let mut args = vec!["sign", "--key-id", KEY_ID, "--curl", "GET", &url];
+        args.extend(body.iter().map(String::as_str));
+        let (code, line, stderr) = run(&args);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(line.starts_with("curl "), "{line}");
+        let output = std::process::Command::new("sh")
+            .args(["-c", &format!("{} -w ' %{{http_code}}'", line.trim())])
+            .output()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&output.stdout);
+        assert!(answer.ends_with(" 200"), "{body:?}: {line} → {answer}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

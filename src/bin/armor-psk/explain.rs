@@ -90,6 +90,13 @@ impl Explanation {
         let in_window = options
             .check_window(credentials.timestamp(), case.now)
             .is_ok();
+        if credentials.timestamp() > 100_000_000_000 {
+            lines.push(format!(
+                "timestamp:  {} looks like milliseconds: ARMOR-PSK timestamps are Unix seconds ({} here)",
+                credentials.timestamp(),
+                credentials.timestamp() / 1000
+            ));
+        }
         lines.push(format!(
             "timestamp:  {} is {} the server's clock ({}; window ±{} s): {}",
             credentials.timestamp(),
@@ -262,7 +269,21 @@ fn strip_header_name(value: &str) -> &str {
 fn describe_skew(skew: i128) -> String {
     match skew {
         0 => "equal to".into(),
-        s if s > 0 => format!("{s} s ahead of"),
-        s => format!("{} s behind", -s),
+        s if s > 0 => format!("{} ahead of", human_seconds(s.unsigned_abs())),
+        s => format!("{} behind", human_seconds(s.unsigned_abs())),
+    }
+}
+
+/// `96138779` → `3 y 17 d`, `96138` → `26 h 42 min`, `400` → `400 s`.
+fn human_seconds(seconds: u128) -> String {
+    const MINUTE: u128 = 60;
+    const HOUR: u128 = 60 * MINUTE;
+    const DAY: u128 = 24 * HOUR;
+    const YEAR: u128 = 365 * DAY;
+    match seconds {
+        s if s < 10 * MINUTE => format!("{s} s"),
+        s if s < DAY => format!("{} h {} min", s / HOUR, s % HOUR / MINUTE),
+        s if s < YEAR => format!("{} d {} h", s / DAY, s % DAY / HOUR),
+        s => format!("{} y {} d", s / YEAR, s % YEAR / DAY),
     }
 }

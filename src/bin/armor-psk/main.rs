@@ -301,6 +301,10 @@ struct SignArgs {
     /// Use this Unix timestamp instead of the clock's.
     #[arg(long)]
     timestamp: Option<u64>,
+    /// Print a ready curl command line (the target must be the whole URL)
+    /// instead of the header alone.
+    #[arg(long)]
+    curl: bool,
 }
 
 #[derive(Debug, Args)]
@@ -451,8 +455,42 @@ fn sign(args: &SignArgs) -> Result<ExitCode, String> {
                 .map_err(|e| format!("--nonce: {e}"))?
         }
     };
-    println!("{header}");
+    if !args.curl {
+        println!("{header}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.path.contains("://") {
+        return Err("--curl needs the whole URL (http://host:port/path), not a path".into());
+    }
+    let mut line = format!(
+        "curl -sS -X {} -H {}",
+        shell_quote(&args.method),
+        shell_quote(&format!("Authorization: {header}"))
+    );
+    if !body.is_empty() {
+        line.push_str(" -H 'Content-Type: application/json' --data-binary ");
+        match &args.body.data {
+            // The file itself: curl sends its exact bytes.
+            Some(data) if data.starts_with('@') && data != "@-" => {
+                line.push_str(&shell_quote(data))
+            }
+            _ => match &args.body.data_file {
+                Some(file) if file.as_os_str() != "-" => {
+                    line.push_str(&shell_quote(&format!("@{}", file.display())));
+                }
+                _ => line.push_str(&shell_quote(&String::from_utf8_lossy(&body))),
+            },
+        }
+    }
+    line.push(' ');
+    line.push_str(&shell_quote(&args.path));
+    println!("{line}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `text` in single quotes for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// `request`: a signed curl. The body alone goes to standard output (its
