@@ -892,3 +892,67 @@ fn sign_curl_prints_a_command_that_a_shell_runs_against_the_mock() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn request_does_not_sign_for_another_origin_and_sign_curl_never_reads_a_literal_at() {
+    let dir = std::env::temp_dir().join(format!("armor-psk-origin-stubs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("stubs.json"),
+        r#"[{"method": "POST", "path": "/away", "status": 307, "headers": {"Location": "http://127.0.0.1:1/pay"}, "body": {}}]"#,
+    )
+    .unwrap();
+    let server = mock_with(&["--stubs", dir.to_str().unwrap()]);
+    let (code, _, stderr) = run(&[
+        "request",
+        "--key-id",
+        KEY_ID,
+        "-L",
+        "-d",
+        "{}",
+        "POST",
+        &format!("{}/away", server.url),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("another origin"), "{stderr}");
+    let (code, line, _) = run(&[
+        "sign",
+        "--key-id",
+        KEY_ID,
+        "--curl",
+        "-d",
+        "@/etc/hostname-literal",
+        "POST",
+        &format!("{}/x", server.url),
+    ]);
+    assert_eq!(code, 2, "a missing file is an error: {line}");
+    let mut stdin_sign = armor_psk();
+    stdin_sign
+        .env("ARMOR_PSK_SECRET", SECRET)
+        .args([
+            "sign",
+            "--key-id",
+            KEY_ID,
+            "--curl",
+            "-d",
+            "@-",
+            "POST",
+            &format!("{}/x", server.url),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = stdin_sign.spawn().unwrap();
+    {
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"@/etc/hostname")
+            .unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    let line = String::from_utf8_lossy(&output.stdout);
+    assert!(line.contains("--data-raw '@/etc/hostname'"), "{line}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

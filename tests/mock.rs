@@ -557,3 +557,58 @@ async fn with_an_admin_token_the_admin_api_needs_it() {
     .await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn the_admin_api_refuses_what_a_web_page_can_send() {
+    let server = MockArmorServer::start().await.unwrap();
+    // A simple cross-origin request: a loopback Host, text/plain, an Origin.
+    let (status, answer) = raw(
+        &server,
+        "POST",
+        "/__mock/clock",
+        "127.0.0.1",
+        &["Content-Type: text/plain"],
+        r#"{"offset_seconds": 5}"#,
+    )
+    .await;
+    assert_eq!(status, 415, "{answer}");
+    let (status, answer) = raw(
+        &server,
+        "POST",
+        "/__mock/keys",
+        "127.0.0.1",
+        &[
+            "Content-Type: application/json",
+            "Origin: http://evil.example",
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.contains("admin_origin_forbidden"), "{answer}");
+    // An absolute-form target naming another host, and two Host headers.
+    let (status, _) = raw(
+        &server,
+        "GET",
+        "http://evil.example/__mock/journal",
+        "localhost",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = raw(
+        &server,
+        "GET",
+        "/__mock/journal",
+        "localhost",
+        &["Host: evil.example"],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403);
+    let drift = server
+        .now()
+        .abs_diff(armor_psk::Clock::now(&armor_psk::SystemClock));
+    assert!(drift <= 2, "the clock was shifted by {drift} s");
+}

@@ -16,7 +16,13 @@ use std::sync::atomic::Ordering;
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use axum::http::header::{AUTHORIZATION, HOST, WWW_AUTHENTICATE};
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use axum::http::Method;
+use axum::http::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, WWW_AUTHENTICATE,
+};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
@@ -79,20 +85,72 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
 }
 
 async fn guard(token: Option<Arc<str>>, request: Request, next: Next) -> Response {
-    let host = request
-        .headers()
-        .get(HOST)
-        .and_then(|host| host.to_str().ok())
-        .unwrap_or_default();
-    if !is_loopback_host(host) {
-        return (
+    let forbidden = |error: &str, message: &str| {
+        (
             StatusCode::FORBIDDEN,
-            Json(json!({
-                "error": "admin_host_forbidden",
-                "Message": "the admin API answers only requests to a loopback host (localhost, 127.0.0.1, [::1])",
-            })),
+            Json(json!({"error": error, "Message": message})),
         )
-            .into_response();
+            .into_response()
+    };
+    let headers = request.headers();
+    let hosts: Vec<&str> = headers
+        .get_all(HOST)
+        .iter()
+        .map(|host| host.to_str().unwrap_or_default())
+        .collect();
+    // One Host, a loopback one; an absolute-form target's authority too.
+    let loopback = hosts.len() == 1
+        && is_loopback_host(hosts[0])
+        && request
+            .uri()
+            .authority()
+            .is_none_or(|authority| is_loopback_host(authority.as_str()));
+    if !loopback {
+        return forbidden(
+            "admin_host_forbidden",
+            "the admin API answers only requests to a loopback host (localhost, 127.0.0.1, [::1])",
+        );
+    }
+    // A page in a browser says where it comes from: only a loopback origin.
+    if let Some(origin) = headers.get(ORIGIN).and_then(|origin| origin.to_str().ok()) {
+        let host = origin.split_once("://").map_or(origin, |(_, host)| host);
+        if !is_loopback_host(host) {
+            return forbidden(
+                "admin_origin_forbidden",
+                "the admin API does not answer web pages of other origins",
+            );
+        }
+    }
+    // Without a token, only this machine's clients.
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    if token.is_none() && peer.is_some_and(|peer| !peer.is_loopback()) {
+        return forbidden(
+            "admin_remote_forbidden",
+            "the admin API answers remote clients only with --admin-token",
+        );
+    }
+    // A body must be JSON: a form or text/plain post from a page is not.
+    if request.method() == Method::POST {
+        let json = headers
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.trim_start().starts_with("application/json"));
+        let empty = headers
+            .get(CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() == b"0");
+        if !json && !empty {
+            return (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Json(json!({
+                    "error": "admin_json_required",
+                    "Message": "admin requests with a body take Content-Type: application/json",
+                })),
+            )
+                .into_response();
+        }
     }
     if let Some(token) = token {
         let given = request

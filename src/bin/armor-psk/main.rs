@@ -433,6 +433,9 @@ fn sign(args: &SignArgs) -> Result<ExitCode, String> {
     let signer = args.key.signer()?;
     let body = args.body.read()?;
     let path = signed_target(&args.path)?;
+    if http::Method::from_bytes(args.method.as_bytes()).is_err() {
+        return Err(format!("{:?} is not an HTTP method", args.method));
+    }
     if args.method.chars().any(|c| c.is_ascii_lowercase()) {
         eprintln!(
             "warning: the method {:?} is signed as given; send it exactly so (most clients send {:?})",
@@ -468,18 +471,37 @@ fn sign(args: &SignArgs) -> Result<ExitCode, String> {
         shell_quote(&format!("Authorization: {header}"))
     );
     if !body.is_empty() {
-        line.push_str(" -H 'Content-Type: application/json' --data-binary ");
-        match &args.body.data {
+        line.push_str(" -H 'Content-Type: application/json' ");
+        match (&args.body.data, &args.body.data_file) {
             // The file itself: curl sends its exact bytes.
-            Some(data) if data.starts_with('@') && data != "@-" => {
-                line.push_str(&shell_quote(data))
+            (Some(data), _) if data.starts_with('@') && data != "@-" => {
+                line.push_str("--data-binary ");
+                line.push_str(&shell_quote(data));
             }
-            _ => match &args.body.data_file {
-                Some(file) if file.as_os_str() != "-" => {
-                    line.push_str(&shell_quote(&format!("@{}", file.display())));
+            (None, Some(file)) if file.as_os_str() != "-" => {
+                line.push_str("--data-binary ");
+                line.push_str(&shell_quote(&format!("@{}", file.display())));
+            }
+            // Literal text: --data-raw never reads a file named by `@`.
+            _ => {
+                let Ok(text) = std::str::from_utf8(&body) else {
+                    return Err(
+                        "--curl: the body is not text; put it in a file and give -d @FILE".into(),
+                    );
+                };
+                if text
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t')
+                {
+                    return Err(
+                        "--curl: the body holds control characters; put it in a file \
+                                and give -d @FILE"
+                            .into(),
+                    );
                 }
-                _ => line.push_str(&shell_quote(&String::from_utf8_lossy(&body))),
-            },
+                line.push_str("--data-raw ");
+                line.push_str(&shell_quote(text));
+            }
         }
     }
     line.push(' ');
@@ -582,8 +604,13 @@ fn request(args: &RequestArgs) -> Result<ExitCode, String> {
             .get(http::header::LOCATION)
             .and_then(|value| value.to_str().ok())
             .map(|location| resolve(&uri, location));
+        let same_origin = location.as_ref().is_some_and(|next| {
+            next.parse::<http::Uri>().is_ok_and(|next| {
+                next.scheme() == uri.scheme() && next.authority() == uri.authority()
+            })
+        });
         if status.is_redirection() {
-            if let (true, Some(next)) = (args.location, &location) {
+            if let (true, true, Some(next)) = (args.location, same_origin, &location) {
                 if status == http::StatusCode::SEE_OTHER
                     || (matches!(status.as_u16(), 301 | 302) && method == http::Method::POST)
                 {
@@ -628,9 +655,15 @@ fn request(args: &RequestArgs) -> Result<ExitCode, String> {
         eprintln!("HTTP {} {reason}", status.as_u16());
         if status.is_redirection() {
             if let Some(next) = &location {
-                eprintln!(
-                    "redirect to {next} not followed (add -L to follow it, signed for its path)"
-                );
+                if args.location && !same_origin {
+                    eprintln!(
+                        "redirect to {next} not followed: another origin, and the key is not signed for it"
+                    );
+                } else {
+                    eprintln!(
+                        "redirect to {next} not followed (add -L to follow it, signed for its path)"
+                    );
+                }
             }
         }
         if status == http::StatusCode::UNAUTHORIZED {
@@ -780,6 +813,20 @@ fn mock(args: MockArgs) -> Result<ExitCode, String> {
         }
         builder = builder.with_journal_body_limit(args.journal_body_limit);
         if let (Some(url), Some(dir)) = (&args.record_from, &args.record_to) {
+            let upstream: http::Uri = url
+                .parse()
+                .map_err(|_| format!("--record-from {url:?} is not a URL"))?;
+            if !matches!(upstream.scheme_str(), Some("http" | "https"))
+                || upstream.host().is_none()
+                || upstream.query().is_some()
+                || url.contains('@')
+            {
+                return Err(
+                    "--record-from needs http:// or https://, a host, no query and no user or \
+                     password (the upstream key signs)"
+                        .into(),
+                );
+            }
             let var = |name: &str| {
                 std::env::var(name)
                     .ok()

@@ -99,10 +99,13 @@ impl Recorder {
             StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         for (name, value) in &headers {
             if !DROPPED.contains(&name.as_str()) {
-                if let (Ok(name), Ok(value)) = (
-                    HeaderName::from_bytes(name.as_str().as_bytes()),
-                    HeaderValue::from_bytes(value.as_bytes()),
-                ) {
+                let value = match (name == http::header::LOCATION, value.to_str()) {
+                    (true, Ok(location)) => HeaderValue::from_str(&self.local(location)).ok(),
+                    _ => Some(value.clone()),
+                };
+                if let (Ok(name), Some(value)) =
+                    (HeaderName::from_bytes(name.as_str().as_bytes()), value)
+                {
                     response.headers_mut().append(name, value);
                 }
             }
@@ -171,16 +174,39 @@ impl Recorder {
             Value::Object(fields) => Value::Object(
                 fields
                     .into_iter()
-                    .filter(|(name, _)| !self.redacted(name))
+                    .filter(|(name, value)| {
+                        !self.redacted(name) && !value.as_str().is_some_and(carries_signature)
+                    })
                     .map(|(name, value)| (name, self.scrub(value)))
                     .collect(),
             ),
-            Value::Array(items) => {
-                Value::Array(items.into_iter().map(|item| self.scrub(item)).collect())
-            }
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .filter(|item| !item.as_str().is_some_and(carries_signature))
+                    .map(|item| self.scrub(item))
+                    .collect(),
+            ),
             other => other,
         }
     }
+
+    /// A URL on the upstream made relative (a `Location`), so that clients
+    /// stay on the mock.
+    fn local(&self, value: &str) -> String {
+        let origin = self.url.trim_end_matches('/');
+        match value.strip_prefix(origin) {
+            Some("") => "/".to_owned(),
+            Some(rest) if rest.starts_with('/') || rest.starts_with('?') => rest.to_owned(),
+            _ => value.to_owned(),
+        }
+    }
+}
+
+/// Whether a value holds an ARMOR-PSK header (its key id, signature and
+/// nonce), whatever else it holds.
+fn carries_signature(value: &str) -> bool {
+    value.to_ascii_uppercase().contains("ARMOR-PSK")
 }
 
 fn bad_gateway(message: &str) -> Response {

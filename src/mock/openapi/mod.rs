@@ -139,8 +139,14 @@ impl Operations {
         if text.trim().is_empty() {
             return Err(refuse(file, "the file is empty"));
         }
+        let json_looking = text.trim_start().starts_with(['{', '[']);
         let document: Value = match serde_json::from_str(&text) {
             Ok(value) => value,
+            // JSON that does not parse is not tried as YAML (a deep one
+            // would take long): its JSON error is the answer.
+            Err(json_error) if json_looking => {
+                return Err(refuse(file, format!("not JSON: {json_error}")));
+            }
             Err(json_error) => match serde_norway::from_str::<serde_norway::Value>(&text) {
                 Ok(yaml) => yaml_to_json(yaml),
                 Err(yaml_error) => {

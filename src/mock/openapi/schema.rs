@@ -5,9 +5,16 @@
 
 use serde_json::{Map, Value, json};
 
-/// How deep references and nesting are followed (recursive schemas stop
-/// there).
+/// How deep references and nesting are followed when generating (recursive
+/// schemas stop there).
 const DEPTH: usize = 12;
+
+/// From this depth on, generated objects hold only their required
+/// properties.
+const OPTIONAL_DEPTH: usize = 4;
+
+/// How deep a value is checked: as deep as serde_json parses (128).
+const CHECK_DEPTH: usize = 130;
 
 /// The document a schema lives in, to resolve its `$ref`s.
 #[derive(Debug, Clone, Copy)]
@@ -63,10 +70,19 @@ impl<'a> Doc<'a> {
     }
 
     fn generate_at(&self, schema: &Value, depth: usize) -> Value {
-        if depth > DEPTH {
-            return Value::Null;
-        }
         let schema = self.deref(schema);
+        if depth > DEPTH {
+            // Deep enough: the smallest value of the type, no recursion.
+            return match schema_type(schema).as_deref() {
+                Some("object") => json!({}),
+                Some("array") => json!([]),
+                Some("string") => json!("string"),
+                Some("integer") => json!(0),
+                Some("number") => json!(0.0),
+                Some("boolean") => json!(true),
+                _ => Value::Null,
+            };
+        }
         if let Some(example) = schema.get("example") {
             return example.clone();
         }
@@ -110,8 +126,18 @@ impl<'a> Doc<'a> {
         match schema_type(schema).as_deref() {
             Some("object") => {
                 let mut object = Map::new();
+                let required: Vec<&str> = schema
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|names| names.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
                 if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
                     for (name, property) in properties {
+                        // Past a few levels only what is required: a
+                        // schema that refers to itself ends.
+                        if depth >= OPTIONAL_DEPTH && !required.contains(&name.as_str()) {
+                            continue;
+                        }
                         object.insert(name.clone(), self.generate_at(property, depth + 1));
                     }
                 }
@@ -157,7 +183,7 @@ impl<'a> Doc<'a> {
         depth: usize,
         problems: &mut Vec<(String, String)>,
     ) {
-        if depth > DEPTH {
+        if depth > CHECK_DEPTH {
             return;
         }
         let schema = self.deref(schema);
@@ -171,9 +197,11 @@ impl<'a> Doc<'a> {
         }
         for choice in ["oneOf", "anyOf"] {
             if let Some(options) = schema.get(choice).and_then(Value::as_array) {
-                let fits = options
-                    .iter()
-                    .any(|option| self.validate(option, value).is_empty());
+                let fits = options.iter().any(|option| {
+                    let mut found = Vec::new();
+                    self.validate_at(option, value, pointer, depth + 1, &mut found);
+                    found.is_empty()
+                });
                 if !fits && !options.is_empty() {
                     problems.push((pointer.to_owned(), format!("matches none of {choice}")));
                 }
@@ -335,6 +363,25 @@ mod tests {
         assert_eq!(pointers, ["/id", "/state", "/tags/0"], "{problems:?}");
         let problems = doc.validate(&schema, &json!({}));
         assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn a_schema_that_refers_to_itself_is_checked_without_end() {
+        let root = json!({"definitions": {"Loop": {"oneOf": [{"$ref": "#/definitions/Loop"}]}}});
+        let doc = Doc { root: &root };
+        let _ = doc.validate(&json!({"$ref": "#/definitions/Loop"}), &json!({"a": 1}));
+        let mut deep = json!(1);
+        for _ in 0..120 {
+            deep = json!({"next": deep});
+        }
+        let chain = json!({"definitions": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/definitions/Node"}}}}});
+        let doc = Doc { root: &chain };
+        let problems = doc.validate(&json!({"$ref": "#/definitions/Node"}), &deep);
+        assert_eq!(
+            problems.len(),
+            1,
+            "the innermost 1 is not an object: {problems:?}"
+        );
     }
 
     #[test]
