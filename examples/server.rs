@@ -29,6 +29,8 @@
 //!   that is down at start stops the server (exit 1); down later, cached
 //!   keys serve for the grace period, then 503. `ARMOR_PSK_KEYS` is
 //!   ignored then.
+//! - `ARMOR_PSK_NONCE_FORMAT=uuid`: accept only UUID nonces (the dashed
+//!   form or the 32 hex digits Armor's contract recommends).
 //! - `RUST_LOG`: log filter (default `info`).
 //!
 //! The layer reads a request's body before it knows whether the key is
@@ -275,6 +277,7 @@ Variables:
   ARMOR_PSK_REDIS_CLUSTER_URLS   a Redis Cluster replay store, comma-separated node URLs
   ARMOR_PSK_REDIS_ALLOW_EVICTION 1: accept a Redis that may evict entries
   ARMOR_PSK_DATABASE_URL         keys from PostgreSQL (--features postgres), with ARMOR_PSK_KEK or ARMOR_PSK_KEK_FILE
+  ARMOR_PSK_NONCE_FORMAT         uuid: accept only UUID nonces (dashed or 32 hex), closing every path/nonce re-cut
   ARMOR_PSK_LOG_ACCEPTED         1: one log line per accepted request too (refused ones always)
   RUST_LOG                       log filter (default info,armor_psk=warn)
 ";
@@ -356,6 +359,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 store.capacity() / 2
             );
             ArmorPskLayer::new(keys).with_replay_store(store)
+        }
+    };
+    let layer = match std::env::var("ARMOR_PSK_NONCE_FORMAT").as_deref() {
+        Ok("uuid") => layer.with_nonce_format(armor_psk::NonceFormat::Uuid),
+        Ok("any") | Err(_) => layer,
+        Ok(other) => {
+            return Err(
+                format!("ARMOR_PSK_NONCE_FORMAT: {other:?} is neither uuid nor any").into(),
+            );
         }
     };
     // One semaphore for the whole server: every connection's copy of the

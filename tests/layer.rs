@@ -881,3 +881,42 @@ async fn a_rotated_key_accepts_both_secrets_during_the_overlap_only() {
     let fresh = send(&router, signed_with(&new, "new-2", NOW + 3600)).await;
     assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.json);
 }
+
+/// With `NonceFormat::Uuid`, both forms of UUID are accepted, and no
+/// character can move between the path and the nonce of either: every
+/// re-cut of a signed request is refused before anything is checked.
+#[tokio::test]
+async fn uuid_nonces_of_both_forms_leave_no_re_cut() {
+    for nonce in [
+        "0e2ad5d5-4b7e-4a1c-9a52-05b4c2b0e1f3",
+        "0e2ad5d54b7e4a1c9a5205b4c2b0e1f3",
+        "ABCDEF01-2345-6789-abcd-ef0123456789",
+    ] {
+        let h = harness();
+        let router = app(h.layer.with_nonce_format(armor_psk::NonceFormat::Uuid));
+        let path = "/accounts/1234567890abcdef";
+        let header = signer().sign_at("GET", path, b"", nonce, NOW).unwrap();
+        let answer = send(&router, request_with_header("GET", path, &header, b"")).await;
+        assert_eq!(answer.status, StatusCode::OK, "{nonce}: {}", answer.json);
+        let signature = header.split(':').nth(1).unwrap();
+        for k in 1..=12 {
+            // k characters of the path into the nonce, and back.
+            let (head, tail) = path.split_at(path.len() - k);
+            let (lead, rest) = nonce.split_at(k);
+            for (re_path, re_nonce) in [
+                (head.to_owned(), format!("{tail}{nonce}")),
+                (format!("{path}{lead}"), rest.to_owned()),
+            ] {
+                let forged = format!("ARMOR-PSK {KEY_ID}:{signature}:{re_nonce}:{NOW}");
+                let answer =
+                    send(&router, request_with_header("GET", &re_path, &forged, b"")).await;
+                assert_eq!(
+                    answer.code(),
+                    "invalid_nonce",
+                    "{re_path} + {re_nonce}: {}",
+                    answer.json
+                );
+            }
+        }
+    }
+}

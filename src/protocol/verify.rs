@@ -40,11 +40,14 @@ pub enum NonceFormat {
     /// default: what the protocol allows).
     #[default]
     Any,
-    /// A UUID in its 36-character text form, hex digits of either case
-    /// (`8-4-4-4-12`), as the seed's sample and Armor's scripts send
-    /// (`uuid4()`). With the nonce's length fixed, the path/nonce boundary
-    /// cannot move: every re-cut is refused, even one that arrives before
-    /// the genuine request.
+    /// A UUID, hex digits of either case: the 36-character text form
+    /// (`8-4-4-4-12`) that the seed's sample and Armor's scripts send
+    /// (`uuid4()`), or the 32 hex digits without dashes that Armor's
+    /// published contract recommends. Each form is checked strictly, and no
+    /// re-cut turns one into the other (the dashes of one would have to be
+    /// hex digits of the other), so the path/nonce boundary cannot move:
+    /// every re-cut is refused, even one that arrives before the genuine
+    /// request.
     Uuid,
 }
 
@@ -55,7 +58,9 @@ impl NonceFormat {
     /// use armor_psk::NonceFormat;
     ///
     /// assert!(NonceFormat::Uuid.matches("0e2ad5d5-4b7e-4a1c-9a52-05b4c2b0e1f3"));
+    /// assert!(NonceFormat::Uuid.matches("0e2ad5d54b7e4a1c9a5205b4c2b0e1f3"));
     /// assert!(!NonceFormat::Uuid.matches("20e2ad5d5-4b7e-4a1c-9a52-05b4c2b0e1f"));
+    /// assert!(!NonceFormat::Uuid.matches("0e2ad5d5-4b7e4a1c9a5205b4c2b0e1f3"));
     /// assert!(NonceFormat::Any.matches("n-1"));
     /// ```
     pub fn matches(self, nonce: &str) -> bool {
@@ -63,11 +68,14 @@ impl NonceFormat {
             Self::Any => true,
             Self::Uuid => {
                 let bytes = nonce.as_bytes();
-                bytes.len() == 36
-                    && bytes.iter().enumerate().all(|(i, &b)| match i {
+                match bytes.len() {
+                    36 => bytes.iter().enumerate().all(|(i, &b)| match i {
                         8 | 13 | 18 | 23 => b == b'-',
                         _ => b.is_ascii_hexdigit(),
-                    })
+                    }),
+                    32 => bytes.iter().all(u8::is_ascii_hexdigit),
+                    _ => false,
+                }
             }
         }
     }
@@ -241,7 +249,7 @@ impl VerifyOptions {
         }
         Err(Rejection::new(
             RejectionKind::InvalidNonce,
-            "the nonce must be a UUID (8-4-4-4-12 hex digits)",
+            "the nonce must be a UUID: 8-4-4-4-12 hex digits, or 32 hex digits without dashes",
         ))
     }
 
