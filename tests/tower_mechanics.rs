@@ -168,3 +168,20 @@ async fn inner_errors_pass_through_and_rejections_are_responses() {
     let error = call.await.unwrap().unwrap_err();
     assert_eq!(error.to_string(), "inner failed");
 }
+
+/// tower-http's shape: the service made directly (`ArmorPsk::new`), the
+/// layer from the service type (`ArmorPsk::layer`).
+#[tokio::test]
+async fn the_service_and_its_layer_are_made_as_in_tower_http() {
+    use tower::{Layer as _, ServiceExt as _, service_fn};
+    let inner = service_fn(|_request: http::Request<armor_psk::VerifiedBody>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+    });
+    let keys = armor_psk::MemoryKeyStore::new().with_key("key-1", "secret");
+    let direct = armor_psk::ArmorPsk::new(inner, keys.clone());
+    let unsigned = http::Request::get("/me").body(String::new()).unwrap();
+    assert_eq!(direct.oneshot(unsigned).await.unwrap().status(), 401);
+    let layered = armor_psk::ArmorPsk::<()>::layer(keys).layer(inner);
+    let unsigned = http::Request::get("/me").body(String::new()).unwrap();
+    assert_eq!(layered.oneshot(unsigned).await.unwrap().status(), 401);
+}

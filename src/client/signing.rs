@@ -38,7 +38,11 @@ impl RequestSigner {
             .signer
             .sign_with_clock(method, path, body, &*self.clock);
         // The signer writes only visible ASCII: key id, base64, UUID, digits.
-        HeaderValue::try_from(header).unwrap_or_else(|_| HeaderValue::from_static(""))
+        let mut value =
+            HeaderValue::try_from(header).unwrap_or_else(|_| HeaderValue::from_static(""));
+        // Kept out of HTTP/2 header compression tables and debug output.
+        value.set_sensitive(true);
+        value
     }
 }
 

@@ -260,7 +260,7 @@ impl<S> Layer<S> for ArmorPskLayer {
     type Service = ArmorPsk<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ArmorPsk::new(inner, Arc::clone(&self.config))
+        ArmorPsk::with_config(inner, Arc::clone(&self.config))
     }
 }
 

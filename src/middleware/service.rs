@@ -38,7 +38,19 @@ pub struct ArmorPsk<S> {
 }
 
 impl<S> ArmorPsk<S> {
-    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+    /// `inner` behind the check, with the default settings and `keys`
+    /// (tower-http's `Service::new`; [`ArmorPskLayer`] sets the rest).
+    pub fn new(inner: S, keys: impl crate::KeyStore) -> Self {
+        Self::with_config(inner, Arc::new(Config::new(Arc::new(keys))))
+    }
+
+    /// The layer that makes this service, with `keys` and the default
+    /// settings: the same as [`ArmorPskLayer::new`].
+    pub fn layer(keys: impl crate::KeyStore) -> crate::ArmorPskLayer {
+        crate::ArmorPskLayer::new(keys)
+    }
+
+    pub(crate) fn with_config(inner: S, config: Arc<Config>) -> Self {
         Self { inner, config }
     }
 
