@@ -39,13 +39,13 @@ pub struct ArmorPsk<S> {
 
 impl<S> ArmorPsk<S> {
     /// `inner` behind the check, with the default settings and `keys`
-    /// (tower-http's `Service::new`; [`ArmorPskLayer`] sets the rest).
+    /// (tower-http's `Service::new`; [`ArmorPskLayer`](crate::ArmorPskLayer) sets the rest).
     pub fn new(inner: S, keys: impl crate::KeyStore) -> Self {
         Self::with_config(inner, Arc::new(Config::new(Arc::new(keys))))
     }
 
     /// The layer that makes this service, with `keys` and the default
-    /// settings: the same as [`ArmorPskLayer::new`].
+    /// settings: the same as [`ArmorPskLayer::new`](crate::ArmorPskLayer::new).
     pub fn layer(keys: impl crate::KeyStore) -> crate::ArmorPskLayer {
         crate::ArmorPskLayer::new(keys)
     }
