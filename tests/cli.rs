@@ -681,14 +681,11 @@ fn sign_refuses_what_can_never_verify_and_reads_bodies_like_curl() {
 
 #[test]
 fn request_has_curls_manners() {
-    let dir = std::env::temp_dir().join(format!("armor-psk-request-stubs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("stubs.json"),
+    let dir = stub_dir(
+        "request",
         r#"[{"method": "GET", "path": "/tickets/list", "headers": {"X-Total-Count": "2"}, "body": [{"id": 1}, {"id": 2}]},
             {"method": "GET", "path": "/old", "status": 302, "headers": {"Location": "/me"}, "body": {}}]"#,
-    )
-    .unwrap();
+    );
     let server = mock_with(&["--stubs", dir.to_str().unwrap()]);
     let request = |args: &[&str]| {
         let mut all = vec!["request", "--key-id", KEY_ID];
@@ -714,10 +711,8 @@ fn request_has_curls_manners() {
         &format!("{}/tickets/list", server.url),
     ]);
     assert_eq!(code, 1, "{stderr}"); // no stub for POST: 404, but sent
-    let mut stdin_request = armor_psk();
-    stdin_request
-        .env("ARMOR_PSK_SECRET", SECRET)
-        .args([
+    run_with_stdin(
+        &[
             "request",
             "--key-id",
             KEY_ID,
@@ -725,16 +720,9 @@ fn request_has_curls_manners() {
             "@-",
             "POST",
             &format!("{}/tickets/list", server.url),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = stdin_request.spawn().unwrap();
-    {
-        use std::io::Write as _;
-        child.stdin.take().unwrap().write_all(b"12345").unwrap();
-    }
-    child.wait_with_output().unwrap();
+        ],
+        b"12345",
+    );
     let journal: serde_json::Value = {
         let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
         serde_json::from_str(
@@ -895,13 +883,10 @@ fn sign_curl_prints_a_command_that_a_shell_runs_against_the_mock() {
 
 #[test]
 fn request_does_not_sign_for_another_origin_and_sign_curl_never_reads_a_literal_at() {
-    let dir = std::env::temp_dir().join(format!("armor-psk-origin-stubs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("stubs.json"),
+    let dir = stub_dir(
+        "origin",
         r#"[{"method": "POST", "path": "/away", "status": 307, "headers": {"Location": "http://127.0.0.1:1/pay"}, "body": {}}]"#,
-    )
-    .unwrap();
+    );
     let server = mock_with(&["--stubs", dir.to_str().unwrap()]);
     let (code, _, stderr) = run(&[
         "request",
@@ -926,10 +911,8 @@ fn request_does_not_sign_for_another_origin_and_sign_curl_never_reads_a_literal_
         &format!("{}/x", server.url),
     ]);
     assert_eq!(code, 2, "a missing file is an error: {line}");
-    let mut stdin_sign = armor_psk();
-    stdin_sign
-        .env("ARMOR_PSK_SECRET", SECRET)
-        .args([
+    let output = run_with_stdin(
+        &[
             "sign",
             "--key-id",
             KEY_ID,
@@ -938,21 +921,34 @@ fn request_does_not_sign_for_another_origin_and_sign_curl_never_reads_a_literal_
             "@-",
             "POST",
             &format!("{}/x", server.url),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    let mut child = stdin_sign.spawn().unwrap();
-    {
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"@/etc/hostname")
-            .unwrap();
-    }
-    let output = child.wait_with_output().unwrap();
+        ],
+        b"@/etc/hostname",
+    );
     let line = String::from_utf8_lossy(&output.stdout);
     assert!(line.contains("--data-raw '@/etc/hostname'"), "{line}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A directory of the test's own holding `stubs.json`.
+fn stub_dir(tag: &str, stubs: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("armor-psk-{tag}-stubs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("stubs.json"), stubs).unwrap();
+    dir
+}
+
+/// Runs the binary with the test key's secret and `input` on its
+/// standard input.
+fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut child = armor_psk()
+        .env("ARMOR_PSK_SECRET", SECRET)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
