@@ -102,26 +102,25 @@ fn count(form: &str, count: u64) -> (u64, u64) {
 }
 
 /// The calls to libc's `malloc` and `realloc` in a callgrind profile: the
-/// `calls=` line after each `cfn=` naming them (callgrind names a function
-/// in full once, `cfn=(7) malloc`, then by number, `cfn=(7)`).
+/// `calls=` line after each `cfn=` naming them. Callgrind names a function
+/// in full once, in an `fn=` or a `cfn=` line (`cfn=(7) malloc`), then by
+/// its number alone (`cfn=(7)`).
 fn allocations(profile: &str) -> u64 {
     let mut ids = std::collections::HashSet::new();
     let mut counting = false;
     let mut total = 0;
     for line in profile.lines() {
-        if let Some(callee) = line.strip_prefix("cfn=") {
-            let (id, name) = callee.split_once(' ').unwrap_or((callee, ""));
+        let callee = line.strip_prefix("cfn=");
+        if let Some(function) = callee.or_else(|| line.strip_prefix("fn=")) {
+            let (id, name) = function.split_once(' ').unwrap_or((function, ""));
             if name == "malloc" || name == "realloc" {
                 ids.insert(id.to_owned());
             }
-            counting = ids.contains(id);
+            counting = callee.is_some() && ids.contains(id);
         } else if let Some(calls) = line.strip_prefix("calls=") {
             if counting {
-                total += calls
-                    .split(' ')
-                    .next()
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .unwrap_or(0);
+                let n = calls.split(' ').next().and_then(|n| n.parse::<u64>().ok());
+                total += n.expect("calls=<count> <target>");
             }
             counting = false;
         }

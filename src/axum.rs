@@ -7,11 +7,11 @@ use std::convert::Infallible;
 use ::axum::body::Body;
 use ::axum::extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri};
 use ::axum::response::{IntoResponse, Response};
+use http::StatusCode;
 use http::request::Parts;
-use http::{Extensions, StatusCode};
 
+use crate::protocol::identity::Identity;
 use crate::protocol::rejection::Rejection;
-use crate::protocol::verify::Identity;
 
 /// Takes the [`Identity`] that [`ArmorPsk`](crate::ArmorPsk) put in the
 /// request's extensions.
@@ -75,10 +75,12 @@ impl IntoResponse for Rejection {
     }
 }
 
-/// The path the client sent, when axum recorded it (inside a nested
-/// router, the request's own URI has lost the outer prefix).
-pub(crate) fn original_path(extensions: &Extensions) -> Option<&str> {
-    extensions
-        .get::<OriginalUri>()
-        .map(|original| original.path())
+/// The path the client sent: inside a nested router, the request's own
+/// URI has lost the outer prefix, and axum keeps the original. The layer's
+/// source of the signed path when this glue is compiled in.
+pub(crate) fn request_target(parts: &Parts) -> &str {
+    match parts.extensions.get::<OriginalUri>() {
+        Some(original) => original.path(),
+        None => parts.uri.path(),
+    }
 }

@@ -33,20 +33,22 @@ pub use middleware::service::ArmorPsk;
 #[cfg(feature = "metrics")]
 pub use middleware::telemetry::describe_metrics;
 pub use protocol::canonical::{
-    BodyDigest, BodyHasher, BodySlot, Canonical, HASHED_EMPTY_BODY_SLOT,
+    BodyDigest, BodyHasher, BodySlot, Canonical, HASHED_EMPTY_BODY_SLOT, signed_path,
 };
 pub use protocol::clock::{Clock, ManualClock, SystemClock};
 pub use protocol::diagnose::{ClientMistake, RefusedRequest};
 pub use protocol::header::{Credentials, MAX_KEY_ID_LEN, MAX_NONCE_LEN, SCHEME};
+pub use protocol::identity::Identity;
 pub use protocol::key::{Key, KeySecret};
+pub use protocol::options::{
+    ConfigError, DEFAULT_CLOCK_SKEW_ALLOWANCE, DEFAULT_WINDOW, MAX_WINDOW, NonceFormat,
+    VerifyOptions, replay_ttl,
+};
 pub use protocol::rejection::{Rejection, RejectionKind};
 pub use protocol::secret::{Secret, generate_secret};
 pub use protocol::signature::{InvalidSignatureEncoding, Signature};
 pub use protocol::signer::{SignError, Signer, new_uuid_v4};
-pub use protocol::verify::{
-    ConfigError, DEFAULT_CLOCK_SKEW_ALLOWANCE, DEFAULT_WINDOW, Identity, MAX_WINDOW, NonceFormat,
-    VerifyOptions, replay_ttl, signed_path, verify,
-};
+pub use protocol::verify::verify;
 #[cfg(feature = "redis")]
 pub use replay::{FailurePolicy, RedisReplayStore, RedisStoreError, RedisStoreOptions};
 pub use replay::{

@@ -35,6 +35,75 @@ async fn accepted_request_reaches_the_handler_with_identity_and_exact_body() {
     assert_eq!(answer.json["path"], "/example/anywhere");
     assert_eq!(answer.json["body"], std::str::from_utf8(body).unwrap());
     assert!(answer.rejection.is_none());
+    // The identity rides on the response too, for outer layers (an access
+    // log): the same one the handler saw.
+    let identity = answer.identity.expect("Identity on the response");
+    assert_eq!(
+        (identity.key_id(), identity.nonce(), identity.timestamp()),
+        (KEY_ID, "n-1", NOW)
+    );
+}
+
+/// A store that answers only through its future: the layer must take the
+/// same decisions as with one that answers at once.
+struct OnlyAsync<S>(S);
+
+impl<S: ReplayStore> ReplayStore for OnlyAsync<S> {
+    fn reserve<'a>(
+        &'a self,
+        request: &'a ReplayRequest<'a>,
+    ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
+        self.0.reserve(request)
+    }
+}
+
+impl KeyStore for OnlyAsync<armor_psk::MemoryKeyStore> {
+    fn get<'a>(
+        &'a self,
+        key_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<armor_psk::Key>, KeyStoreError>> {
+        self.0.get(key_id)
+    }
+}
+
+#[tokio::test]
+async fn stores_that_answer_at_once_and_through_a_future_decide_alike() {
+    let keys = armor_psk::MemoryKeyStore::new().with_key(KEY_ID, common::SECRET);
+    assert!(
+        keys.get_ready(KEY_ID).is_some(),
+        "the memory store answers at once"
+    );
+    assert!(OnlyAsync(keys.clone()).get_ready(KEY_ID).is_none());
+    let at_once = ArmorPskLayer::new(keys.clone())
+        .with_clock(armor_psk::ManualClock::new(NOW))
+        .with_replay_store(MemoryReplayStore::new());
+    let through_futures = ArmorPskLayer::new(OnlyAsync(keys))
+        .with_clock(armor_psk::ManualClock::new(NOW))
+        .with_replay_store(OnlyAsync(MemoryReplayStore::new()));
+    let mut outcomes = Vec::new();
+    for layer in [at_once, through_futures] {
+        let router = app(layer);
+        let mut codes = Vec::new();
+        for (nonce, key_id) in [("n-1", KEY_ID), ("n-1", KEY_ID), ("n-2", "nobody")] {
+            let header = armor_psk::Signer::new(key_id, common::SECRET)
+                .unwrap()
+                .sign_at("GET", "/me", b"", nonce, NOW)
+                .unwrap();
+            let answer = send(&router, request_with_header("GET", "/me", &header, b"")).await;
+            codes.push((answer.status, answer.code().to_owned()));
+        }
+        outcomes.push(codes);
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+    assert_eq!(
+        outcomes[0]
+            .iter()
+            .map(|(status, _)| status.as_u16())
+            .collect::<Vec<_>>(),
+        [200, 401, 401]
+    );
+    assert_eq!(outcomes[0][1].1, "replayed_request");
+    assert_eq!(outcomes[0][2].1, "invalid_signature");
 }
 
 #[tokio::test]

@@ -13,4 +13,11 @@ impl ReplayStore for NoReplayStore {
     ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
         Box::pin(std::future::ready(Ok(Reservation::Reserved)))
     }
+
+    fn reserve_ready(
+        &self,
+        _request: &ReplayRequest<'_>,
+    ) -> Option<Result<Reservation, ReplayStoreError>> {
+        Some(Ok(Reservation::Reserved))
+    }
 }

@@ -142,4 +142,8 @@ impl KeyStore for MemoryKeyStore {
     fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>> {
         Box::pin(ready(Ok(self.lookup(key_id))))
     }
+
+    fn get_ready(&self, key_id: &str) -> Option<Result<Option<Key>, KeyStoreError>> {
+        Some(Ok(self.lookup(key_id)))
+    }
 }

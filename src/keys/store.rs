@@ -19,6 +19,19 @@ pub trait KeyStore: Send + Sync + 'static {
     /// responds 503 `key_store_unavailable` rather than 401.
     fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>>;
 
+    /// The key, looked up at once, by a store that never waits (a map in
+    /// memory); the layer then skips [`get`](Self::get)'s future. `None`
+    /// (the default): the store has to wait, call `get`.
+    ///
+    /// A store that answers here must answer as `get` would.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    fn get_ready(&self, key_id: &str) -> Option<Result<Option<Key>, KeyStoreError>> {
+        let _ = key_id;
+        None
+    }
+
     /// Whether `key_id` may exist, answered locally at no cost: `false`
     /// only when the store knows it does not hold it (the PostgreSQL store
     /// keeps the set of key ids in memory). A cache in front answers such
@@ -62,6 +75,10 @@ impl<K: KeyStore + ?Sized> KeyStore for Box<K> {
         (**self).get(key_id)
     }
 
+    fn get_ready(&self, key_id: &str) -> Option<Result<Option<Key>, KeyStoreError>> {
+        (**self).get_ready(key_id)
+    }
+
     fn might_hold(&self, key_id: &str) -> bool {
         (**self).might_hold(key_id)
     }
@@ -70,6 +87,10 @@ impl<K: KeyStore + ?Sized> KeyStore for Box<K> {
 impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
     fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<Key>, KeyStoreError>> {
         (**self).get(key_id)
+    }
+
+    fn get_ready(&self, key_id: &str) -> Option<Result<Option<Key>, KeyStoreError>> {
+        (**self).get_ready(key_id)
     }
 
     fn might_hold(&self, key_id: &str) -> bool {

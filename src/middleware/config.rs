@@ -8,12 +8,23 @@ use bytes::Bytes;
 use super::body::{DEFAULT_BODY_LIMIT, Drain};
 use crate::keys::KeyStore;
 use crate::protocol::clock::{Clock, SystemClock};
+use crate::protocol::options::VerifyOptions;
 use crate::protocol::rejection::Rejection;
-use crate::protocol::verify::VerifyOptions;
 use crate::replay::{MemoryReplayStore, ReplayStore};
 
 /// A user-supplied way to turn a [`Rejection`] into a response.
 pub(crate) type Responder = Arc<dyn Fn(&Rejection) -> http::Response<Bytes> + Send + Sync>;
+
+/// Where the service finds the path a request was signed over: the
+/// request target's path, or, with the axum glue, the path of the original
+/// URI inside a nested router.
+pub(crate) type RequestTarget = fn(&http::request::Parts) -> &str;
+
+/// The request target's path as received.
+#[cfg(not(feature = "axum"))]
+fn uri_path(parts: &http::request::Parts) -> &str {
+    parts.uri.path()
+}
 
 /// Everything the service needs, behind one `Arc`.
 #[derive(Clone)]
@@ -27,6 +38,7 @@ pub(crate) struct Config {
     pub(crate) unique_nonces: bool,
     pub(crate) key_id_metric_label: bool,
     pub(crate) on_rejection: Option<Responder>,
+    pub(crate) request_target: RequestTarget,
 }
 
 impl Config {
@@ -41,6 +53,10 @@ impl Config {
             unique_nonces: true,
             key_id_metric_label: false,
             on_rejection: None,
+            #[cfg(feature = "axum")]
+            request_target: crate::axum::request_target,
+            #[cfg(not(feature = "axum"))]
+            request_target: uri_path,
         }
     }
 

@@ -15,11 +15,12 @@ use super::config::Config;
 use super::response::ResponseBody;
 use super::telemetry::Observation;
 use crate::BoxFuture;
+use crate::protocol::identity::Identity;
 use crate::protocol::rejection::Rejection;
-use crate::protocol::verify::Identity;
 
-/// The checks of one request, as a future.
-pub(crate) type Checks = BoxFuture<'static, Result<Request<VerifiedBody>, Rejection>>;
+/// The checks of one request, as a future: the request for the inner
+/// service and who signed it, or why it is refused.
+pub(crate) type Checks = BoxFuture<'static, Result<(Request<VerifiedBody>, Identity), Rejection>>;
 
 pin_project! {
     /// Resolves to the inner service's response once the request verified,
@@ -37,7 +38,7 @@ pin_project! {
     #[project_replace = StateOwned]
     enum State<S, F> {
         Checking { checks: Checks, service: S },
-        Calling { #[pin] future: F },
+        Calling { #[pin] future: F, identity: Option<Identity> },
         Done,
     }
 }
@@ -82,16 +83,19 @@ where
                         );
                     };
                     match outcome {
-                        Ok(request) => {
-                            if let Some(identity) = request.extensions().get::<Identity>() {
-                                finish(Ok(identity));
-                            }
-                            if let StateOwned::Checking { mut service, .. } =
+                        Ok((mut request, identity)) => {
+                            finish(Ok(&identity));
+                            request.extensions_mut().insert(identity.clone());
+                            let StateOwned::Checking { mut service, .. } =
                                 this.state.as_mut().project_replace(State::Done)
-                            {
-                                let future = service.call(request);
-                                this.state.set(State::Calling { future });
-                            }
+                            else {
+                                unreachable!("the state was Checking a moment ago")
+                            };
+                            let future = service.call(request);
+                            this.state.set(State::Calling {
+                                future,
+                                identity: Some(identity),
+                            });
                         }
                         Err(rejection) => {
                             finish(Err(&rejection));
@@ -101,8 +105,11 @@ where
                         }
                     }
                 }
-                StateProj::Calling { future } => {
-                    let response = ready!(future.poll(cx))?;
+                StateProj::Calling { future, identity } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(identity) = identity.take() {
+                        response.extensions_mut().insert(identity);
+                    }
                     this.state.set(State::Done);
                     return Poll::Ready(Ok(response.map(ResponseBody::service)));
                 }

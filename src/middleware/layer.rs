@@ -12,8 +12,8 @@ use super::config::Config;
 use super::service::ArmorPsk;
 use crate::keys::KeyStore;
 use crate::protocol::clock::Clock;
+use crate::protocol::options::{ConfigError, NonceFormat, VerifyOptions};
 use crate::protocol::rejection::Rejection;
-use crate::protocol::verify::{ConfigError, NonceFormat, VerifyOptions};
 use crate::replay::ReplayStore;
 
 /// A [`Layer`] that verifies `ARMOR-PSK` signed requests before they reach

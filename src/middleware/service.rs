@@ -16,15 +16,18 @@ use super::future::ResponseFuture;
 use super::response::ResponseBody;
 use super::telemetry::Observation;
 use crate::boxed::BoxError;
+use crate::protocol::canonical::signed_path;
 use crate::protocol::header::Credentials;
+use crate::protocol::identity::Identity;
 use crate::protocol::key::Key;
 use crate::protocol::rejection::{Rejection, RejectionKind};
-use crate::protocol::verify::{signed_path, verify};
+use crate::protocol::verify::check_signature;
 use crate::replay::{ReplayRequest, ReplayStoreError, Reservation};
 
 /// Verifies each request's `ARMOR-PSK` signature, then calls the inner
-/// service with the verified body ([`VerifiedBody`]) and an
-/// [`Identity`](crate::Identity) in the request's extensions. Made by
+/// service with the verified body ([`VerifiedBody`]) and an [`Identity`] in
+/// the request's extensions; the same `Identity` rides on the inner
+/// service's response, as a [`Rejection`] rides on a refusal's. Made by
 /// [`ArmorPskLayer`](crate::ArmorPskLayer).
 ///
 /// The checks, in order: request target, header syntax, nonce format, key
@@ -108,18 +111,20 @@ where
     }
 }
 
-/// The checks, in order; on success the request for the inner service. A
-/// body left unread by a rejection is drained first (within bounds), so that
-/// a client still writing it reads the answer instead of a reset.
+/// The checks, in order; on success the request for the inner service and
+/// who signed it (the future puts the [`Identity`] where the service and
+/// the response can see it). A body left unread by a rejection is drained
+/// first (within bounds), so that a client still writing it reads the
+/// answer instead of a reset.
 async fn authenticate<B>(
     config: Arc<Config>,
     request: Request<B>,
-) -> Result<Request<VerifiedBody>, Rejection>
+) -> Result<(Request<VerifiedBody>, Identity), Rejection>
 where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let (path, credentials, key) = match before_body(&config, &parts).await {
         Ok(checked) => checked,
         Err(rejection) => {
@@ -127,12 +132,12 @@ where
             return Err(rejection);
         }
     };
-    let key_id = credentials.key_id();
+    let ids = credentials.ids();
     let (body, digest) = body::read(&parts.headers, body, config.body_limit, &config.drain)
         .await
-        .map_err(|rejection| rejection.with_key_id(key_id))?;
+        .map_err(|rejection| rejection.with_ids(ids))?;
     let now = config.clock.now();
-    let identity = verify(
+    let identity = check_signature(
         parts.method.as_str(),
         &path,
         &credentials,
@@ -143,23 +148,23 @@ where
     )?;
     drop(path);
 
-    let lifetime = config.options.replay_lifetime();
     let mut claim = ReplayRequest::new(
-        key_id,
+        credentials.key_id(),
         credentials.signature(),
         credentials.timestamp(),
         now,
-        lifetime,
+        config.options.replay_lifetime(),
     );
     if config.unique_nonces {
         claim = claim.with_nonce(credentials.nonce());
     }
-    let refused = |kind, message| Rejection::new(kind, message).with_key_id(key_id);
-    match config.replay.reserve(&claim).await {
-        Ok(Reservation::Reserved) => {
-            parts.extensions.insert(identity);
-            Ok(Request::from_parts(parts, body))
-        }
+    let refused = |kind, message| Rejection::new(kind, message).with_ids(ids);
+    let reservation = match config.replay.reserve_ready(&claim) {
+        Some(reservation) => reservation,
+        None => config.replay.reserve(&claim).await,
+    };
+    match reservation {
+        Ok(Reservation::Reserved) => Ok((Request::from_parts(parts, body), identity)),
         Ok(Reservation::IssuedBeforeRestart { .. }) => Err(refused(
             RejectionKind::IssuedBeforeRestart,
             "this request was signed before the server's replay memory began (a restart); sign it again",
@@ -179,7 +184,7 @@ where
         .with_retry_after(retry_after.as_secs().max(1))),
         Err(error) => {
             tracing::warn!(
-                key_id,
+                key_id = credentials.key_id(),
                 error = &error as &dyn std::error::Error,
                 "ARMOR-PSK replay store failed"
             );
@@ -197,17 +202,20 @@ async fn before_body<'a>(
     config: &Config,
     parts: &'a Parts,
 ) -> Result<(Cow<'a, str>, Credentials, Option<Key>), Rejection> {
-    let path = signed_path(target_path(parts), &config.options)?;
+    let path = signed_path((config.request_target)(parts), &config.options)?;
     let credentials = Credentials::from_headers(&parts.headers)?;
-    let key_id = credentials.key_id();
-    tracing::Span::current().record("key_id", key_id);
+    let ids = credentials.ids();
     config
         .options
         .check_nonce(credentials.nonce())
-        .map_err(|rejection| rejection.with_key_id(key_id))?;
-    let key = config.keys.get(key_id).await.map_err(|error| {
+        .map_err(|rejection| rejection.with_ids(ids))?;
+    let key = match config.keys.get_ready(ids.key_id()) {
+        Some(key) => key,
+        None => config.keys.get(ids.key_id()).await,
+    };
+    let key = key.map_err(|error| {
         tracing::warn!(
-            key_id,
+            key_id = ids.key_id(),
             error = &error as &dyn std::error::Error,
             "ARMOR-PSK key store failed"
         );
@@ -215,17 +223,7 @@ async fn before_body<'a>(
             RejectionKind::KeyStoreUnavailable,
             "the key store is unavailable",
         )
-        .with_key_id(key_id)
+        .with_ids(ids)
     })?;
     Ok((path, credentials, key))
-}
-
-/// The request target's path as the client sent it: inside a nested axum
-/// router, the original URI's.
-fn target_path(parts: &Parts) -> &str {
-    #[cfg(feature = "axum")]
-    if let Some(path) = crate::axum::original_path(&parts.extensions) {
-        return path;
-    }
-    parts.uri.path()
 }

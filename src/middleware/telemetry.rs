@@ -15,8 +15,8 @@
 use tracing::Span;
 use tracing::field::Empty;
 
+use crate::protocol::identity::Identity;
 use crate::protocol::rejection::Rejection;
-use crate::protocol::verify::Identity;
 use crate::replay::ReplayStore;
 
 /// The span and clock of one verification.
@@ -29,9 +29,8 @@ pub(crate) struct Observation {
 
 impl Observation {
     /// Opens the span `armor_psk.verify` with empty `key_id` and `outcome`
-    /// fields, recorded as they become known (the key id by the service once
-    /// the header parsed). Neither the secret nor the
-    /// signature is ever a field.
+    /// fields, both recorded by [`finish`](Self::finish) from the outcome.
+    /// Neither the secret nor the signature is ever a field.
     pub(crate) fn start() -> Self {
         Self {
             span: tracing::info_span!("armor_psk.verify", key_id = Empty, outcome = Empty),
@@ -56,7 +55,9 @@ impl Observation {
             Ok(identity) => ("accepted", Some(identity.key_id())),
             Err(rejection) => (rejection.code(), rejection.key_id()),
         };
-        // The key id was recorded on the span as soon as the header parsed.
+        if let Some(key_id) = key_id {
+            self.span.record("key_id", key_id);
+        }
         self.span.record("outcome", code);
         if let Err(rejection) = outcome {
             log_rejection(rejection);

@@ -14,7 +14,7 @@ use axum::routing::{any, get};
 use serde_json::json;
 
 use super::fixtures::{Account, Fixtures, MeResponse};
-use crate::protocol::verify::Identity;
+use crate::protocol::identity::Identity;
 
 /// The header that names the account a request acts on.
 pub const ACCOUNT_CONTEXT: &str = "x-account-context";

@@ -69,10 +69,11 @@ pub use stubs::{Stub, StubError};
 use crate::keys::MemoryKeyStore;
 use crate::middleware::layer::ArmorPskLayer;
 use crate::protocol::clock::{Clock, SystemClock};
+use crate::protocol::identity::Identity;
+use crate::protocol::options::DEFAULT_WINDOW;
 use crate::protocol::rejection::Rejection;
 use crate::protocol::secret::generate_secret;
 use crate::protocol::signer::Signer;
-use crate::protocol::verify::{DEFAULT_WINDOW, Identity};
 use crate::replay::MemoryReplayStore;
 use api::{Directory, ErrorCode};
 use journal::Journal;
@@ -165,7 +166,7 @@ pub enum MockError {
     UnknownUser(i64),
     /// A setting the layer refuses (a window over 24 hours).
     #[error(transparent)]
-    Config(#[from] crate::protocol::verify::ConfigError),
+    Config(#[from] crate::protocol::options::ConfigError),
     /// A stub file is unusable (named, with the field at fault).
     #[error(transparent)]
     Stubs(#[from] StubError),

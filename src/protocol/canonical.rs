@@ -1,11 +1,15 @@
 //! What is signed: `key_id + METHOD + path + nonce + timestamp + body_slot`,
 //! fed to the HMAC piece by piece.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::Mac as _;
 use sha2::{Digest as _, Sha256, Sha512};
 
+use crate::protocol::options::VerifyOptions;
+use crate::protocol::rejection::{Rejection, RejectionKind};
 use crate::protocol::secret::Secret;
 use crate::protocol::signature::Signature;
 
@@ -202,6 +206,49 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
             return &buf[start..];
         }
     }
+}
+
+/// The path a request is signed over, from its request target: the path
+/// as received (percent-encoded as sent), without the query, with the
+/// configured prefix in front.
+///
+/// `target` is the request target's path (`Uri::path()`; the part from a
+/// `?` on is dropped if present). Inside a nested axum router, pass the
+/// original URI's path: the layer does.
+///
+/// ```
+/// use armor_psk::{signed_path, RejectionKind, VerifyOptions};
+///
+/// let options = VerifyOptions::default();
+/// assert_eq!(signed_path("/me?page=2", &options).unwrap(), "/me");
+/// let prefixed = VerifyOptions::default().with_path_prefix("/api").unwrap();
+/// assert_eq!(signed_path("/me", &prefixed).unwrap(), "/api/me");
+/// // `GET host:80 HTTP/1.1` has no path: nothing to check a signature against.
+/// assert_eq!(signed_path("", &options).unwrap_err().kind(), RejectionKind::MalformedRequest);
+/// assert_eq!(signed_path("*", &options).unwrap_err().kind(), RejectionKind::MalformedRequest);
+/// ```
+///
+/// # Errors
+/// [`RejectionKind::MalformedRequest`] unless the path starts with `/` (or
+/// is `*` and [`VerifyOptions::with_asterisk_form`] is on).
+pub fn signed_path<'a>(
+    target: &'a str,
+    options: &VerifyOptions,
+) -> Result<Cow<'a, str>, Rejection> {
+    let path = target.split_once('?').map_or(target, |(path, _query)| path);
+    if path == "*" && options.accepts_asterisk_form() {
+        return Ok(Cow::Borrowed(path));
+    }
+    if !path.starts_with('/') {
+        return Err(Rejection::new(
+            RejectionKind::MalformedRequest,
+            "the request target must be a path starting with '/'",
+        ));
+    }
+    Ok(match options.path_prefix() {
+        Some(prefix) => Cow::Owned(format!("{prefix}{path}")),
+        None => Cow::Borrowed(path),
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
+use crate::protocol::ids::Ids;
 use crate::protocol::rejection::{Rejection, RejectionKind};
 use crate::protocol::signature::Signature;
 
@@ -40,9 +41,9 @@ pub const MAX_KEY_ID_LEN: usize = 256;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Credentials {
-    /// The key id followed by the nonce: one allocation for both.
-    ids: Box<str>,
-    key_id_len: usize,
+    /// The key id and the nonce, shared with the request's `Identity` or
+    /// `Rejection`.
+    ids: Ids,
     signature: Signature,
     timestamp: u64,
 }
@@ -108,11 +109,14 @@ impl Credentials {
                 "expected four colon-separated fields: key_id:signature:nonce:timestamp",
             ));
         };
-        let colons = [first, second, third];
-        let key_id = &credentials[..colons[0]];
-        let signature = &credentials[colons[0] + 1..colons[1]];
-        let nonce = &credentials[colons[1] + 1..colons[2]];
-        let timestamp = &credentials[colons[2] + 1..];
+        // Visible ASCII, checked above, is UTF-8: one check for all fields.
+        let Ok(text) = std::str::from_utf8(credentials) else {
+            return Err(malformed("not ASCII"));
+        };
+        let key_id = &text[..first];
+        let signature = &text[first + 1..second];
+        let nonce = &text[second + 1..third];
+        let timestamp = &text[third + 1..];
         if key_id.is_empty() {
             return Err(malformed("the key id is empty"));
         }
@@ -122,20 +126,13 @@ impl Credentials {
         if signature.is_empty() {
             return Err(malformed("the signature is empty"));
         }
-        let signature = Signature::decode(signature).map_err(|_| {
+        let signature = Signature::decode(signature.as_bytes()).map_err(|_| {
             malformed("the signature is not standard padded base64 of 64 bytes (88 characters)")
         })?;
-        // Visible ASCII, checked above, is UTF-8.
-        let ascii = |bytes| std::str::from_utf8(bytes).map_err(|_| malformed("not ASCII"));
-        let nonce = ascii(nonce)?;
         check_nonce(nonce)?;
-        let timestamp = parse_timestamp(timestamp)?;
-        let mut ids = String::with_capacity(key_id.len() + nonce.len());
-        ids.push_str(ascii(key_id)?);
-        ids.push_str(nonce);
+        let timestamp = parse_timestamp(timestamp.as_bytes())?;
         Ok(Self {
-            ids: ids.into_boxed_str(),
-            key_id_len: key_id.len(),
+            ids: Ids::new(key_id, nonce),
             signature,
             timestamp,
         })
@@ -143,7 +140,7 @@ impl Credentials {
 
     /// The API key id the client claims.
     pub fn key_id(&self) -> &str {
-        &self.ids[..self.key_id_len]
+        self.ids.key_id()
     }
 
     /// The signature sent by the client.
@@ -153,7 +150,11 @@ impl Credentials {
 
     /// The nonce, as sent.
     pub fn nonce(&self) -> &str {
-        &self.ids[self.key_id_len..]
+        self.ids.nonce()
+    }
+
+    pub(crate) fn ids(&self) -> &Ids {
+        &self.ids
     }
 
     /// The timestamp in Unix seconds.

@@ -1,13 +1,11 @@
 //! Why a request was refused: a value with a machine-readable kind.
 
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt;
 
-use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 
-use super::header::SCHEME;
+use super::ids::Ids;
 
 /// The reason a request was refused. Each kind has a stable machine-readable
 /// [`code`](Self::code) (the `error` field of the JSON body) and an HTTP
@@ -130,7 +128,7 @@ pub struct Rejection {
     message: Cow<'static, str>,
     server_time: Option<u64>,
     retry_after: Option<u64>,
-    key_id: Option<String>,
+    ids: Option<Ids>,
 }
 
 impl Rejection {
@@ -141,7 +139,7 @@ impl Rejection {
             message: message.into(),
             server_time: None,
             retry_after: None,
-            key_id: None,
+            ids: None,
         }
     }
 
@@ -162,8 +160,9 @@ impl Rejection {
         self.retry_after
     }
 
-    pub(crate) fn with_key_id(mut self, key_id: &str) -> Self {
-        self.key_id = Some(key_id.to_owned());
+    /// The key id (and nonce) the request claimed, shared, not copied.
+    pub(crate) fn with_ids(mut self, ids: &Ids) -> Self {
+        self.ids = Some(ids.clone());
         self
     }
 
@@ -182,7 +181,8 @@ impl Rejection {
         self.kind.status()
     }
 
-    /// The human-readable explanation (the `Message` field of the JSON body).
+    /// The human-readable explanation (the `Message` field of the JSON body,
+    /// see [`to_json`](Self::to_json)).
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -197,68 +197,8 @@ impl Rejection {
     /// proof of anything: for an invalid signature it is whatever the client
     /// sent.
     pub fn key_id(&self) -> Option<&str> {
-        self.key_id.as_deref()
+        self.ids.as_ref().map(Ids::key_id)
     }
-}
-
-impl Rejection {
-    /// The default JSON body: `{"Message": "...", "error": "<code>"}`, plus
-    /// `"server_time"` when the timestamp was out of the window.
-    ///
-    /// ```
-    /// use armor_psk::{Rejection, RejectionKind};
-    ///
-    /// let rejection = Rejection::new(RejectionKind::InvalidSignature, "say \"no\"");
-    /// assert_eq!(rejection.to_json(), r#"{"Message":"say \"no\"","error":"invalid_signature"}"#);
-    /// ```
-    pub fn to_json(&self) -> String {
-        let mut json = String::with_capacity(64 + self.message.len());
-        json.push_str("{\"Message\":");
-        push_json_string(&mut json, &self.message);
-        json.push_str(",\"error\":\"");
-        json.push_str(self.code());
-        json.push('"');
-        if let Some(server_time) = self.server_time {
-            let _ = write!(json, ",\"server_time\":{server_time}");
-        }
-        json.push('}');
-        json
-    }
-
-    /// The default response: the rejection's status, the
-    /// [JSON body](Self::to_json), `Content-Type: application/json`,
-    /// `WWW-Authenticate: ARMOR-PSK` on a 401, and the rejection itself in
-    /// the response's extensions.
-    pub fn into_http_response(self) -> http::Response<Bytes> {
-        let mut response = http::Response::new(Bytes::from(self.to_json()));
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if self.status() == StatusCode::UNAUTHORIZED {
-            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(SCHEME));
-        }
-        if let Some(seconds) = self.retry_after {
-            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response.extensions_mut().insert(self);
-        response
-    }
-}
-
-/// Appends `text` as a JSON string literal.
-fn push_json_string(json: &mut String, text: &str) {
-    json.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => json.push_str("\\\""),
-            '\\' => json.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(json, "\\u{:04x}", u32::from(c));
-            }
-            c => json.push(c),
-        }
-    }
-    json.push('"');
 }
 
 impl fmt::Display for Rejection {

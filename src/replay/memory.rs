@@ -273,6 +273,13 @@ impl ReplayStore for MemoryReplayStore {
         Box::pin(std::future::ready(self.reserve_now(request)))
     }
 
+    fn reserve_ready(
+        &self,
+        request: &ReplayRequest<'_>,
+    ) -> Option<Result<Reservation, ReplayStoreError>> {
+        Some(self.reserve_now(request))
+    }
+
     fn len_hint(&self) -> Option<u64> {
         Some(self.len())
     }

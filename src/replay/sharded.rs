@@ -129,6 +129,13 @@ impl ReplayStore for ShardedReplayStore {
         Box::pin(std::future::ready(self.index.reserve(request, true)))
     }
 
+    fn reserve_ready(
+        &self,
+        request: &ReplayRequest<'_>,
+    ) -> Option<Result<Reservation, ReplayStoreError>> {
+        Some(self.index.reserve(request, true))
+    }
+
     fn len_hint(&self) -> Option<u64> {
         Some(self.len())
     }

@@ -286,6 +286,22 @@ pub trait ReplayStore: Send + Sync + 'static {
         request: &'a ReplayRequest<'a>,
     ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>>;
 
+    /// The reservation, made at once, by a store that never waits (one in
+    /// memory); the layer then skips [`reserve`](Self::reserve)'s future.
+    /// `None` (the default): the store has to wait, call `reserve`.
+    ///
+    /// A store that answers here must answer as `reserve` would.
+    ///
+    /// # Errors
+    /// As [`reserve`](Self::reserve).
+    fn reserve_ready(
+        &self,
+        request: &ReplayRequest<'_>,
+    ) -> Option<Result<Reservation, ReplayStoreError>> {
+        let _ = request;
+        None
+    }
+
     /// About how many entries the store holds, if it can tell cheaply
     /// (reported as the `armor_psk_replay_store_entries` gauge). `None` by
     /// default.
@@ -300,6 +316,13 @@ impl<R: ReplayStore> ReplayStore for Arc<R> {
         request: &'a ReplayRequest<'a>,
     ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
         (**self).reserve(request)
+    }
+
+    fn reserve_ready(
+        &self,
+        request: &ReplayRequest<'_>,
+    ) -> Option<Result<Reservation, ReplayStoreError>> {
+        (**self).reserve_ready(request)
     }
 
     fn len_hint(&self) -> Option<u64> {

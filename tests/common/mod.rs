@@ -91,6 +91,7 @@ pub struct Answer {
     pub headers: HeaderMap,
     pub json: Value,
     pub rejection: Option<Rejection>,
+    pub identity: Option<armor_psk::Identity>,
 }
 
 impl Answer {
@@ -105,6 +106,7 @@ pub async fn send(router: &Router, request: Request<Body>) -> Answer {
     let status = response.status();
     let headers = response.headers().clone();
     let rejection = response.extensions().get::<Rejection>().cloned();
+    let identity = response.extensions().get::<armor_psk::Identity>().cloned();
     let bytes = response
         .into_body()
         .collect()
@@ -117,6 +119,7 @@ pub async fn send(router: &Router, request: Request<Body>) -> Answer {
         headers,
         json,
         rejection,
+        identity,
     }
 }
 
