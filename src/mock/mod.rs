@@ -298,14 +298,6 @@ impl MockArmorServerBuilder {
         self
     }
 
-    /// A request without `X-Account-Context` acts on the user's primary
-    /// account: the default now, kept for code written before.
-    #[deprecated(note = "the default; `require_account_context` turns the 400 on")]
-    pub fn with_default_account_context(mut self) -> Self {
-        self.require_account_context = false;
-        self
-    }
-
     /// Answers `stub`'s method and path with its status, headers and body,
     /// once the request verified, before the built-in routes.
     pub fn stub(mut self, stub: Stub) -> Self {

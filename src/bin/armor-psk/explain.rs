@@ -1,12 +1,62 @@
 //! `armor-psk explain`: would this header verify, and if not, why.
 
 use std::fmt;
+use std::process::ExitCode;
+use std::time::Duration;
 
 use armor_psk::{
-    BodyDigest, BodySlot, Canonical, ClientMistake, Credentials, Key, RefusedRequest, Secret,
-    VerifyOptions, signed_path, verify,
+    BodyDigest, BodySlot, Canonical, ClientMistake, Clock, Credentials, Key, RefusedRequest,
+    Secret, SystemClock, VerifyOptions, signed_path, verify,
 };
+use clap::Args;
 use subtle::ConstantTimeEq;
+
+use crate::args::{BodyArgs, KeyArgs};
+
+#[derive(Debug, Args)]
+pub(crate) struct ExplainArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// The method the request was sent with.
+    method: String,
+    /// The path the request was sent to.
+    path: String,
+    /// The Authorization header value (with or without `Authorization:`).
+    #[arg(long, value_name = "VALUE")]
+    header: String,
+    #[command(flatten)]
+    body: BodyArgs,
+    /// The server's time to check against (default: now).
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    now: Option<u64>,
+    /// The window, in seconds either way.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    window: u64,
+}
+
+pub(crate) fn run(args: &ExplainArgs) -> Result<ExitCode, String> {
+    args.key.signer()?;
+    let body = args.body.read()?;
+    let options = VerifyOptions::default()
+        .with_window(Duration::from_secs(args.window))
+        .map_err(|e| format!("--window: {e}"))?;
+    let report = Explanation::new(&Case {
+        key_id: args.key.key_id()?,
+        secret: args.key.secret()?,
+        method: &args.method,
+        path: &args.path,
+        body: &body,
+        header: &args.header,
+        now: args.now.unwrap_or_else(|| SystemClock.now()),
+        options: &options,
+    });
+    print!("{report}");
+    Ok(if report.verifies() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
 
 /// What the user gave.
 pub struct Case<'a> {
