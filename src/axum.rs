@@ -25,6 +25,7 @@ use crate::protocol::rejection::Rejection;
 /// let app: axum::Router = axum::Router::new().route("/me", axum::routing::get(handler));
 /// # let _ = app;
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S: Send + Sync> FromRequestParts<S> for Identity {
     type Rejection = MissingIdentity;
 
@@ -38,6 +39,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
 }
 
 /// `Option<Identity>`: `None` on a route the layer does not cover.
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Identity {
     type Rejection = Infallible;
 
@@ -53,8 +55,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Identity {
 /// a server bug, answered with 500 `missing_identity`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("no ARMOR-PSK identity on this request: is the layer applied to this route?")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub struct MissingIdentity;
 
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl IntoResponse for MissingIdentity {
     fn into_response(self) -> Response {
         let body = format!(r#"{{"Message":"{self}","error":"missing_identity"}}"#);
@@ -69,6 +73,7 @@ impl IntoResponse for MissingIdentity {
 
 /// The layer's default response ([`Rejection::into_http_response`]), for a
 /// handler or a middleware that refuses with a [`Rejection`] itself.
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         self.into_http_response().map(Body::from)

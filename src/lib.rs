@@ -1,8 +1,72 @@
-#![doc = include_str!("../README.md")]
+//! Verify `ARMOR-PSK` signed HTTP requests: a tower [`Layer`](tower_layer::Layer)
+//! in front of any tower service (an axum `Router` first among them), the
+//! signer and signing clients for the other side, and replay and key
+//! stores for production.
+//!
+//! A request carries `Authorization: ARMOR-PSK key_id:signature:nonce:timestamp`,
+//! the signature being `base64(HMAC-SHA512(secret, key_id + METHOD + path +
+//! nonce + timestamp + body_slot))`. [`ArmorPskLayer`] checks it, refuses a
+//! replay, and hands the inner service the verified body and an
+//! [`Identity`]; a refused request gets a JSON answer naming a
+//! [`RejectionKind`].
+//!
+//! ```
+//! use armor_psk::{ArmorPskLayer, Identity, ManualClock, MemoryKeyStore, Signer};
+//! use axum::{Router, body::Body, routing::get};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let app = Router::new()
+//!     .route("/me", get(|who: Identity| async move { who.key_id().to_owned() }))
+//!     .layer(
+//!         ArmorPskLayer::new(MemoryKeyStore::new().with_key("key-1", "secret-1"))
+//!             .with_clock(ManualClock::new(1_700_000_000)), // leave out for the system clock
+//!     );
+//!
+//! let header = Signer::new("key-1", "secret-1").unwrap()
+//!     .sign_at("GET", "/me", b"", "nonce-1", 1_700_000_000).unwrap();
+//! let signed = || Request::get("/me").header("authorization", &header).body(Body::empty()).unwrap();
+//! assert_eq!(app.clone().oneshot(signed()).await.unwrap().status(), StatusCode::OK);
+//! // The same request again is a replay.
+//! assert_eq!(app.oneshot(signed()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+//! # }
+//! ```
+//!
+//! # Where to go next
+//!
+//! - **The layer**: [`ArmorPskLayer`] (its settings), [`ArmorPsk`] (the
+//!   service), [`Rejection`] and [`RejectionKind`] (why a request was
+//!   refused), [`Identity`] (who signed).
+//! - **The protocol on plain values**, without tower: [`Credentials::parse`],
+//!   [`signed_path`], [`verify`], [`Signer`].
+//! - **Keys**: [`KeyStore`], [`MemoryKeyStore`], [`CachedKeyStore`], and
+//!   with the `postgres` feature `PostgresKeyStore` (keys sealed under a
+//!   KEK, changes published within a second).
+//! - **Replays**: [`ReplayStore`], [`MemoryReplayStore`] (the default),
+//!   [`ShardedReplayStore`], and with the `redis` feature
+//!   `RedisReplayStore`, shared by several instances.
+//! - **Clients**: the [`client`] module (a tower layer and, with the
+//!   `reqwest` feature, reqwest middleware).
+//! - **Tests of client code**: the [`mock`](crate#features) of Armor's API
+//!   (feature `mock`) and the `armor-psk` command line (feature `cli`).
+//!
+//! The README is the user's guide: deployment, operations, the security
+//! notes and the measured performance.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `axum` | yes | [`Identity`] as an extractor, `IntoResponse` for [`Rejection`], the original path inside nested routers |
+//! | `redis` | no | `RedisReplayStore` (Redis or Redis Cluster) |
+//! | `postgres` | no | `PostgresKeyStore`, `Kek`, key administration |
+//! | `reqwest` | no | `client::SignMiddleware` for reqwest-middleware |
+//! | `metrics` | no | counters, a histogram and a gauge through `metrics` |
+//! | `mock` | no | the `mock` module: Armor's API behind ARMOR-PSK |
+//! | `cli` | no | the `armor-psk` binary |
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
-#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 #[cfg(feature = "axum")]
 mod axum;
@@ -11,6 +75,7 @@ pub mod client;
 mod keys;
 mod middleware;
 #[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
 #[cfg(any(feature = "postgres", feature = "mock"))]
 mod percent;
@@ -20,7 +85,10 @@ mod replay;
 #[cfg(feature = "axum")]
 pub use crate::axum::MissingIdentity;
 pub use boxed::{BoxError, BoxFuture};
-pub use keys::{CachedKeyStore, KeyStore, KeyStoreError, MemoryKeyStore, WeakCachedKeyStore};
+pub use keys::{
+    CachedKeyStore, CachedKeyStoreBuilder, KeyStore, KeyStoreError, MemoryKeyStore,
+    WeakCachedKeyStore,
+};
 #[cfg(feature = "postgres")]
 pub use keys::{
     Kek, KeyInfo, NewKey, PostgresKeyStore, PostgresOptions, PostgresStoreError, Sealing,
@@ -55,3 +123,8 @@ pub use replay::{
     MemoryReplayStore, ReplayKey, ReplayRequest, ReplayStore, ReplayStoreError, Reservation,
     ShardedReplayStore,
 };
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

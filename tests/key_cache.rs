@@ -58,9 +58,10 @@ async fn found_keys_are_cached_and_concurrent_misses_make_one_lookup() {
 #[tokio::test]
 async fn random_unknown_key_ids_reach_the_source_a_bounded_number_of_times() {
     let source = source();
-    let cache = CachedKeyStore::new(source.clone())
-        .with_unknown(Duration::from_secs(5), 1_000)
-        .with_lookups_per_second(50);
+    let cache = CachedKeyStore::builder(source.clone())
+        .unknown(Duration::from_secs(5), 1_000)
+        .lookups_per_second(50)
+        .build();
     // 10,000 requests with random key ids, 500 at a time.
     let started = std::time::Instant::now();
     let (mut unknown, mut refused) = (0, 0);
@@ -102,7 +103,9 @@ async fn random_unknown_key_ids_reach_the_source_a_bounded_number_of_times() {
 #[tokio::test]
 async fn during_an_outage_cached_keys_serve_and_others_fail() {
     let source = source();
-    let cache = CachedKeyStore::new(source.clone()).with_ttl(Duration::from_millis(100));
+    let cache = CachedKeyStore::builder(source.clone())
+        .ttl(Duration::from_millis(100))
+        .build();
     assert!(cache.get("key-1").await.unwrap().is_some());
     source.down.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(150)).await; // past the TTL
@@ -156,7 +159,9 @@ async fn a_revocation_is_never_overtaken_by_a_lookup_in_flight() {
         gate: Arc::new(tokio::sync::Semaphore::new(0)),
         down: Arc::default(),
     };
-    let cache = CachedKeyStore::new(source.clone()).with_ttl(Duration::from_secs(60));
+    let cache = CachedKeyStore::builder(source.clone())
+        .ttl(Duration::from_secs(60))
+        .build();
     // A lookup starts, reads the key, and is held.
     let in_flight = {
         let cache = cache.clone();

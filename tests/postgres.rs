@@ -176,7 +176,7 @@ async fn random_unknown_key_ids_reach_the_database_a_bounded_number_of_times() {
     store.migrate().await.unwrap();
     let cache = store
         .clone()
-        .cached_with(|cache| cache.with_lookups_per_second(100));
+        .cached_with(|cache| cache.lookups_per_second(100));
     let router = app(ArmorPskLayer::new(cache));
     let started = Instant::now();
     let tasks: Vec<_> = (0..10_000)
@@ -336,7 +336,7 @@ async fn with_the_database_down_cached_keys_serve_and_others_get_503() {
     let relay = relay(&address).await;
     let relayed = url.replace(&address, &format!("127.0.0.1:{}", relay.port));
     let store = PostgresKeyStore::connect(&relayed, kek()).await.unwrap();
-    let cache = store.cached_with(|cache| cache.with_ttl(Duration::from_millis(200)));
+    let cache = store.cached_with(|cache| cache.ttl(Duration::from_millis(200)));
     let clock = ManualClock::new(now());
     let router = app(ArmorPskLayer::new(cache).with_clock(clock.clone()));
     let signer =
@@ -559,7 +559,7 @@ async fn a_silent_database_fails_lookups_fast_and_the_feed_catches_up() {
     let store = PostgresKeyStore::connect(&through(&url, &relay), kek())
         .await
         .unwrap();
-    let cache = store.cached_with(|cache| cache.with_ttl(Duration::from_millis(300)));
+    let cache = store.cached_with(|cache| cache.ttl(Duration::from_millis(300)));
     let clock = ManualClock::new(now());
     let router = app(ArmorPskLayer::new(cache).with_clock(clock.clone()));
     assert_eq!(status_of(&router, &key, &clock).await, StatusCode::OK);

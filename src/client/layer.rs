@@ -1,22 +1,54 @@
 //! [`SignLayer`]: signs each outgoing request with a fresh nonce.
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::Request;
 use http::header::AUTHORIZATION;
-use http_body::Body;
-use http_body_util::{BodyExt, Full};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::signing::RequestSigner;
 use crate::boxed::{BoxError, BoxFuture};
+use crate::middleware::body::VerifiedBody;
 use crate::protocol::clock::Clock;
 use crate::protocol::signer::{SignError, Signer};
 
-/// The body a signed request carries on: the bytes that were signed.
-pub type SignedBody = Full<Bytes>;
+/// The body a signed request carries on: the bytes that were signed, in
+/// one frame.
+#[derive(Debug, Default)]
+pub struct SignedBody(VerifiedBody);
+
+impl SignedBody {
+    /// The bytes that were signed, without polling.
+    pub fn into_bytes(self) -> Bytes {
+        self.0.into_bytes()
+    }
+}
+
+impl Body for SignedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
+    }
+}
 
 /// A [`Layer`] that signs every request: it reads the body (to hash it),
 /// signs method, path and body with a fresh UUID v4 nonce and the clock's
@@ -135,7 +167,10 @@ where
             let header = signing.header(parts.method.as_str(), parts.uri.path(), &body);
             parts.headers.insert(AUTHORIZATION, header);
             inner
-                .call(Request::from_parts(parts, Full::new(body)))
+                .call(Request::from_parts(
+                    parts,
+                    SignedBody(VerifiedBody::from_bytes(body)),
+                ))
                 .await
                 .map_err(Into::into)
         })

@@ -30,6 +30,7 @@ use crate::protocol::signer::{SignError, Signer};
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub struct SignMiddleware {
     signing: RequestSigner,
 }
@@ -63,6 +64,7 @@ impl SignMiddleware {
 /// A request whose body is a stream: it cannot be hashed before it is sent.
 #[derive(Debug, thiserror::Error)]
 #[error("an ARMOR-PSK request needs its whole body to sign it; this one is a stream")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub struct StreamingBody;
 
 #[async_trait::async_trait]

@@ -1,9 +1,10 @@
 //! [`CachedKeyStore`]: any key store behind moka's cache.
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use ::moka::future::Cache;
@@ -33,7 +34,9 @@ use crate::protocol::key::Key;
 /// use armor_psk::{CachedKeyStore, KeyStore, MemoryKeyStore};
 ///
 /// let source = MemoryKeyStore::new().with_key("key-1", "secret-1");
-/// let keys = CachedKeyStore::new(source.clone()).with_ttl(Duration::from_secs(30));
+/// let keys = CachedKeyStore::builder(source.clone())
+///     .ttl(Duration::from_secs(30))
+///     .build();
 /// assert!(keys.get("key-1").await.unwrap().is_some());
 /// assert!(keys.get("key-1").await.unwrap().is_some());
 /// assert_eq!(keys.lookups(), 1);
@@ -107,84 +110,22 @@ struct TooManyLookups;
 impl<S: KeyStore> CachedKeyStore<S> {
     /// `source` behind a cache with the default settings.
     pub fn new(source: S) -> Self {
-        Self::build(
+        Self::builder(source).build()
+    }
+
+    /// `source` behind a cache whose settings are changed before it is
+    /// built: a cache in use (or cloned) cannot have them changed under it.
+    pub fn builder(source: S) -> CachedKeyStoreBuilder<S> {
+        CachedKeyStoreBuilder {
             source,
-            Settings {
+            settings: Settings {
                 ttl: Duration::from_secs(60),
                 grace: Duration::from_secs(300),
                 unknown_ttl: Duration::from_secs(5),
                 unknown_capacity: 100_000,
                 lookups_per_second: 1_000,
             },
-        )
-    }
-
-    fn build(source: S, settings: Settings) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                source,
-                found: Cache::builder().time_to_live(settings.ttl).build(),
-                last_known: Mutex::default(),
-                generation: AtomicU64::new(1),
-                invalidated: RwLock::default(),
-                expired: AtomicU64::new(0),
-                unknown: Cache::builder()
-                    .time_to_live(settings.unknown_ttl)
-                    .max_capacity(settings.unknown_capacity)
-                    .build(),
-                lookups: AtomicU64::new(0),
-                limiter: Mutex::new((Instant::now(), 0)),
-                settings,
-            }),
         }
-    }
-
-    /// Builds the caches anew with changed settings (builder methods only:
-    /// a store already cloned keeps its settings).
-    fn rebuild(self, change: impl FnOnce(&mut Settings)) -> Self {
-        match Arc::try_unwrap(self.inner) {
-            Ok(inner) => {
-                let mut settings = inner.settings;
-                change(&mut settings);
-                Self::build(inner.source, settings)
-            }
-            Err(inner) => Self { inner },
-        }
-    }
-
-    /// How long a key found stays cached (default 60 s): the longest a
-    /// change takes to show without [`invalidate`](Self::invalidate).
-    #[must_use]
-    pub fn with_ttl(self, ttl: Duration) -> Self {
-        self.rebuild(|settings| settings.ttl = ttl)
-    }
-
-    /// How long past its TTL a key keeps working while the source fails
-    /// (default 5 min).
-    ///
-    /// # Security
-    /// A key revoked at the source keeps working for up to `ttl + grace`
-    /// during an outage unless it was invalidated.
-    #[must_use]
-    pub fn with_grace(self, grace: Duration) -> Self {
-        self.rebuild(|settings| settings.grace = grace)
-    }
-
-    /// How long an unknown key id is remembered (default 5 s) and how many
-    /// are at most (default 100,000).
-    #[must_use]
-    pub fn with_unknown(self, ttl: Duration, capacity: u64) -> Self {
-        self.rebuild(|settings| {
-            settings.unknown_ttl = ttl;
-            settings.unknown_capacity = capacity;
-        })
-    }
-
-    /// At most this many lookups in the source per second for key ids in
-    /// neither cache (default 1,000); past it, 503.
-    #[must_use]
-    pub fn with_lookups_per_second(self, limit: u64) -> Self {
-        self.rebuild(|settings| settings.lookups_per_second = limit)
     }
 
     /// Drops `key_id` from every cache, its grace copy too: its next
@@ -196,10 +137,7 @@ impl<S: KeyStore> CachedKeyStore<S> {
         {
             let mut known = inner.known();
             let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
-            let mut invalidated = inner
-                .invalidated
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut invalidated = inner.invalidated.write();
             if invalidated.len() >= MAX_INVALIDATED {
                 // Past the bound, one expiry of everything stands for all
                 // the invalidations remembered (the grace copies stay).
@@ -251,11 +189,7 @@ impl<S: KeyStore> CachedKeyStore<S> {
     }
 
     fn admit_lookup(&self) -> bool {
-        let mut window = self
-            .inner
-            .limiter
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut window = self.inner.limiter.lock();
         if window.0.elapsed() >= Duration::from_secs(1) {
             *window = (Instant::now(), 0);
         }
@@ -346,10 +280,8 @@ impl<S: KeyStore> CachedKeyStore<S> {
 }
 
 impl<S> Inner<S> {
-    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Key, Instant, u64)>> {
-        self.last_known
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn known(&self) -> parking_lot::MutexGuard<'_, HashMap<String, (Key, Instant, u64)>> {
+        self.last_known.lock()
     }
 
     /// Whether an answer from a lookup that started at `generation` still
@@ -361,7 +293,6 @@ impl<S> Inner<S> {
         }
         self.invalidated
             .read()
-            .unwrap_or_else(PoisonError::into_inner)
             .get(key_id)
             .is_none_or(|&invalidated| generation >= invalidated)
     }
@@ -376,7 +307,6 @@ impl<S> Inner<S> {
         let revoked_since = self
             .invalidated
             .read()
-            .unwrap_or_else(PoisonError::into_inner)
             .get(key_id)
             .is_some_and(|&invalidated| generation < invalidated);
         if !revoked_since {
@@ -403,13 +333,80 @@ impl<S> Inner<S> {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Settings {
     ttl: Duration,
     grace: Duration,
     unknown_ttl: Duration,
     unknown_capacity: u64,
     lookups_per_second: u64,
+}
+
+/// The settings of a [`CachedKeyStore`], before it is built
+/// ([`CachedKeyStore::builder`]).
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build`"]
+pub struct CachedKeyStoreBuilder<S> {
+    source: S,
+    settings: Settings,
+}
+
+impl<S: KeyStore> CachedKeyStoreBuilder<S> {
+    /// How long a key found stays cached (default 60 s): the longest a
+    /// change takes to show without
+    /// [`invalidate`](CachedKeyStore::invalidate).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.settings.ttl = ttl;
+        self
+    }
+
+    /// How long past its TTL a key keeps working while the source fails
+    /// (default 5 min).
+    ///
+    /// # Security
+    /// A key revoked at the source keeps working for up to `ttl + grace`
+    /// during an outage unless it was invalidated.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.settings.grace = grace;
+        self
+    }
+
+    /// How long an unknown key id is remembered (default 5 s) and how many
+    /// are at most (default 100,000).
+    pub fn unknown(mut self, ttl: Duration, capacity: u64) -> Self {
+        self.settings.unknown_ttl = ttl;
+        self.settings.unknown_capacity = capacity;
+        self
+    }
+
+    /// At most this many lookups in the source per second for key ids in
+    /// neither cache (default 1,000); past it, 503.
+    pub fn lookups_per_second(mut self, limit: u64) -> Self {
+        self.settings.lookups_per_second = limit;
+        self
+    }
+
+    /// The cache.
+    pub fn build(self) -> CachedKeyStore<S> {
+        let Self { source, settings } = self;
+        CachedKeyStore {
+            inner: Arc::new(Inner {
+                source,
+                found: Cache::builder().time_to_live(settings.ttl).build(),
+                last_known: Mutex::default(),
+                generation: AtomicU64::new(1),
+                invalidated: RwLock::default(),
+                expired: AtomicU64::new(0),
+                unknown: Cache::builder()
+                    .time_to_live(settings.unknown_ttl)
+                    .max_capacity(settings.unknown_capacity)
+                    .build(),
+                lookups: AtomicU64::new(0),
+                limiter: Mutex::new((Instant::now(), 0)),
+                settings,
+            }),
+        }
+    }
 }
 
 impl<S: KeyStore> KeyStore for CachedKeyStore<S> {

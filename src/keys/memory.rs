@@ -1,8 +1,9 @@
 //! Keys held in memory, changed at run time.
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::future::ready;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use super::store::{KeyStore, KeyStoreError};
 use crate::boxed::BoxFuture;
@@ -111,12 +112,12 @@ impl MemoryKeyStore {
     // A panic while holding the lock cannot leave the map half-written
     // (HashMap insert/remove are not observable mid-way), so poisoning is
     // ignored rather than turned into a panic on every later request.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Key>> {
-        self.keys.read().unwrap_or_else(PoisonError::into_inner)
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, HashMap<String, Key>> {
+        self.keys.read()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Key>> {
-        self.keys.write().unwrap_or_else(PoisonError::into_inner)
+    fn write(&self) -> parking_lot::RwLockWriteGuard<'_, HashMap<String, Key>> {
+        self.keys.write()
     }
 }
 

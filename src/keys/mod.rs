@@ -7,7 +7,7 @@ mod memory;
 mod postgres;
 mod store;
 
-pub use cached::{CachedKeyStore, WeakCachedKeyStore};
+pub use cached::{CachedKeyStore, CachedKeyStoreBuilder, WeakCachedKeyStore};
 pub use memory::MemoryKeyStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{

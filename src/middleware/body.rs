@@ -36,6 +36,12 @@ pub struct VerifiedBody {
 }
 
 impl VerifiedBody {
+    pub(crate) fn from_bytes(data: Bytes) -> Self {
+        Self {
+            data: Some(data).filter(|data| !data.is_empty()),
+        }
+    }
+
     /// The whole body, without polling.
     pub fn into_bytes(self) -> Bytes {
         self.data.unwrap_or_default()

@@ -215,6 +215,7 @@ impl ArmorPskLayer {
     /// the exporter bounds its series, or the keys are few and trusted.
     #[cfg(feature = "metrics")]
     #[must_use]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     pub fn with_key_id_metric_label(self, label: bool) -> Self {
         self.update(|config| config.key_id_metric_label = label)
     }

@@ -103,6 +103,7 @@ fn log_rejection(rejection: &Rejection) {
 /// Registers the descriptions and units of the crate's metrics with the
 /// installed recorder; call it once, after installing the exporter.
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub fn describe_metrics() {
     use metrics::Unit;
     metrics::describe_counter!(

@@ -1,8 +1,9 @@
 //! Armor's API as the mock serves it: `/me`, `/accounts`, the account
 //! context, the endpoints PSK keys may not call, and the error envelope.
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, Request, State};
@@ -116,21 +117,15 @@ impl Directory {
     }
 
     pub(crate) fn set_owner(&self, key_id: &str, user_id: i64) {
-        self.owners
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key_id.to_owned(), user_id);
+        self.owners.write().insert(key_id.to_owned(), user_id);
     }
 
     pub(crate) fn remove_owner(&self, key_id: &str) {
-        self.owners
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key_id);
+        self.owners.write().remove(key_id);
     }
 
     fn user_of(&self, key_id: &str) -> Option<&MeResponse> {
-        let owners = self.owners.read().unwrap_or_else(PoisonError::into_inner);
+        let owners = self.owners.read();
         let user_id = *owners.get(key_id)?;
         self.fixtures.user(user_id)
     }

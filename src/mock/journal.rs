@@ -1,8 +1,9 @@
 //! What the mock received: one entry per request, for tests to assert on.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// How the mock answered a request.
@@ -111,7 +112,7 @@ impl Journal {
     }
 
     pub(crate) fn push(&self, entry: JournalEntry) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut entries = self.entries.lock();
         if entries.len() == self.limit {
             entries.pop_front();
         }
@@ -127,15 +128,12 @@ impl Journal {
     }
 
     pub(crate) fn entries(&self) -> Vec<JournalEntry> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.entries.lock();
         entries.iter().cloned().collect()
     }
 
     pub(crate) fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.entries.lock().clear();
     }
 }
 

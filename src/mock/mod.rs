@@ -531,7 +531,7 @@ pub(crate) struct Control {
     journal: Journal,
     default_user: i64,
     /// (key id, nonce) of accepted requests, to notice a reused nonce.
-    nonces: Arc<std::sync::Mutex<SeenNonces>>,
+    nonces: Arc<parking_lot::Mutex<SeenNonces>>,
     /// How many bytes of each body the journal keeps.
     journal_body_limit: usize,
 }
@@ -576,10 +576,7 @@ fn client_issues(
 ) -> Vec<&'static str> {
     let mut issues = Vec::new();
     let (key_id, nonce) = (credentials.key_id(), credentials.nonce());
-    let mut seen = control
-        .nonces
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut seen = control.nonces.lock();
     if seen.contains(key_id, nonce) {
         issues.push("nonce_reused");
     }

@@ -112,8 +112,8 @@ impl BodySlot {
 
     /// The slot's text.
     pub fn as_str(&self) -> &str {
-        // Only base64 characters are ever written.
-        std::str::from_utf8(&self.text[..self.len]).unwrap_or_default()
+        std::str::from_utf8(&self.text[..self.len])
+            .expect("only base64 characters are ever written to a slot")
     }
 }
 

@@ -14,7 +14,7 @@ use super::secret::{Secret, generate_secret};
 
 /// Checks the signature and the timestamp of a request whose header has been
 /// parsed and whose key has been looked up (`None`: unknown key), on plain
-/// values: the method as sent, the [signed path](signed_path), the body's
+/// values: the method as sent, the [signed path](crate::signed_path), the body's
 /// digest. No I/O and no clock: `now` is given. Replay protection is not
 /// part of it.
 ///
@@ -46,7 +46,7 @@ use super::secret::{Secret, generate_secret};
 /// ```
 ///
 /// # Errors
-/// [`RejectionKind::InvalidNonce`] (the [`NonceFormat`]),
+/// [`RejectionKind::InvalidNonce`] (the [`NonceFormat`](crate::NonceFormat)),
 /// [`RejectionKind::InvalidSignature`] or
 /// [`RejectionKind::TimestampOutOfWindow`] (carrying `now` as
 /// `server_time`).

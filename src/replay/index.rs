@@ -4,8 +4,9 @@
 //! expired entries are swept is each store's own business (a thread, or
 //! the requests themselves).
 
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
 use smallvec::SmallVec;
@@ -120,7 +121,7 @@ impl Index {
     pub(crate) fn table_bytes(&self) -> u64 {
         self.shards
             .iter()
-            .map(|shard| lock(shard).slots() as u64 * SLOT_BYTES)
+            .map(|shard| shard.lock().slots() as u64 * SLOT_BYTES)
             .sum()
     }
 
@@ -203,7 +204,7 @@ impl Index {
         order.dedup();
         let mut guards: SmallVec<[MutexGuard<'_, Table>; 2]> = order
             .iter()
-            .map(|&shard| lock(&self.shards[shard]))
+            .map(|&shard| self.shards[shard].lock())
             .collect();
         // `order` holds every digest's shard: the search always succeeds.
         let guard_of = |digest: u64| order.partition_point(|&shard| shard < shard_of(digest));
@@ -275,7 +276,7 @@ impl Index {
     /// has.
     pub(crate) fn sweep(&self, shard: usize, from: usize, to: usize) -> usize {
         let now = self.scaled(self.latest.load(Ordering::Relaxed));
-        let mut table = lock(&self.shards[shard]);
+        let mut table = self.shards[shard].lock();
         let removed = table.sweep(from, to, now);
         self.len.fetch_sub(removed as u64, Ordering::Relaxed);
         if to >= table.slots() {
@@ -344,7 +345,7 @@ impl Index {
     /// most that long, and a second costs 1/16 of the tables, not all.
     pub(crate) fn sweep_part(&self, parts: usize, step: usize) {
         for (shard, cursor) in self.cursors.iter().enumerate() {
-            let slots = lock(&self.shards[shard]).slots();
+            let slots = self.shards[shard].lock().slots();
             let share = slots.div_ceil(parts);
             let mut from = cursor.load(Ordering::Relaxed) % slots;
             let end = from + share;
@@ -368,10 +369,4 @@ impl Index {
     pub(crate) fn shards(&self) -> usize {
         SHARDS
     }
-}
-
-/// A poisoned shard is still consistent: no code path panics between a
-/// check and its insert.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

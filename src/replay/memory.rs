@@ -206,11 +206,11 @@ impl Inner {
 /// One thread sweeps every default store of the process, once a second;
 /// it holds them weakly, so a dropped store is forgotten at the next turn.
 mod sweeper {
+    use parking_lot::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Mutex, Once, Weak};
+    use std::sync::{Once, Weak};
 
     use super::{HOUSEKEEPING, Inner, SWEEP_PARTS, SWEEP_STEP};
-    use crate::replay::index::lock;
 
     static STORES: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
     static STARTED: Once = Once::new();
@@ -218,7 +218,7 @@ mod sweeper {
     static INLINE: AtomicBool = AtomicBool::new(false);
 
     pub(super) fn register(store: Weak<Inner>) {
-        lock(&STORES).push(store);
+        STORES.lock().push(store);
         STARTED.call_once(|| {
             let spawned = std::thread::Builder::new()
                 .name("armor-psk-replay-sweep".into())
@@ -237,7 +237,7 @@ mod sweeper {
         loop {
             std::thread::sleep(HOUSEKEEPING);
             let live: Vec<_> = {
-                let mut stores = lock(&STORES);
+                let mut stores = STORES.lock();
                 stores.retain(|store| store.strong_count() > 0);
                 stores.iter().filter_map(Weak::upgrade).collect()
             };

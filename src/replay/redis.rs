@@ -19,6 +19,7 @@ use crate::boxed::{BoxError, BoxFuture};
 /// What the store answers when Redis cannot be reached in time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub enum FailurePolicy {
     /// Refuse the request: 503 `replay_store_unavailable` (the default).
     #[default]
@@ -127,6 +128,7 @@ const MEMORY_POLL: Duration = Duration::from_millis(250);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub struct RedisReplayStore {
     connection: Connection,
     prefix: Arc<[u8]>,
@@ -142,7 +144,7 @@ struct Pressure {
     /// The most entries one key may hold under pressure.
     per_key: u64,
     /// The prefix, for the watcher to rewrite the epochs.
-    prefix: std::sync::Mutex<Arc<[u8]>>,
+    prefix: parking_lot::Mutex<Arc<[u8]>>,
     /// The latest time a request brought (the layer's clock): what the
     /// watcher writes as the epoch after a restart.
     latest: AtomicU64,
@@ -152,6 +154,7 @@ struct Pressure {
 
 /// How to connect: [`RedisReplayStore::options`].
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub struct RedisStoreOptions {
     allow_eviction: bool,
     per_key_limit: Option<u64>,
@@ -273,7 +276,7 @@ impl RedisStoreOptions {
         let pressure = Arc::new(Pressure {
             under: AtomicBool::new(false),
             per_key,
-            prefix: std::sync::Mutex::new(Arc::clone(&prefix)),
+            prefix: parking_lot::Mutex::new(Arc::clone(&prefix)),
             latest: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
         });
@@ -320,7 +323,7 @@ fn watch(connection: Connection, pressure: Weak<Pressure>, mut run_ids: HashMap<
                 .iter()
                 .any(|(node, id)| run_ids.get(node).is_some_and(|before| before != id));
             if restarted {
-                let prefix = Arc::clone(&*super::index::lock(&pressure.prefix));
+                let prefix = Arc::clone(&*pressure.prefix.lock());
                 // On the layer's clock, as the requests tell it; past the
                 // latest second, which the lost writes may have used.
                 let now = match pressure.latest.load(Ordering::Relaxed) {
@@ -507,7 +510,7 @@ impl RedisReplayStore {
     #[must_use]
     pub fn with_prefix(mut self, prefix: impl AsRef<[u8]>) -> Self {
         self.prefix = Arc::from(prefix.as_ref());
-        *super::index::lock(&self.pressure.prefix) = Arc::clone(&self.prefix);
+        *self.pressure.prefix.lock() = Arc::clone(&self.prefix);
         self
     }
 

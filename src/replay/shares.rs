@@ -1,13 +1,12 @@
 //! How many entries each key holds, so that a store under pressure can
 //! refuse a key that holds more than its share while serving the others.
 
+use parking_lot::Mutex;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::index::lock;
 use super::store::ReplayStoreError;
 
 const KEY_SHARDS: usize = 16;
@@ -98,7 +97,7 @@ impl Shares {
         now: u32,
         limits: Limits,
     ) -> Result<(), ReplayStoreError> {
-        let mut shard = lock(&self.shards[(key % KEY_SHARDS as u64) as usize]);
+        let mut shard = self.shards[(key % KEY_SHARDS as u64) as usize].lock();
         // A key is in the map (and counted active) from its first entry
         // until a sweep finds it holding none.
         let held = match shard.entry(key) {
@@ -132,7 +131,7 @@ impl Shares {
     /// Forgets expired buckets in one of the maps, and the keys left with
     /// nothing.
     pub(crate) fn sweep_shard(&self, shard: usize, now: u32) {
-        let mut map = lock(&self.shards[shard % KEY_SHARDS]);
+        let mut map = self.shards[shard % KEY_SHARDS].lock();
         let before = map.len();
         map.retain(|_, held| {
             held.expire(now);
@@ -149,7 +148,7 @@ impl Shares {
     /// The entries `key` holds (tests).
     #[cfg(test)]
     pub(crate) fn held(&self, key: u64, now: u32) -> u64 {
-        let mut shard = lock(&self.shards[(key % KEY_SHARDS as u64) as usize]);
+        let mut shard = self.shards[(key % KEY_SHARDS as u64) as usize].lock();
         shard.get_mut(&key).map_or(0, |held| {
             held.expire(now);
             held.entries

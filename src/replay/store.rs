@@ -189,12 +189,13 @@ impl ReplayKey {
         &self.0
     }
 
+    /// The key id, as [`build`](Self::build) wrote it: a tag byte, four
+    /// bytes of length, the key id.
     fn key_id(&self) -> &[u8] {
-        let len = match self.0.get(1..5) {
-            Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]) as usize,
-            _ => 0,
-        };
-        self.0.get(5..5 + len).unwrap_or_default()
+        let len: [u8; 4] = self.0[1..5]
+            .try_into()
+            .expect("build writes four length bytes after the tag");
+        &self.0[5..5 + u32::from_be_bytes(len) as usize]
     }
 }
 

@@ -14,6 +14,7 @@ pub(super) const CHANNEL: &str = "armor_psk_keys";
 
 /// A key as `list` shows it: never a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub struct KeyInfo {
     /// The key id.
     pub key_id: String,
@@ -31,6 +32,7 @@ pub struct KeyInfo {
 
 /// A key as handed out once: its id and secret.
 #[derive(Clone, PartialEq, Eq)]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub struct NewKey {
     /// The Key ID.
     pub key_id: String,

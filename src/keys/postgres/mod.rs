@@ -17,10 +17,11 @@ mod schema;
 mod seal;
 mod tls;
 
+use parking_lot::RwLock;
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
@@ -28,7 +29,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 pub use admin::{KeyInfo, NewKey};
 pub use seal::{Kek, Sealing};
 
-use super::cached::CachedKeyStore;
+use super::cached::{CachedKeyStore, CachedKeyStoreBuilder};
 use super::store::{KeyStore, KeyStoreError};
 use crate::boxed::{BoxError, BoxFuture};
 use crate::protocol::key::{Key, KeySecret};
@@ -38,6 +39,7 @@ use seal::{RowFields, secret_aad};
 /// carry the database URL or a secret.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub enum PostgresStoreError {
     /// The database could not be reached, did not answer in time, or a
     /// query failed; the driver's error is the
@@ -94,6 +96,7 @@ struct QueryTimeout(Duration);
 
 /// How the store talks to the database.
 #[derive(Debug, Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub struct PostgresOptions {
     query_timeout: Duration,
     connect_timeout: Duration,
@@ -174,6 +177,7 @@ impl PostgresOptions {
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub struct PostgresKeyStore {
     inner: Arc<Inner>,
 }
@@ -192,11 +196,7 @@ struct Inner {
     noted: AtomicUsize,
     /// A read of the set is under way, and the ids noted meanwhile.
     reading: AtomicBool,
-    noted_during_read: std::sync::Mutex<Vec<String>>,
-}
-
-fn lock_std<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    noted_during_read: parking_lot::Mutex<Vec<String>>,
 }
 
 /// The most ids noted from the change feed between two reads of the set.
@@ -263,7 +263,7 @@ impl PostgresKeyStore {
                 ids_loaded: AtomicBool::new(false),
                 noted: AtomicUsize::new(0),
                 reading: AtomicBool::new(false),
-                noted_during_read: std::sync::Mutex::default(),
+                noted_during_read: parking_lot::Mutex::default(),
             }),
         };
         // Reach the database now: a wrong URL or password fails here.
@@ -311,13 +311,7 @@ impl PostgresKeyStore {
     /// Whether `key_id` may exist: `false` only when the set of key ids has
     /// been read and does not hold it.
     pub fn might_hold(&self, key_id: &str) -> bool {
-        !self.inner.ids_loaded.load(Ordering::Acquire)
-            || self
-                .inner
-                .ids
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(key_id)
+        !self.inner.ids_loaded.load(Ordering::Acquire) || self.inner.ids.read().contains(key_id)
     }
 
     /// Reads the set of key ids anew.
@@ -326,7 +320,7 @@ impl PostgresKeyStore {
     /// A query failed.
     pub async fn reload_ids(&self) -> Result<usize, PostgresStoreError> {
         // Ids noted while the read runs are kept beside what it returns.
-        lock_std(&self.inner.noted_during_read).clear();
+        self.inner.noted_during_read.lock().clear();
         self.inner.reading.store(true, Ordering::Release);
         let rows = self
             .timed("read the key ids", Duration::from_secs(10), |client| {
@@ -334,13 +328,9 @@ impl PostgresKeyStore {
             })
             .await?;
         let mut ids: HashSet<String> = rows.iter().map(|row| row.get(0)).collect();
-        let mut held = self
-            .inner
-            .ids
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut held = self.inner.ids.write();
         self.inner.reading.store(false, Ordering::Release);
-        ids.extend(lock_std(&self.inner.noted_during_read).drain(..));
+        ids.extend(self.inner.noted_during_read.lock().drain(..));
         let count = ids.len();
         *held = ids;
         drop(held);
@@ -354,11 +344,7 @@ impl PostgresKeyStore {
     /// flood of notifications cannot grow it further (a real key pushed out
     /// is found at the next read).
     fn note_id(&self, key_id: &str) {
-        let mut ids = self
-            .inner
-            .ids
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut ids = self.inner.ids.write();
         if ids.contains(key_id) {
             return;
         }
@@ -366,7 +352,7 @@ impl PostgresKeyStore {
         if noted < MAX_NOTED {
             ids.insert(key_id.to_owned());
             if self.inner.reading.load(Ordering::Acquire) {
-                lock_std(&self.inner.noted_during_read).push(key_id.to_owned());
+                self.inner.noted_during_read.lock().push(key_id.to_owned());
             }
         }
     }
@@ -389,13 +375,13 @@ impl PostgresKeyStore {
     }
 
     /// As [`cached`](Self::cached), with the cache's settings changed by
-    /// `configure` (`|cache| cache.with_ttl(...)`) before the listener
-    /// starts.
+    /// `configure` (`|cache| cache.ttl(...)`) before it is built and the
+    /// listener starts.
     pub fn cached_with(
         self,
-        configure: impl FnOnce(CachedKeyStore<Self>) -> CachedKeyStore<Self>,
+        configure: impl FnOnce(CachedKeyStoreBuilder<Self>) -> CachedKeyStoreBuilder<Self>,
     ) -> CachedKeyStore<Self> {
-        let cache = configure(CachedKeyStore::new(self));
+        let cache = configure(CachedKeyStore::builder(self)).build();
         tokio::spawn(feed::listen(cache.downgrade()));
         cache
     }

@@ -21,6 +21,7 @@ use super::PostgresStoreError;
 /// A key-encryption key: 32 bytes (AES-256-GCM) that seal every secret in
 /// the database and authenticate every key's row. `Debug` never shows it.
 #[derive(Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub struct Kek(Arc<KekInner>);
 
 struct KekInner {
@@ -110,6 +111,7 @@ impl fmt::Debug for Kek {
 
 /// How secrets are kept in the database.
 #[derive(Debug, Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub enum Sealing {
     /// Sealed with AES-256-GCM under this key-encryption key; rows
     /// authenticated under it. Plaintext rows are refused.
