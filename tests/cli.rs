@@ -59,19 +59,10 @@ fn mock() -> Server {
     Server::start(command)
 }
 
-/// Sends a request with the given headers; returns status and body.
+/// Sends a GET with the given headers; returns status and body.
 fn http_get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut request = http::Request::get(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let mut response = agent.run(request.body(()).unwrap()).expect("HTTP exchange");
-    let status = response.status().as_u16();
-    (status, response.body_mut().read_to_string().unwrap())
+    let reply = common::web::exchange(common::web::request("GET", url, headers));
+    (reply.status, reply.text)
 }
 
 #[test]

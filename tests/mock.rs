@@ -3,6 +3,8 @@
 //! on the answers and on the journal.
 #![cfg(feature = "mock")]
 
+mod common;
+
 use armor_psk::mock::{AccountContext, ApiKey, Fixtures, MockArmorServer, MockError, Outcome};
 use armor_psk::{Identity, Signer};
 use axum::Router;
@@ -10,36 +12,15 @@ use axum::response::Json;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-/// One HTTP exchange's status, headers and JSON body.
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Value,
-}
+use common::web::Reply;
 
-/// Sends a request from a blocking HTTP client (ureq) off the runtime.
+/// Sends a bodiless request off the runtime.
 async fn send(url: String, method: &'static str, headers: Vec<(String, String)>) -> Reply {
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut request = http::Request::builder().method(method).uri(url);
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let mut response = agent.run(request.body(()).unwrap()).expect("HTTP exchange");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.body_mut().read_to_string().unwrap();
-        Reply {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        }
-    })
-    .await
-    .unwrap()
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    common::web::exchange_async(common::web::request(method, &url, &headers)).await
 }
 
 /// A signed GET with `X-Account-Context` when `account` is given.

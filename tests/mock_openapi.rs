@@ -6,6 +6,8 @@
 //! cannot be loaded.
 #![cfg(feature = "mock")]
 
+mod common;
+
 use std::path::PathBuf;
 
 use armor_psk::Signer;
@@ -27,11 +29,7 @@ async fn server() -> MockArmorServer {
         .unwrap()
 }
 
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Value,
-}
+use common::web::Reply;
 
 /// A signed request (the seed client's way: no X-Account-Context unless
 /// given), from a blocking client off the runtime.
@@ -57,25 +55,7 @@ async fn call(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let request = request.body(bytes).unwrap();
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .allow_non_standard_methods(true)
-            .build()
-            .into();
-        let mut response = agent.run(request).expect("HTTP exchange");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        Reply {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        }
-    })
-    .await
-    .unwrap()
+    common::web::exchange_async(request.body(bytes).unwrap()).await
 }
 
 #[tokio::test]
@@ -317,19 +297,9 @@ async fn unknown_paths_are_404_and_other_methods_405_with_allow() {
     let history = call(&server, "PATCH", "/tickets/42/history", None, &[]).await;
     assert_eq!(history.headers.get("allow").unwrap(), "DELETE, GET");
     // Still behind ARMOR-PSK.
-    let unsigned = tokio::task::spawn_blocking({
-        let url = format!("{}/tickets/42", server.url());
-        move || {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build()
-                .into();
-            agent.get(&url).call().unwrap().status().as_u16()
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(unsigned, 401);
+    let url = format!("{}/tickets/42", server.url());
+    let unsigned = common::web::exchange_async(common::web::request("GET", &url, &[])).await;
+    assert_eq!(unsigned.status, 401);
 }
 
 #[tokio::test]
@@ -348,24 +318,10 @@ async fn the_operations_are_listed_and_the_flaws_warned_about() {
         assert!(warnings.contains(expected), "{expected:?} in:\n{warnings}");
     }
     let server = server().await;
-    let listing: Value = tokio::task::spawn_blocking({
-        let url = format!("{}/__mock/operations", server.url());
-        move || {
-            let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-            serde_json::from_str(
-                &agent
-                    .get(&url)
-                    .call()
-                    .unwrap()
-                    .body_mut()
-                    .read_to_string()
-                    .unwrap(),
-            )
-            .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let url = format!("{}/__mock/operations", server.url());
+    let listing = common::web::exchange_async(common::web::request("GET", &url, &[]))
+        .await
+        .body;
     let listing = listing.as_array().unwrap();
     assert_eq!(listing.len(), 10);
     assert!(listing.contains(&json!({

@@ -102,7 +102,7 @@ async fn until_status(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_follow_keys_added_rotated_and_revoked_through_the_cli() {
-    let Some(url) = database_url("two_instances_follow_keys") else {
+    let Some(url) = database_url(common::test_name!()) else {
         return;
     };
     assert!(cli(&url, &["migrate"]).contains("migrated"));
@@ -166,7 +166,7 @@ async fn two_instances_follow_keys_added_rotated_and_revoked_through_the_cli() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_unknown_key_ids_reach_the_database_a_bounded_number_of_times() {
-    let Some(url) = database_url("random_unknown_key_ids") else {
+    let Some(url) = database_url(common::test_name!()) else {
         return;
     };
     let kek = Kek::from_base64(KEK).unwrap();
@@ -315,7 +315,7 @@ fn through(url: &str, relay: &Relay) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_database_down_cached_keys_serve_and_others_get_503() {
-    let Some(url) = database_url("with_the_database_down") else {
+    let Some(url) = database_url(common::test_name!()) else {
         return;
     };
     let kek = || Sealing::Kek(Kek::from_base64(KEK).unwrap());
@@ -372,7 +372,7 @@ async fn with_the_database_down_cached_keys_serve_and_others_get_503() {
 
 #[tokio::test]
 async fn a_wrong_kek_is_a_clear_error() {
-    let Some(url) = database_url("a_wrong_kek_is_a_clear_error") else {
+    let Some(url) = database_url(common::test_name!()) else {
         return;
     };
     let right = PostgresKeyStore::connect(&url, Sealing::Kek(Kek::from_base64(KEK).unwrap()))
@@ -400,7 +400,7 @@ async fn a_wrong_kek_is_a_clear_error() {
 /// The CLI's errors: on stderr, exit code 2, never a password or a secret.
 #[test]
 fn cli_errors_are_exit_2_and_show_no_password() {
-    let Some(url) = database_url("cli_errors_are_exit_2") else {
+    let Some(url) = database_url(common::test_name!()) else {
         return;
     };
     let run = |url: &str, kek: Option<&str>, args: &[&str]| {
@@ -478,7 +478,7 @@ async fn status_of(
 /// before the revoke, are never used).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_racing_slow_lookups_is_honoured_by_both_instances() {
-    let Some(url) = database_url("a_revoke_racing_slow_lookups") else {
+    let Some(url) = database_url(common::test_name!()) else {
         return;
     };
     let direct = PostgresKeyStore::connect(&url, kek()).await.unwrap();
@@ -549,7 +549,7 @@ async fn a_revoke_racing_slow_lookups_is_honoured_by_both_instances() {
 /// refused within the heartbeat bound once the database answers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_database_fails_lookups_fast_and_the_feed_catches_up() {
-    let Some(url) = database_url("a_silent_database") else {
+    let Some(url) = database_url(common::test_name!()) else {
         return;
     };
     let direct = PostgresKeyStore::connect(&url, kek()).await.unwrap();
@@ -605,7 +605,7 @@ async fn a_silent_database_fails_lookups_fast_and_the_feed_catches_up() {
 /// 503, and the spray reaches the database (almost) never.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spray_of_random_key_ids_never_starves_genuine_keys() {
-    let Some(url) = database_url("a_spray_of_random_key_ids") else {
+    let Some(url) = database_url(common::test_name!()) else {
         return;
     };
     let direct = PostgresKeyStore::connect(&url, kek()).await.unwrap();
@@ -683,7 +683,7 @@ async fn a_spray_of_random_key_ids_never_starves_genuine_keys() {
 /// key fail, none makes a bad key work or a revoked one work again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_changed_without_the_kek_never_verify() {
-    let Some(url) = database_url("rows_changed_without_the_kek") else {
+    let Some(url) = database_url(common::test_name!()) else {
         return;
     };
     let direct = PostgresKeyStore::connect(&url, kek()).await.unwrap();
@@ -843,7 +843,7 @@ async fn tls_to_postgresql_is_verified() {
     let Some(url) = common::service_env(
         "ARMOR_PSK_TLS_DATABASE_URL",
         "ARMOR_PSK_REQUIRE_POSTGRES",
-        "tls_to_postgresql_is_verified",
+        common::test_name!(),
         "Set it to a PostgreSQL with TLS, and ARMOR_PSK_TLS_CA to its certificate",
     ) else {
         return;
@@ -896,7 +896,7 @@ async fn tls_to_postgresql_is_verified() {
 /// refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_from_anyone_change_nothing_that_matters() {
-    let Some(url) = database_url("notifications_from_anyone") else {
+    let Some(url) = database_url(common::test_name!()) else {
         return;
     };
     let direct = PostgresKeyStore::connect(&url, kek()).await.unwrap();

@@ -11,53 +11,26 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, RedisReplayStore};
+use armor_psk::{ArmorPskLayer, ManualClock, RedisReplayStore};
 use common::cluster::OwnCluster;
-use common::{KEY_ID, NOW, SECRET, app, request_with_header, send, signed, signer};
+use common::{NOW, app, request_with_header, send, signed, signer};
 use http::StatusCode;
 
-/// The cluster's node URLs, or `None` after saying loudly that the test is
-/// skipped.
-fn cluster_urls(test: &str) -> Option<Vec<String>> {
-    let urls = common::service_env(
-        "ARMOR_PSK_REDIS_CLUSTER_URLS",
-        "ARMOR_PSK_REQUIRE_REDIS",
-        test,
-        "Set it to comma-separated node URLs",
-    )?;
-    Some(urls.split(',').map(str::to_owned).collect())
-}
-
-/// A prefix of this test's own, so that tests sharing one cluster never meet.
-fn prefix() -> String {
-    format!("armor-psk-test:{}:", uuid::Uuid::new_v4())
-}
+use common::redis::{cluster_urls, prefix};
 
 /// One instance's store: its own connection to the cluster.
 async fn store(urls: &[String], prefix: &str) -> RedisReplayStore {
-    let store = RedisReplayStore::connect_cluster(urls)
-        .await
-        .expect("connect to the test cluster")
-        .with_prefix(prefix);
-    // The tests sign in the past: this prefix's memory began an hour
-    // before NOW (a cluster just connected to refuses them).
-    store
-        .set_memory_since(NOW - 3600)
-        .await
-        .expect("write the epoch");
-    store
+    assert!(urls.len() > 1, "a cluster has several nodes");
+    common::redis::store(urls, prefix).await
 }
 
 fn layer_with(store: RedisReplayStore, unique_nonces: bool) -> ArmorPskLayer {
-    ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
-        .with_clock(ManualClock::new(NOW))
-        .with_replay_store(store)
-        .with_unique_nonces(unique_nonces)
+    common::layer_with(store).with_unique_nonces(unique_nonces)
 }
 
 #[tokio::test]
 async fn replays_and_re_cuts_are_refused_across_two_instances_in_both_modes() {
-    let Some(urls) = cluster_urls("replays_and_re_cuts_are_refused_across_two_instances") else {
+    let Some(urls) = cluster_urls(common::test_name!()) else {
         return;
     };
     for unique_nonces in [true, false] {
@@ -79,7 +52,7 @@ async fn replays_and_re_cuts_are_refused_across_two_instances_in_both_modes() {
 
 #[tokio::test]
 async fn a_nonce_reused_with_another_timestamp_is_refused() {
-    let Some(urls) = cluster_urls("a_nonce_reused_with_another_timestamp_is_refused") else {
+    let Some(urls) = cluster_urls(common::test_name!()) else {
         return;
     };
     let router = app(layer_with(store(&urls, &prefix()).await, true));
@@ -94,7 +67,7 @@ async fn a_nonce_reused_with_another_timestamp_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_200_concurrent_copies_over_two_instances_exactly_one_is_accepted() {
-    let Some(urls) = cluster_urls("of_200_concurrent_copies_over_two_instances") else {
+    let Some(urls) = cluster_urls(common::test_name!()) else {
         return;
     };
     for unique_nonces in [true, false] {
@@ -109,7 +82,7 @@ async fn of_200_concurrent_copies_over_two_instances_exactly_one_is_accepted() {
 
 #[tokio::test]
 async fn the_cluster_outlives_a_clock_stepped_back() {
-    let Some(urls) = cluster_urls("the_cluster_outlives_a_clock_stepped_back") else {
+    let Some(urls) = cluster_urls(common::test_name!()) else {
         return;
     };
     common::assert_a_clock_stepped_back_still_refuses_the_replay(store(&urls, &prefix()).await)
@@ -118,7 +91,7 @@ async fn the_cluster_outlives_a_clock_stepped_back() {
 
 #[tokio::test]
 async fn the_cluster_shared_by_clocks_apart_refuses_replays_while_valid() {
-    let Some(urls) = cluster_urls("the_cluster_shared_by_clocks_apart") else {
+    let Some(urls) = cluster_urls(common::test_name!()) else {
         return;
     };
     common::assert_clocks_apart_refuse_the_replay_while_it_is_valid(store(&urls, &prefix()).await)
@@ -130,7 +103,7 @@ async fn the_cluster_shared_by_clocks_apart_refuses_replays_while_valid() {
 /// twice, and once the node is back the same layer serves again.
 #[tokio::test]
 async fn a_node_down_is_a_503_for_its_keys_and_the_layer_recovers() {
-    let Some(_) = cluster_urls("a_node_down_is_a_503_for_its_keys") else {
+    let Some(_) = cluster_urls(common::test_name!()) else {
         return;
     };
     let mut cluster = OwnCluster::start("outage").expect("start a cluster of the test's own");

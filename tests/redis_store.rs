@@ -17,49 +17,22 @@ use armor_psk::{
     ArmorPskLayer, FailurePolicy, ManualClock, MemoryKeyStore, MemoryReplayStore, RedisReplayStore,
     ReplayKey, replay_ttl,
 };
-use common::redis::OwnRedis;
-use common::{KEY_ID, NOW, SECRET, app, request_with_header, send, signed, signer};
+use common::redis::{OwnRedis, prefix};
+use common::{KEY_ID, NOW, SECRET, app, layer_with, request_with_header, send, signed, signer};
 use http::StatusCode;
 
-/// The Redis URL, or `None` after saying loudly that the test is skipped.
+/// The shared test Redis's URL, or `None` when the test is skipped.
 fn redis_url(test: &str) -> Option<String> {
-    common::service_env(
-        "ARMOR_PSK_REDIS_URL",
-        "ARMOR_PSK_REQUIRE_REDIS",
-        test,
-        "Set it to redis://127.0.0.1:PORT/",
-    )
-}
-
-/// A prefix of this test's own, so that tests sharing one Redis never meet.
-fn prefix() -> String {
-    format!("armor-psk-test:{}:", uuid::Uuid::new_v4())
+    common::redis::url(test)
 }
 
 async fn store(url: &str, prefix: &str) -> RedisReplayStore {
-    let store = RedisReplayStore::connect(url)
-        .await
-        .expect("connect to the test Redis")
-        .with_prefix(prefix);
-    // The tests sign in the past: this prefix's memory began an hour
-    // before NOW (a real Redis just connected to refuses them).
-    store
-        .set_memory_since(NOW - 3600)
-        .await
-        .expect("write the epoch");
-    store
-}
-
-fn layer_with(store: impl armor_psk::ReplayStore) -> ArmorPskLayer {
-    ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
-        .with_clock(ManualClock::new(NOW))
-        .with_replay_store(store)
+    common::redis::store(&[url.to_owned()], prefix).await
 }
 
 #[tokio::test]
 async fn a_replay_to_another_instance_is_refused_when_they_share_redis() {
-    let Some(url) = redis_url("a_replay_to_another_instance_is_refused_when_they_share_redis")
-    else {
+    let Some(url) = redis_url(common::test_name!()) else {
         return;
     };
     let prefix = prefix();
@@ -88,9 +61,7 @@ async fn a_replay_to_another_instance_is_refused_when_they_share_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_200_concurrent_copies_over_two_instances_exactly_one_is_accepted() {
-    let Some(url) =
-        redis_url("of_200_concurrent_copies_over_two_instances_exactly_one_is_accepted")
-    else {
+    let Some(url) = redis_url(common::test_name!()) else {
         return;
     };
     let prefix = prefix();
@@ -103,8 +74,7 @@ async fn of_200_concurrent_copies_over_two_instances_exactly_one_is_accepted() {
 
 #[tokio::test]
 async fn an_entry_lives_in_redis_exactly_as_long_as_the_window_rule_says() {
-    let Some(url) = redis_url("an_entry_lives_in_redis_exactly_as_long_as_the_window_rule_says")
-    else {
+    let Some(url) = redis_url(common::test_name!()) else {
         return;
     };
     let prefix = prefix();
@@ -148,7 +118,7 @@ async fn an_entry_lives_in_redis_exactly_as_long_as_the_window_rule_says() {
 
 #[tokio::test]
 async fn redis_outlives_a_clock_stepped_back() {
-    let Some(url) = redis_url("redis_outlives_a_clock_stepped_back") else {
+    let Some(url) = redis_url(common::test_name!()) else {
         return;
     };
     common::assert_a_clock_stepped_back_still_refuses_the_replay(store(&url, &prefix()).await)
@@ -157,7 +127,7 @@ async fn redis_outlives_a_clock_stepped_back() {
 
 #[tokio::test]
 async fn redis_shared_by_clocks_apart_refuses_replays_while_valid() {
-    let Some(url) = redis_url("redis_shared_by_clocks_apart_refuses_replays_while_valid") else {
+    let Some(url) = redis_url(common::test_name!()) else {
         return;
     };
     common::assert_clocks_apart_refuse_the_replay_while_it_is_valid(store(&url, &prefix()).await)
@@ -166,8 +136,7 @@ async fn redis_shared_by_clocks_apart_refuses_replays_while_valid() {
 
 #[tokio::test]
 async fn with_one_entry_per_request_a_plain_set_nx_still_refuses_replays() {
-    let Some(url) = redis_url("with_one_entry_per_request_a_plain_set_nx_still_refuses_replays")
-    else {
+    let Some(url) = redis_url(common::test_name!()) else {
         return;
     };
     let prefix = prefix();
@@ -202,9 +171,7 @@ fn own_redis(test: &str) -> Option<OwnRedis> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_is_a_prompt_503_and_the_layer_recovers_by_itself() {
-    let Some(mut redis) =
-        own_redis("a_redis_outage_is_a_prompt_503_and_the_layer_recovers_by_itself")
-    else {
+    let Some(mut redis) = own_redis(common::test_name!()) else {
         return;
     };
     let store = store(&redis.url(), &prefix())
@@ -260,8 +227,7 @@ async fn a_redis_outage_is_a_prompt_503_and_the_layer_recovers_by_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_open_lets_requests_through_while_redis_is_down() {
-    let Some(mut redis) = own_redis("failing_open_lets_requests_through_while_redis_is_down")
-    else {
+    let Some(mut redis) = own_redis(common::test_name!()) else {
         return;
     };
     let store = store(&redis.url(), &prefix())
@@ -301,7 +267,7 @@ async fn connecting_to_nothing_is_an_error_that_hides_the_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_may_evict_is_refused_unless_allowed() {
     let Some(redis) = common::redis::own_redis(
-        "a_redis_that_may_evict_is_refused_unless_allowed",
+        common::test_name!(),
         &["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"],
     ) else {
         return;
@@ -350,7 +316,7 @@ async fn reserve_one(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_from_one_key_leaves_a_full_redis_serving_others_and_forgetting_nothing() {
     let Some(redis) = common::redis::own_redis(
-        "a_flood_from_one_key_leaves_a_full_redis_serving_others_and_forgetting_nothing",
+        common::test_name!(),
         &["--maxmemory", "16mb", "--maxmemory-policy", "noeviction"],
     ) else {
         return;
@@ -414,9 +380,7 @@ async fn a_flood_from_one_key_leaves_a_full_redis_serving_others_and_forgetting_
 /// reason, and a request signed after the restart is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_redis_restart_no_instance_accepts_a_request_signed_before() {
-    let Some(mut redis) =
-        own_redis("after_a_redis_restart_no_instance_accepts_a_request_signed_before")
-    else {
+    let Some(mut redis) = own_redis(common::test_name!()) else {
         return;
     };
     let prefix = prefix();
@@ -473,7 +437,7 @@ async fn after_a_redis_restart_no_instance_accepts_a_request_signed_before() {
 
 #[tokio::test]
 async fn a_nonce_reused_with_another_timestamp_is_refused() {
-    let Some(url) = redis_url("a_nonce_reused_with_another_timestamp_is_refused") else {
+    let Some(url) = redis_url(common::test_name!()) else {
         return;
     };
     let router = app(layer_with(store(&url, &prefix()).await));
@@ -491,7 +455,7 @@ async fn a_nonce_reused_with_another_timestamp_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_under_pressure_do_not_use_up_the_key_share() {
     let Some(redis) = common::redis::own_redis(
-        "replays_under_pressure_do_not_use_up_the_key_share",
+        common::test_name!(),
         // A Redis already half full of a neighbour's data: under pressure.
         &["--maxmemory", "8mb", "--maxmemory-policy", "noeviction"],
     ) else {
@@ -569,7 +533,7 @@ async fn a_redis_restored_from_a_snapshot_fences_what_it_lost() {
     std::fs::create_dir_all(&dir).unwrap();
     let dir_arg = dir.to_str().unwrap().to_owned();
     let Some(mut redis) = common::redis::own_redis(
-        "a_redis_restored_from_a_snapshot_fences_what_it_lost",
+        common::test_name!(),
         &["--dir", &dir_arg, "--dbfilename", "dump.rdb"],
     ) else {
         return;

@@ -139,3 +139,47 @@ async fn an_oversized_key_id_is_refused_with_a_short_log_line() {
     let longest = log.lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 1024, "a log line of {longest} bytes");
 }
+
+/// A key store that never answers.
+struct Silent;
+
+impl armor_psk::KeyStore for Silent {
+    fn get<'a>(
+        &'a self,
+        _key_id: &'a str,
+    ) -> armor_psk::BoxFuture<'a, Result<Option<armor_psk::Key>, armor_psk::KeyStoreError>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_request_dropped_while_its_key_is_looked_up_closes_its_span_with_the_key_id() {
+    let (captured, _guard) = Captured::install();
+    let router = Router::new()
+        .fallback(|| async { "ok" })
+        .layer(ArmorPskLayer::new(Silent).with_clock(ManualClock::new(NOW)));
+    let header = Signer::new("key-7", SECRET)
+        .unwrap()
+        .sign_at("GET", "/x", b"", "n-1", NOW)
+        .unwrap();
+    let request = Request::get("/x")
+        .header("authorization", header.as_str())
+        .body(Body::empty())
+        .unwrap();
+    // An outer timeout gives up on it, as a client that hangs up would.
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        router.oneshot(request),
+    )
+    .await;
+    assert!(outcome.is_err(), "a silent key store cannot answer");
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let closed: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("armor_psk.verify{") && line.contains(": close "))
+        .collect();
+    assert_eq!(closed.len(), 1, "{logs}");
+    assert!(closed[0].contains("key-7"), "{}", closed[0]);
+    assert!(!logs.contains(SECRET), "{logs}");
+}

@@ -20,8 +20,14 @@ use crate::protocol::signer::{SignError, Signer};
 
 /// The body a signed request carries on: the bytes that were signed, in
 /// one frame.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SignedBody(VerifiedBody);
+
+impl From<Bytes> for SignedBody {
+    fn from(bytes: Bytes) -> Self {
+        Self(VerifiedBody::from_bytes(bytes))
+    }
+}
 
 impl SignedBody {
     /// The bytes that were signed, without polling.
@@ -167,10 +173,7 @@ where
             let header = signing.header(parts.method.as_str(), parts.uri.path(), &body);
             parts.headers.insert(AUTHORIZATION, header);
             inner
-                .call(Request::from_parts(
-                    parts,
-                    SignedBody(VerifiedBody::from_bytes(body)),
-                ))
+                .call(Request::from_parts(parts, SignedBody::from(body)))
                 .await
                 .map_err(Into::into)
         })

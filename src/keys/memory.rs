@@ -46,7 +46,7 @@ impl MemoryKeyStore {
 
     /// Adds `key_id` with these secrets, or replaces them.
     pub fn insert_key(&self, key_id: impl Into<String>, key: Key) {
-        self.write().insert(key_id.into(), key);
+        self.keys.write().insert(key_id.into(), key);
     }
 
     /// Adds a secret (the next version) to `key_id`, valid from now, and
@@ -60,7 +60,7 @@ impl MemoryKeyStore {
         now: u64,
         overlap_seconds: u64,
     ) -> Option<u32> {
-        let mut keys = self.write();
+        let mut keys = self.keys.write();
         let key = keys.get_mut(key_id)?;
         let version = key.latest_version() + 1;
         let until = now.saturating_add(overlap_seconds);
@@ -86,38 +86,27 @@ impl MemoryKeyStore {
 
     /// Removes `key_id`; returns whether it was there.
     pub fn revoke(&self, key_id: &str) -> bool {
-        self.write().remove(key_id).is_some()
+        self.keys.write().remove(key_id).is_some()
     }
 
     /// Whether `key_id` is present.
     pub fn contains(&self, key_id: &str) -> bool {
-        self.read().contains_key(key_id)
+        self.keys.read().contains_key(key_id)
     }
 
     /// The secrets of `key_id`, if present.
     pub fn lookup(&self, key_id: &str) -> Option<Key> {
-        self.read().get(key_id).cloned()
+        self.keys.read().get(key_id).cloned()
     }
 
     /// How many keys are held.
     pub fn len(&self) -> usize {
-        self.read().len()
+        self.keys.read().len()
     }
 
     /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
-        self.read().is_empty()
-    }
-
-    // A panic while holding the lock cannot leave the map half-written
-    // (HashMap insert/remove are not observable mid-way), so poisoning is
-    // ignored rather than turned into a panic on every later request.
-    fn read(&self) -> parking_lot::RwLockReadGuard<'_, HashMap<String, Key>> {
-        self.keys.read()
-    }
-
-    fn write(&self) -> parking_lot::RwLockWriteGuard<'_, HashMap<String, Key>> {
-        self.keys.write()
+        self.keys.read().is_empty()
     }
 }
 

@@ -30,7 +30,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// assert!(body.is_end_stream());
 /// assert!(body.into_bytes().is_empty());
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct VerifiedBody {
     data: Option<Bytes>,
 }

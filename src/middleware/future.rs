@@ -106,11 +106,13 @@ where
                     }
                 }
                 StateProj::Calling { future, identity } => {
-                    let mut response = ready!(future.poll(cx))?;
-                    if let Some(identity) = identity.take() {
+                    let outcome = ready!(future.poll(cx));
+                    let identity = identity.take();
+                    this.state.set(State::Done);
+                    let mut response = outcome?;
+                    if let Some(identity) = identity {
                         response.extensions_mut().insert(identity);
                     }
-                    this.state.set(State::Done);
                     return Poll::Ready(Ok(response.map(ResponseBody::service)));
                 }
                 StateProj::Done => panic!("ResponseFuture polled after it completed"),

@@ -9,6 +9,7 @@ use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
+use tracing::Span;
 
 use super::body::{self, VerifiedBody};
 use super::config::Config;
@@ -101,13 +102,10 @@ where
         // Take the service that was driven to readiness; leave a clone.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let checks = Box::pin(authenticate(Arc::clone(&self.config), request));
-        ResponseFuture::new(
-            checks,
-            inner,
-            Arc::clone(&self.config),
-            Observation::start(),
-        )
+        let observation = Observation::start();
+        let span = observation.span().clone();
+        let checks = Box::pin(authenticate(Arc::clone(&self.config), request, span));
+        ResponseFuture::new(checks, inner, Arc::clone(&self.config), observation)
     }
 }
 
@@ -119,13 +117,14 @@ where
 async fn authenticate<B>(
     config: Arc<Config>,
     request: Request<B>,
+    span: Span,
 ) -> Result<(Request<VerifiedBody>, Identity), Rejection>
 where
     B: Body,
     B::Error: Into<BoxError>,
 {
     let (parts, body) = request.into_parts();
-    let (path, credentials, key) = match before_body(&config, &parts).await {
+    let (path, credentials, key) = match before_body(&config, &parts, &span).await {
         Ok(checked) => checked,
         Err(rejection) => {
             config.drain.discard(&parts.headers, body).await;
@@ -201,10 +200,14 @@ where
 async fn before_body<'a>(
     config: &Config,
     parts: &'a Parts,
+    span: &Span,
 ) -> Result<(Cow<'a, str>, Credentials, Option<Key>), Rejection> {
     let path = signed_path((config.request_target)(parts), &config.options)?;
     let credentials = Credentials::from_headers(&parts.headers)?;
     let ids = credentials.ids();
+    // On the span as soon as it is known: the store's warnings and a
+    // request dropped half-way carry it too.
+    span.record("key_id", ids.key_id());
     config
         .options
         .check_nonce(credentials.nonce())

@@ -29,7 +29,8 @@ pub(crate) struct Observation {
 
 impl Observation {
     /// Opens the span `armor_psk.verify` with empty `key_id` and `outcome`
-    /// fields, both recorded by [`finish`](Self::finish) from the outcome.
+    /// fields: the service records the key id on the span it is handed as
+    /// soon as the header parsed, [`finish`](Self::finish) the outcome.
     /// Neither the secret nor the signature is ever a field.
     pub(crate) fn start() -> Self {
         Self {
@@ -55,9 +56,6 @@ impl Observation {
             Ok(identity) => ("accepted", Some(identity.key_id())),
             Err(rejection) => (rejection.code(), rejection.key_id()),
         };
-        if let Some(key_id) = key_id {
-            self.span.record("key_id", key_id);
-        }
         self.span.record("outcome", code);
         if let Err(rejection) = outcome {
             log_rejection(rejection);

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod process;
 pub mod redis;
+pub mod web;
 
 use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Rejection, ReplayStore, Signer};
 use axum::Router;
@@ -14,6 +15,33 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+
+/// The name of the test function it is written in (inside an `async fn`
+/// too), for the messages of a skipped or failed test.
+#[allow(unused_macros)]
+macro_rules! test_name {
+    () => {{
+        fn here() {}
+        $crate::common::test_name_of(std::any::type_name_of_val(&here))
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use test_name;
+
+/// `crate::test::{{closure}}::here` → `test`.
+pub fn test_name_of(path: &'static str) -> &'static str {
+    path.trim_end_matches("::here")
+        .rsplit("::")
+        .find(|part| *part != "{{closure}}")
+        .unwrap_or(path)
+}
+
+/// A layer over `store` with the test key and a clock at `NOW`.
+pub fn layer_with(store: impl ReplayStore) -> ArmorPskLayer {
+    ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
+        .with_clock(ManualClock::new(NOW))
+        .with_replay_store(store)
+}
 
 pub const KEY_ID: &str = "20a37099-4a0b-432f-bf46-5fa690a0405c";
 pub const SECRET: &str = "secret";

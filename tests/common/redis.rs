@@ -89,3 +89,48 @@ pub fn own_redis(test: &str, args: &[&str]) -> Option<OwnRedis> {
     }
     redis
 }
+
+/// The shared test Redis's URL, or `None` after saying loudly that `test`
+/// is skipped (a failure with `ARMOR_PSK_REQUIRE_REDIS=1`, as in CI).
+pub fn url(test: &str) -> Option<String> {
+    super::service_env(
+        "ARMOR_PSK_REDIS_URL",
+        "ARMOR_PSK_REQUIRE_REDIS",
+        test,
+        "Set it to redis://127.0.0.1:PORT/",
+    )
+}
+
+/// The test cluster's node URLs, or `None` after saying loudly that `test`
+/// is skipped.
+pub fn cluster_urls(test: &str) -> Option<Vec<String>> {
+    let urls = super::service_env(
+        "ARMOR_PSK_REDIS_CLUSTER_URLS",
+        "ARMOR_PSK_REQUIRE_REDIS",
+        test,
+        "Set it to comma-separated node URLs",
+    )?;
+    Some(urls.split(',').map(str::to_owned).collect())
+}
+
+/// A prefix of the test's own, so that tests sharing one Redis never meet.
+pub fn prefix() -> String {
+    format!("armor-psk-test:{}:", uuid::Uuid::new_v4())
+}
+
+/// A store on the Redis at `url` (or, given several URLs, the cluster)
+/// under `prefix`, whose memory began an hour before `NOW`: the tests sign
+/// in the past, which a Redis just connected to would refuse.
+pub async fn store(urls: &[String], prefix: &str) -> armor_psk::RedisReplayStore {
+    let store = match urls {
+        [url] => armor_psk::RedisReplayStore::connect(url).await,
+        urls => armor_psk::RedisReplayStore::connect_cluster(urls).await,
+    }
+    .expect("connect to the test Redis")
+    .with_prefix(prefix);
+    store
+        .set_memory_since(super::NOW - 3600)
+        .await
+        .expect("write the epoch");
+    store
+}
