@@ -29,8 +29,9 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
+use super::control::Control;
 use super::journal::{JournalEntry, Outcome};
-use super::{ApiKey, Control, add_key};
+use super::key::{ApiKey, add_key};
 
 /// The admin routes, to merge beside the API (outside its
 /// authentication), behind the loopback-host and token guard.

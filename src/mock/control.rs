@@ -1,0 +1,211 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::SystemTime;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::api::{ACCOUNT_CONTEXT, Directory, ErrorCode};
+use super::journal::{Journal, JournalEntry, Outcome};
+use super::openapi;
+use crate::keys::MemoryKeyStore;
+use crate::protocol::clock::{Clock, SystemClock};
+use crate::protocol::identity::Identity;
+use crate::protocol::rejection::Rejection;
+
+pub(crate) type RequestHook = Arc<dyn Fn(&JournalEntry) + Send + Sync>;
+
+/// The system clock moved by an offset the test sets.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ShiftedClock(pub(crate) Arc<AtomicI64>);
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> u64 {
+        SystemClock
+            .now()
+            .saturating_add_signed(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Copies the verified identity into the response, for the journal.
+pub(crate) async fn identity_to_response(request: Request, next: Next) -> Response {
+    let identity = request.extensions().get::<Identity>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(identity) = identity {
+        response.extensions_mut().insert(identity);
+    }
+    response
+}
+
+/// What the admin API and the journal share with the server.
+/// (`journal_body_limit`: how many bytes of each body the journal keeps.)
+#[derive(Clone)]
+pub(crate) struct Control {
+    pub(crate) store: MemoryKeyStore,
+    pub(crate) directory: Directory,
+    pub(crate) clock: ShiftedClock,
+    pub(crate) journal: Journal,
+    pub(crate) default_user: i64,
+    /// (key id, nonce) of accepted requests, to notice a reused nonce.
+    pub(crate) nonces: Arc<parking_lot::Mutex<SeenNonces>>,
+    /// How many bytes of each body the journal keeps.
+    pub(crate) journal_body_limit: usize,
+}
+
+/// The most recent accepted (key id, nonce) pairs, bounded.
+#[derive(Default)]
+pub(crate) struct SeenNonces {
+    set: std::collections::HashSet<(String, String)>,
+    order: std::collections::VecDeque<(String, String)>,
+}
+
+impl SeenNonces {
+    const LIMIT: usize = 100_000;
+
+    fn contains(&self, key_id: &str, nonce: &str) -> bool {
+        self.set.contains(&(key_id.to_owned(), nonce.to_owned()))
+    }
+
+    fn insert(&mut self, key_id: &str, nonce: &str) {
+        let pair = (key_id.to_owned(), nonce.to_owned());
+        if self.set.insert(pair.clone()) {
+            self.order.push_back(pair);
+            if self.order.len() > Self::LIMIT
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.set.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// How far the client's clock may be from the mock's before it is named.
+const CLOCK_SKEW_ISSUE: u64 = 60;
+
+/// The client bugs a request shows, served or not.
+fn client_issues(
+    control: &Control,
+    parts: &http::request::Parts,
+    credentials: &crate::protocol::header::Credentials,
+    outcome: &Outcome,
+    body: &[u8],
+) -> Vec<&'static str> {
+    let mut issues = Vec::new();
+    let (key_id, nonce) = (credentials.key_id(), credentials.nonce());
+    let mut seen = control.nonces.lock();
+    if seen.contains(key_id, nonce) {
+        issues.push("nonce_reused");
+    }
+    if *outcome == Outcome::Accepted {
+        seen.insert(key_id, nonce);
+    }
+    drop(seen);
+    if credentials.timestamp().abs_diff(control.clock.now()) > CLOCK_SKEW_ISSUE {
+        issues.push("clock_skew");
+    }
+    // What made a signature fail: the common client mistakes, each
+    // re-signed with the request's body under the key's secrets.
+    let refused_signature = *outcome == Outcome::Rejected("invalid_signature");
+    if let (true, Some(key)) = (refused_signature, control.store.lookup(key_id)) {
+        let refused = crate::protocol::diagnose::RefusedRequest {
+            key_id,
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            body,
+            nonce,
+            timestamp: credentials.timestamp(),
+            signature: credentials.signature(),
+        };
+        // The mock's own diagnosis, not the check: any secret will do.
+        let secrets = key.secrets().iter().map(|secret| secret.secret());
+        issues.extend(
+            refused
+                .mistakes(secrets)
+                .into_iter()
+                .map(|mistake| mistake.code()),
+        );
+    }
+    issues
+}
+
+/// Writes one journal entry per request.
+pub(crate) async fn record(
+    control: Control,
+    hook: Option<RequestHook>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let time = SystemTime::now();
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let credentials = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| crate::protocol::header::Credentials::parse(value.as_bytes()).ok());
+    let (parts, body) = request.into_parts();
+    let request_parts = parts.clone();
+    // The body is kept for the diagnosis and the journal: read whole, up
+    // to the layer's limit (past it the layer answers 413 anyway).
+    let body =
+        match axum::body::to_bytes(body, crate::middleware::body::DEFAULT_BODY_LIMIT + 1).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                let rejection = Rejection::new(
+                    crate::protocol::rejection::RejectionKind::BodyTooLarge,
+                    "the body is larger than the limit",
+                );
+                return rejection.into_response();
+            }
+        };
+    let request = Request::from_parts(parts, axum::body::Body::from(body.clone()));
+    let account_context = request
+        .headers()
+        .get(ACCOUNT_CONTEXT)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let response = next.run(request).await;
+    let extensions = response.extensions();
+    let rejection = extensions.get::<Rejection>();
+    let journal = &control.journal;
+    let (outcome, key_id) = match (extensions.get::<Identity>(), rejection) {
+        (Some(identity), _) => (Outcome::Accepted, Some(identity.key_id().to_owned())),
+        (None, Some(rejection)) => (
+            Outcome::Rejected(rejection.code()),
+            rejection.key_id().map(str::to_owned),
+        ),
+        (None, None) => (Outcome::Rejected("internal_error"), None),
+    };
+    let client_issues = credentials
+        .as_ref()
+        .map(|credentials| client_issues(&control, &request_parts, credentials, &outcome, &body))
+        .unwrap_or_default();
+    let kept = &body[..body.len().min(control.journal_body_limit)];
+    let entry = JournalEntry {
+        time,
+        method,
+        path,
+        query,
+        nonce: credentials
+            .as_ref()
+            .map(|credentials| credentials.nonce().to_owned()),
+        key_id,
+        account_context,
+        status: response.status().as_u16(),
+        outcome,
+        error_code: extensions.get::<ErrorCode>().map(|code| code.0.to_owned()),
+        client_issues,
+        request_errors: extensions
+            .get::<openapi::RequestProblems>()
+            .map(|problems| problems.0.clone())
+            .unwrap_or_default(),
+        body: (!body.is_empty()).then(|| axum::body::Bytes::copy_from_slice(kept)),
+        body_len: body.len(),
+    };
+    if let Some(hook) = &hook {
+        hook(&entry);
+    }
+    journal.push(entry);
+    response
+}

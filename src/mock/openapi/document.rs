@@ -1,0 +1,133 @@
+use serde_json::Value;
+
+use super::model::Answer;
+use super::schema::{Doc, RefProblem};
+
+/// The path of a server URL (`https://host/containers` → `/containers`).
+pub(super) fn server_path(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| {
+        rest.find('/').map_or("", |slash| &rest[slash..])
+    });
+    rest.trim_end_matches('/').to_owned()
+}
+
+/// The JSON media type of a `content` map (or the first one).
+pub(super) fn json_media(holder: &Value) -> Option<&Value> {
+    let content = holder.get("content")?.as_object()?;
+    content
+        .iter()
+        .find(|(media, _)| media.contains("json"))
+        .or_else(|| content.iter().next())
+        .map(|(_, media)| media)
+}
+
+pub(super) fn answers(
+    doc: &Doc<'_>,
+    operation: &Value,
+    version: u8,
+    path: &str,
+    warnings: &mut Vec<(String, String)>,
+) -> Vec<Answer> {
+    let Some(responses) = operation.get("responses").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let mut answers = Vec::new();
+    for (code, response) in responses {
+        let status = match code.parse::<u16>() {
+            Ok(status) => status,
+            Err(_) if code == "default" => continue,
+            Err(_) => continue,
+        };
+        let response = doc.deref(response);
+        let (mut examples, schema) = if version == 3 {
+            let media = json_media(response);
+            let mut examples = Vec::new();
+            if let Some(example) = media.and_then(|media| media.get("example")) {
+                examples.push(("default".to_owned(), example.clone()));
+            }
+            if let Some(named) = media
+                .and_then(|media| media.get("examples"))
+                .and_then(Value::as_object)
+            {
+                for (name, example) in named {
+                    let example = doc.deref(example);
+                    if let Some(value) = example.get("value") {
+                        examples.push((name.clone(), value.clone()));
+                    }
+                }
+            }
+            (
+                examples,
+                media.and_then(|media| media.get("schema")).cloned(),
+            )
+        } else {
+            let mut examples = Vec::new();
+            if let Some(named) = response.get("examples").and_then(Value::as_object) {
+                for (media, example) in named {
+                    if media.contains("json") {
+                        examples.push(("default".to_owned(), example.clone()));
+                    }
+                }
+            }
+            (examples, response.get("schema").cloned())
+        };
+        if let Some(schema) = &schema {
+            for (name, example) in &examples {
+                if !doc.validate(schema, example).is_empty() {
+                    warnings.push((
+                        "examples contradict their schema (the example is served)".to_owned(),
+                        format!("{path} {status} example {name:?}"),
+                    ));
+                }
+            }
+        }
+        examples.dedup_by(|a, b| a.0 == b.0);
+        answers.push(Answer {
+            status,
+            examples,
+            schema,
+        });
+    }
+    answers.sort_by_key(|answer| answer.status);
+    answers
+}
+
+/// Every `$ref` in the document that does not resolve, as a warning.
+pub(super) fn check_refs(
+    value: &Value,
+    at: &str,
+    doc: &Doc<'_>,
+    warnings: &mut Vec<(String, String)>,
+) {
+    match value {
+        Value::Object(fields) => {
+            if let Some(reference) = fields.get("$ref").and_then(Value::as_str) {
+                match doc.resolve(reference) {
+                    Ok(_) => {}
+                    Err(RefProblem::Empty) => warnings.push((
+                        "empty $ref (treated as any value)".to_owned(),
+                        at.to_owned(),
+                    )),
+                    Err(RefProblem::Missing(name)) => warnings.push((
+                        "$ref to a definition that does not exist (treated as any value)"
+                            .to_owned(),
+                        name,
+                    )),
+                    Err(RefProblem::External(name)) => warnings.push((
+                        "$ref to another document (not followed; treated as any value)".to_owned(),
+                        name,
+                    )),
+                }
+            }
+            for (name, field) in fields {
+                check_refs(field, &format!("{at}/{name}"), doc, warnings);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_refs(item, &format!("{at}/{i}"), doc, warnings);
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,201 @@
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::Request;
+use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use serde_json::{Value, json};
+
+use super::check::check_request;
+use super::model::{Operation, Operations, Segment};
+use super::schema::Doc;
+
+impl Operations {
+    /// Answers `request` if an operation matches it: its response, a 400
+    /// `request_invalid`, or a 405 for a known path and another method.
+    /// `None` when no document has the path.
+    pub(crate) fn answer(
+        &self,
+        parts: &axum::http::request::Parts,
+        body: &Bytes,
+    ) -> Option<Response> {
+        let path = parts.uri.path();
+        let matching: Vec<&Operation> = self
+            .operations
+            .iter()
+            .filter(|operation| matches(&operation.segments, path))
+            .collect();
+        if matching.is_empty() {
+            return None;
+        }
+        let method = parts.method.as_str();
+        let Some(operation) = matching
+            .iter()
+            .filter(|operation| operation.method == method)
+            .max_by_key(|operation| literal_count(&operation.segments))
+        else {
+            let mut allowed: Vec<&str> = matching.iter().map(|op| op.method.as_str()).collect();
+            allowed.sort_unstable();
+            allowed.dedup();
+            let allow = allowed.join(", ");
+            return Some(
+                (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    [(ALLOW, HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("GET")))],
+                    Json(json!({
+                        "error": "method_not_allowed",
+                        "Message": format!("{method} is not documented for {path}; documented: {allow}"),
+                    })),
+                )
+                    .into_response(),
+            );
+        };
+        let doc = Doc {
+            root: &self.documents[operation.document],
+        };
+        let problems = check_request(&doc, operation, parts, body);
+        if !problems.is_empty() {
+            let mut response = (
+                StatusCode::BAD_REQUEST,
+                Json(json!({
+                    "error": "request_invalid",
+                    "Message": format!("the request does not follow {} {} as {} documents it", operation.method, operation.path, operation.source),
+                    "errors": problems,
+                })),
+            )
+                .into_response();
+            let summary: Vec<String> = problems
+                .iter()
+                .map(|problem| {
+                    let at = problem
+                        .get("name")
+                        .or_else(|| problem.get("pointer"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    format!(
+                        "{} {at}: {}",
+                        problem["in"].as_str().unwrap_or_default(),
+                        problem["message"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect();
+            response.extensions_mut().insert(RequestProblems(summary));
+            return Some(response);
+        }
+        Some(respond(&doc, operation, &parts.headers))
+    }
+}
+
+/// What was wrong with a request the mock refused as `request_invalid`,
+/// for the journal.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestProblems(pub(crate) Vec<String>);
+
+fn literal_count(segments: &[Segment]) -> usize {
+    segments
+        .iter()
+        .filter(|segment| matches!(segment, Segment::Literal(_)))
+        .count()
+}
+
+fn matches(template: &[Segment], path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
+    parts.len() == template.len()
+        && template
+            .iter()
+            .zip(&parts)
+            .all(|(segment, part)| match segment {
+                Segment::Literal(literal) => literal == part,
+                Segment::Param(_) => !part.is_empty(),
+            })
+}
+
+/// The operation's response: the one `Prefer` asks for, else the first
+/// 2xx; its example, else a value generated from its schema.
+fn respond(doc: &Doc<'_>, operation: &Operation, headers: &HeaderMap) -> Response {
+    let prefer = headers
+        .get("prefer")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let wanted_code = prefer_value(prefer, "code").and_then(|code| code.parse::<u16>().ok());
+    let wanted_example = prefer_value(prefer, "example");
+    let chosen = match (wanted_code, &wanted_example) {
+        (Some(code), _) => operation
+            .answers
+            .iter()
+            .find(|answer| answer.status == code),
+        (None, Some(name)) => operation
+            .answers
+            .iter()
+            .find(|answer| answer.examples.iter().any(|(example, _)| example == name)),
+        (None, None) => operation
+            .answers
+            .iter()
+            .find(|answer| (200..300).contains(&answer.status)),
+    };
+    let Some(answer) = chosen else {
+        if let Some(code) = wanted_code {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({
+                    "error": "no_such_response",
+                    "Message": format!("{} {} documents no {code} response", operation.method, operation.path),
+                })),
+            )
+                .into_response();
+        }
+        if let Some(name) = wanted_example {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({
+                    "error": "no_such_example",
+                    "Message": format!("{} {} documents no example {name:?}", operation.method, operation.path),
+                })),
+            )
+                .into_response();
+        }
+        return StatusCode::OK.into_response();
+    };
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let body = match &wanted_example {
+        Some(name) => answer
+            .examples
+            .iter()
+            .find(|(example, _)| example == name)
+            .map(|(_, value)| value.clone()),
+        None => answer.examples.first().map(|(_, value)| value.clone()),
+    }
+    .or_else(|| answer.schema.as_ref().map(|schema| doc.generate(schema)));
+    match body {
+        Some(body) if status != StatusCode::NO_CONTENT => {
+            (status, [(CONTENT_TYPE, "application/json")], Json(body)).into_response()
+        }
+        _ => status.into_response(),
+    }
+}
+
+/// `code=404` in `Prefer: code=404, example=missing`.
+fn prefer_value(prefer: &str, name: &str) -> Option<String> {
+    prefer
+        .split([',', ';'])
+        .filter_map(|part| part.trim().split_once('='))
+        .find(|(key, _)| key.trim().eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.trim().trim_matches('"').to_owned())
+}
+
+/// The request, read whole (it was verified and limited by the layer
+/// already), and the operation's answer if a document has its path.
+pub(crate) async fn serve(
+    operations: Arc<Operations>,
+    request: Request,
+) -> Result<Response, Request> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    match operations.answer(&parts, &bytes) {
+        Some(response) => Ok(response),
+        None => Err(Request::from_parts(parts, axum::body::Body::from(bytes))),
+    }
+}

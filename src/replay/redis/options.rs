@@ -1,0 +1,194 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+
+use super::connection::Connection;
+use super::error::{FailurePolicy, RedisStoreError};
+use super::store::RedisReplayStore;
+use super::watch::{Pressure, watch};
+
+/// Bytes Redis spends on one entry (key, value, expiry, overhead), about
+/// (290 measured on Redis 7.0 with a 52-byte prefix): used to turn
+/// `maxmemory` into a per-key share.
+const ENTRY_BYTES: u64 = 300;
+
+/// How to connect: [`RedisReplayStore::options`].
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub struct RedisStoreOptions {
+    allow_eviction: bool,
+    per_key_limit: Option<u64>,
+}
+
+impl RedisStoreOptions {
+    /// Accept a Redis whose `maxmemory-policy` may evict keys.
+    ///
+    /// # Security
+    /// Under any policy but `noeviction` Redis drops entries when it is
+    /// full (`volatile-*` and `allkeys-*` alike: every entry has a TTL), and
+    /// each dropped entry is a captured request that can be replayed. One
+    /// key holder sending many requests can fill Redis on purpose and
+    /// evict other clients' entries.
+    #[must_use]
+    pub fn allow_eviction(mut self, allow: bool) -> Self {
+        self.allow_eviction = allow;
+        self
+    }
+
+    /// The most entries one key may hold while Redis is half full (default:
+    /// an eighth of what `maxmemory` holds, at about 300 bytes an entry).
+    #[must_use]
+    pub fn per_key_limit(mut self, limit: u64) -> Self {
+        self.per_key_limit = Some(limit);
+        self
+    }
+
+    /// Connects to one Redis; see [`RedisReplayStore::connect`].
+    ///
+    /// # Errors
+    /// See [`RedisReplayStore::connect`].
+    pub async fn connect(self, url: &str) -> Result<RedisReplayStore, RedisStoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|source| RedisStoreError::new("invalid Redis URL", source))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(RedisReplayStore::DEFAULT_TIMEOUT * 10))
+            .set_response_timeout(Some(RedisReplayStore::DEFAULT_TIMEOUT * 10))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|source| RedisStoreError::new("cannot connect", source))?;
+        self.finish(Connection::Single(connection)).await
+    }
+
+    /// Connects to a Redis Cluster; see [`RedisReplayStore::connect_cluster`].
+    ///
+    /// # Errors
+    /// See [`RedisReplayStore::connect_cluster`].
+    pub async fn connect_cluster<U: AsRef<str>>(
+        self,
+        urls: &[U],
+    ) -> Result<RedisReplayStore, RedisStoreError> {
+        let urls: Vec<&str> = urls.iter().map(AsRef::as_ref).collect();
+        let client = ClusterClient::builder(urls)
+            .connection_timeout(RedisReplayStore::DEFAULT_TIMEOUT * 10)
+            .response_timeout(RedisReplayStore::DEFAULT_TIMEOUT * 10)
+            .retries(2)
+            .build()
+            .map_err(|source| RedisStoreError::new("invalid Redis Cluster URLs", source))?;
+        let connection = client
+            .get_async_connection()
+            .await
+            .map_err(|source| RedisStoreError::new("cannot connect to the cluster", source))?;
+        self.finish(Connection::Cluster(connection)).await
+    }
+
+    async fn finish(self, connection: Connection) -> Result<RedisReplayStore, RedisStoreError> {
+        let policies = connection
+            .config_get("maxmemory-policy")
+            .await
+            .map_err(|source| {
+                RedisStoreError::new(
+                    "cannot read maxmemory-policy (CONFIG GET); if CONFIG is disabled, \
+                     make sure the policy is noeviction and allow eviction explicitly",
+                    source,
+                )
+            })?;
+        if policies.is_empty() && !self.allow_eviction {
+            return Err(RedisStoreError {
+                context: "CONFIG GET maxmemory-policy answered nothing; make sure the policy is \
+                          noeviction and allow eviction explicitly"
+                    .into(),
+                source: None,
+            });
+        }
+        let evicting: Vec<&String> = policies
+            .iter()
+            .filter(|policy| policy.as_str() != "noeviction")
+            .collect();
+        if let Some(policy) = evicting.first() {
+            if self.allow_eviction {
+                tracing::error!(
+                    policy = policy.as_str(),
+                    "ARMOR-PSK Redis replay store: Redis may evict entries; an evicted entry is a \
+                     replay accepted"
+                );
+            } else {
+                return Err(RedisStoreError {
+                    context: format!(
+                        "maxmemory-policy is {policy}: Redis may evict entries, and an evicted \
+                         entry is a replay accepted; set it to noeviction \
+                         (CONFIG SET maxmemory-policy noeviction)"
+                    ),
+                    source: None,
+                });
+            }
+        }
+        let (_, maxmemory) = connection
+            .memory()
+            .await
+            .map_err(|source| RedisStoreError::new("cannot read INFO memory", source))?;
+        let per_key = self
+            .per_key_limit
+            .unwrap_or(maxmemory / ENTRY_BYTES / 8)
+            .max(2);
+        let prefix: Arc<[u8]> = Arc::from(RedisReplayStore::DEFAULT_PREFIX.as_bytes());
+        let pressure = Arc::new(Pressure {
+            under: AtomicBool::new(false),
+            per_key,
+            prefix: parking_lot::Mutex::new(Arc::clone(&prefix)),
+            latest: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+        });
+        let run_ids = connection.run_ids().await.unwrap_or_default();
+        watch(connection.clone(), Arc::downgrade(&pressure), run_ids);
+        Ok(RedisReplayStore {
+            connection,
+            prefix,
+            timeout: RedisReplayStore::DEFAULT_TIMEOUT,
+            policy: FailurePolicy::Closed,
+            pressure,
+        })
+    }
+}
+
+impl RedisReplayStore {
+    /// The default key prefix.
+    pub const DEFAULT_PREFIX: &'static str = "armor-psk:";
+    /// The default time a reservation may take.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+
+    /// Connection options: eviction allowed or not, the per-key share.
+    pub fn options() -> RedisStoreOptions {
+        RedisStoreOptions::default()
+    }
+
+    /// Connects to `url` (`redis://host:port/db`, `rediss://` for TLS if
+    /// the `redis` crate was built with it), with the default prefix,
+    /// timeout and policy, and checks that Redis will not evict entries.
+    /// Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// The URL is not a Redis URL, Redis cannot be reached now (later
+    /// outages are handled by the failure policy instead), or its
+    /// `maxmemory-policy` is not `noeviction` (see
+    /// [`RedisStoreOptions::allow_eviction`]).
+    pub async fn connect(url: &str) -> Result<Self, RedisStoreError> {
+        Self::options().connect(url).await
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes (`redis://`
+    /// URLs); the cluster's map of slots is learned from them and kept up to
+    /// date. Every primary must have `maxmemory-policy noeviction`. Must be
+    /// called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// A URL is not a Redis URL, no node can be reached now, or a node may
+    /// evict.
+    pub async fn connect_cluster<U: AsRef<str>>(urls: &[U]) -> Result<Self, RedisStoreError> {
+        Self::options().connect_cluster(urls).await
+    }
+}

@@ -1,0 +1,180 @@
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::connection::Connection;
+use super::error::{FailurePolicy, RedisStoreError};
+use super::groups::{group_name, group_of};
+use super::watch::{Pressure, write_epochs};
+use crate::boxed::BoxFuture;
+use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreError, Reservation};
+
+/// A [`ReplayStore`] on Redis or Redis Cluster: every server instance
+/// that uses the same Redis and prefix refuses a request any of them
+/// accepted.
+///
+/// Each entry is its own key: the prefix, a hash tag `{g..}` naming one of
+/// 64 groups (from the entry's bytes), then the entry's bytes
+/// ([`ReplayKey::as_bytes`]); it is set with `SET key value NX PX ttl`
+/// until the request's [`expires_at`](ReplayRequest::expires_at), in one
+/// pipeline with its group's epoch (one hash slot). A request's entries are
+/// sent at once: a reservation costs one round trip, on a cluster too.
+///
+/// With unique nonces (two entries, signature first) the nonce key holds
+/// the first 16 bytes of the request's signature and is set with `NX GET`
+/// (Redis 7.0 or later): a request is reserved when its signature key was
+/// new and its nonce key was new or held by a copy of the same request.
+///
+/// # Restarts and data loss
+///
+/// Each group has an epoch key (no expiry) holding the time its memory
+/// began; every reservation sets it if absent (`SET NX GET`) in the same
+/// pipeline. When Redis restarts without persistence, or a cluster node
+/// loses its data, the epoch goes with the entries: the next request
+/// writes a new one, and requests signed before it are refused with 401
+/// `issued_before_restart`, by every instance (they read the epoch from
+/// Redis). A failover to a replica that had not received the latest
+/// writes keeps the epoch and loses those writes: see SECURITY.md.
+///
+/// # Eviction, memory and shares
+///
+/// [`connect`](Self::connect) refuses a Redis whose `maxmemory-policy` is
+/// not `noeviction` (an evicted entry is a replay accepted), unless
+/// [`RedisStoreOptions::allow_eviction`](crate::RedisStoreOptions::allow_eviction). Under `noeviction` a full Redis
+/// answers `OOM`: the request gets 503 `replay_store_full` and nothing held
+/// is lost. While Redis is at least half full (`used_memory` against
+/// `maxmemory`, read four times a second) a key is held to its share: each key
+/// counts its entries (`INCRBY`/`PEXPIRE`, beside the reservation), and one
+/// that holds more than an eighth of what `maxmemory` can hold gets 429
+/// `key_quota_exceeded`, so one key's flood cannot fill Redis.
+///
+/// The connection reconnects by itself; each reservation has a timeout
+/// (100 ms by default) and, past it or on any Redis error, the
+/// [`FailurePolicy`] decides: closed (503) by default.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), armor_psk::RedisStoreError> {
+/// use std::time::Duration;
+/// use armor_psk::{ArmorPskLayer, MemoryKeyStore, RedisReplayStore};
+///
+/// let store = RedisReplayStore::connect("redis://127.0.0.1:6379/")
+///     .await?
+///     .with_prefix("my-service:armor-psk:")
+///     .with_timeout(Duration::from_millis(50));
+/// let layer = ArmorPskLayer::new(MemoryKeyStore::new()).with_replay_store(store);
+///
+/// // Or a Redis Cluster, from any of its nodes:
+/// let cluster = RedisReplayStore::connect_cluster(&["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/"]).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub struct RedisReplayStore {
+    pub(super) connection: Connection,
+    pub(super) prefix: Arc<[u8]>,
+    pub(super) timeout: Duration,
+    pub(super) policy: FailurePolicy,
+    pub(super) pressure: Arc<Pressure>,
+}
+
+impl RedisReplayStore {
+    /// The prefix of every key (default `armor-psk:`): give each service
+    /// its own when they share a Redis.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl AsRef<[u8]>) -> Self {
+        self.prefix = Arc::from(prefix.as_ref());
+        *self.pressure.prefix.lock() = Arc::clone(&self.prefix);
+        self
+    }
+
+    /// The longest a reservation may take, round trip included (default
+    /// 100 ms); past it the failure policy applies.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// What to do when Redis fails or is too slow (default
+    /// [`FailurePolicy::Closed`]). Setting [`FailurePolicy::Open`] logs an
+    /// error once, here, so that the choice shows in the logs at start.
+    ///
+    /// # Security
+    /// [`FailurePolicy::Open`] turns replay protection off for as long as
+    /// Redis is unreachable; see its docs.
+    #[must_use]
+    pub fn with_failure_policy(mut self, policy: FailurePolicy) -> Self {
+        if policy == FailurePolicy::Open {
+            tracing::error!(
+                "ARMOR-PSK Redis replay store set to fail open: while Redis is unreachable, \
+                 captured requests can be replayed"
+            );
+        }
+        self.policy = policy;
+        self
+    }
+
+    /// How many Redis restarts (a node's new `run_id`) this store has seen
+    /// and fenced.
+    pub fn restarts_seen(&self) -> u64 {
+        self.pressure.restarts.load(Ordering::SeqCst)
+    }
+
+    /// Whether the store holds keys to their share now (Redis at least
+    /// half full, as last read).
+    pub fn under_pressure(&self) -> bool {
+        self.pressure.under.load(Ordering::Relaxed)
+    }
+
+    /// Writes every group's epoch: this store's memory holds everything
+    /// since `began` (Unix seconds). For tests that sign in the past, and
+    /// for a Redis restored from a snapshot taken at `began`.
+    ///
+    /// # Errors
+    /// Redis failed.
+    #[doc(hidden)]
+    pub async fn set_memory_since(&self, began: u64) -> Result<(), RedisStoreError> {
+        write_epochs(&self.connection, &self.prefix, began)
+            .await
+            .map_err(|source| RedisStoreError::new("cannot write the epoch", source))
+    }
+
+    /// The Redis key of an entry: the prefix, its group's hash tag, then
+    /// the entry's bytes.
+    #[doc(hidden)]
+    pub fn key(&self, entry: &ReplayKey) -> Vec<u8> {
+        let group = group_name(group_of(entry.as_bytes()));
+        [&self.prefix[..], &group[..], entry.as_bytes()].concat()
+    }
+
+    /// The epoch key of a group: in the same hash slot as its entries.
+    pub(super) fn epoch_key(&self, group: u8) -> Vec<u8> {
+        [&self.prefix[..], &group_name(group)[..], b"epoch"].concat()
+    }
+}
+
+impl ReplayStore for RedisReplayStore {
+    fn reserve<'a>(
+        &'a self,
+        request: &'a ReplayRequest<'a>,
+    ) -> BoxFuture<'a, Result<Reservation, ReplayStoreError>> {
+        Box::pin(self.reserve_with_policy(request))
+    }
+}
+
+impl fmt::Debug for RedisReplayStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.connection {
+            Connection::Single(_) => "single",
+            Connection::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisReplayStore")
+            .field("kind", &kind)
+            .field("prefix", &String::from_utf8_lossy(&self.prefix))
+            .field("timeout", &self.timeout)
+            .field("policy", &self.policy)
+            .field("per_key_limit", &self.pressure.per_key)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,109 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::connection::Connection;
+use super::groups::{GROUPS, group_name};
+
+/// How often Redis's memory is read.
+const MEMORY_POLL: Duration = Duration::from_millis(250);
+
+/// What the store knows of Redis: its memory, and who it is.
+pub(super) struct Pressure {
+    /// Redis holds at least half its `maxmemory`.
+    pub(super) under: AtomicBool,
+    /// The most entries one key may hold under pressure.
+    pub(super) per_key: u64,
+    /// The prefix, for the watcher to rewrite the epochs.
+    pub(super) prefix: parking_lot::Mutex<Arc<[u8]>>,
+    /// The latest time a request brought (the layer's clock): what the
+    /// watcher writes as the epoch after a restart.
+    pub(super) latest: AtomicU64,
+    /// Restarts the watcher has fenced.
+    pub(super) restarts: AtomicU64,
+}
+
+/// Four times a second, for as long as the store lives: reads Redis's
+/// memory (pressure), and each node's `run_id`. A node that restarted
+/// from a snapshot brings back epochs older than the entries it lost, so
+/// when a `run_id` changes every epoch is written anew with the time now:
+/// requests signed before are refused from then on.
+pub(super) fn watch(
+    connection: Connection,
+    pressure: Weak<Pressure>,
+    mut run_ids: HashMap<String, String>,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(MEMORY_POLL).await;
+            let Some(pressure) = pressure.upgrade() else {
+                return;
+            };
+            if let Ok((used, max)) = connection.memory().await {
+                let under = max > 0 && used.saturating_mul(2) >= max;
+                pressure.under.store(under, Ordering::Relaxed);
+            }
+            // One Redis only: a cluster connection reaches a restarted node
+            // again only when a command needs it, so its run_id is not
+            // seen reliably (see SECURITY.md).
+            if matches!(connection, Connection::Cluster(_)) {
+                continue;
+            }
+            let Ok(now_ids) = connection.run_ids().await else {
+                continue;
+            };
+            // A node down is not a restart yet; one that answers with
+            // another run_id is.
+            let restarted = now_ids
+                .iter()
+                .any(|(node, id)| run_ids.get(node).is_some_and(|before| before != id));
+            if restarted {
+                let prefix = Arc::clone(&*pressure.prefix.lock());
+                // On the layer's clock, as the requests tell it; past the
+                // latest second, which the lost writes may have used.
+                let now = match pressure.latest.load(Ordering::Relaxed) {
+                    0 => crate::protocol::clock::Clock::now(&crate::protocol::clock::SystemClock),
+                    latest => latest + 1,
+                };
+                match write_epochs(&connection, &prefix, now).await {
+                    Ok(()) => {
+                        pressure.restarts.fetch_add(1, Ordering::SeqCst);
+                        tracing::warn!(
+                            "ARMOR-PSK Redis replay store: a Redis node restarted; requests signed \
+                         before now are refused"
+                        );
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "ARMOR-PSK Redis replay store: cannot write the epochs");
+                        continue;
+                    }
+                }
+            }
+            run_ids.extend(now_ids);
+        }
+    });
+}
+
+/// Raises every group's epoch to `began` (an epoch is never lowered: that
+/// would let through requests a fence refuses).
+pub(super) async fn write_epochs(
+    connection: &Connection,
+    prefix: &[u8],
+    began: u64,
+) -> Result<(), redis::RedisError> {
+    const RAISE: &str = "local held = tonumber(redis.call('GET', KEYS[1]) or '0') \
+                         if held < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end \
+                         return 1";
+    for group in 0..GROUPS {
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(RAISE)
+            .arg(1)
+            .arg([prefix, &group_name(group)[..], b"epoch"].concat())
+            .arg(began)
+            .ignore();
+        connection.pipeline(&pipe).await?;
+    }
+    Ok(())
+}
