@@ -73,6 +73,7 @@ mod axum;
 mod boxed;
 pub mod client;
 mod keys;
+mod macros;
 mod middleware;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]

@@ -2,6 +2,32 @@
 //! `Authorization` header on every request a client sends (hyper-util's
 //! client, or any tower service over `http` types), and with the `reqwest`
 //! feature the same as reqwest-middleware middleware.
+//!
+//! A client signs, a server verifies:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use armor_psk::client::{SignLayer, SignedBody};
+//! use armor_psk::{ArmorPskLayer, MemoryKeyStore, Signer, VerifiedBody};
+//! use http::{Request, Response, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! // The server: the layer in front of a handler.
+//! let server = ServiceBuilder::new()
+//!     .layer(ArmorPskLayer::new(MemoryKeyStore::new().with_key("key-1", "secret-1")))
+//!     .service(service_fn(|request: Request<VerifiedBody>| async move {
+//!         Ok::<_, std::convert::Infallible>(Response::new(request.into_body().into_bytes()))
+//!     }));
+//! // The client: every request signed with a fresh nonce, then sent to it.
+//! let client = ServiceBuilder::new()
+//!     .layer(SignLayer::new(Signer::new("key-1", "secret-1").unwrap()))
+//!     .service(service_fn(move |request: Request<SignedBody>| server.clone().oneshot(request)));
+//!
+//! let response = client.oneshot(Request::post("/things").body("{}".to_owned()).unwrap()).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::OK);
+//! # }
+//! ```
 
 mod layer;
 #[cfg(feature = "reqwest")]
