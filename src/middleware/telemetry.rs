@@ -56,7 +56,9 @@ impl Observation {
             Ok(identity) => ("accepted", Some(identity.key_id())),
             Err(rejection) => (rejection.code(), rejection.key_id()),
         };
-        self.span.record("outcome", code);
+        if !self.span.is_disabled() {
+            self.span.record("outcome", code);
+        }
         if let Err(rejection) = outcome {
             log_rejection(rejection);
         }

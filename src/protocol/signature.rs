@@ -57,13 +57,22 @@ impl Signature {
     pub fn as_bytes(&self) -> &[u8; Self::LEN] {
         &self.0
     }
+
+    /// The tag as eight native-endian words.
+    fn words(&self) -> [u64; 8] {
+        std::array::from_fn(|i| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&self.0[i * 8..i * 8 + 8]);
+            u64::from_ne_bytes(word)
+        })
+    }
 }
 
 impl ConstantTimeEq for Signature {
-    /// `subtle`'s comparison of the two 64-byte slices: no branch on the
-    /// data.
+    /// `subtle`'s comparison of the two tags as slices of eight 64-bit
+    /// words: no branch on the data, and eight steps rather than 64.
     fn ct_eq(&self, other: &Self) -> Choice {
-        self.0[..].ct_eq(&other.0[..])
+        self.words()[..].ct_eq(&other.words()[..])
     }
 }
 
