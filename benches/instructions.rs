@@ -16,7 +16,7 @@ use std::process::Command;
 
 use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore};
 use bytes::Bytes;
-use common::{Fixture, KEY_ID, NOW, NoReplayStore, PATH, SECRET};
+use common::{Fixture, KEY_ID, NOW, NoReplayStore, PATH, SECRET, inner};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, ServiceExt, service_fn};
@@ -24,16 +24,6 @@ use tower::{Layer, ServiceExt, service_fn};
 const FORMS: [&str; 3] = ["bare", "layer", "floor"];
 const FEW: u64 = 1_000;
 const MANY: u64 = 11_000;
-
-/// The inner service: reads the whole body and answers its length.
-async fn inner<B: http_body::Body>(request: Request<B>) -> Result<Response<String>, Infallible> {
-    let body = request
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes().len());
-    Ok(Response::new(body.unwrap_or(0).to_string()))
-}
 
 fn request(fixture: &mut Fixture, body: &Bytes) -> Request<Full<Bytes>> {
     Request::post(PATH)

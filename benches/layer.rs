@@ -17,21 +17,11 @@ use armor_psk::{
 };
 use axum::body::Body;
 use bytes::Bytes;
-use common::{Fixture, KEY_ID, NOW, NoReplayStore, PATH, Ratios, SECRET};
+use common::{Fixture, KEY_ID, NOW, NoReplayStore, PATH, Ratios, SECRET, inner};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use tower::{Layer, Service, ServiceExt, service_fn};
-
-/// The inner service: reads the whole body and answers its length.
-async fn inner<B: http_body::Body>(request: Request<B>) -> Result<Response<String>, Infallible> {
-    let body = request
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes().len());
-    Ok(Response::new(body.unwrap_or(0).to_string()))
-}
 
 fn layer(store: impl ReplayStore, unique_nonces: bool) -> ArmorPskLayer {
     ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))

@@ -19,6 +19,20 @@ pub const SECRET: &str = "a-secret-of-reasonable-length-0123456789";
 pub const NOW: u64 = 1_700_000_000;
 pub const PATH: &str = "/things/1";
 
+/// The inner service of the layer benches: reads the whole body and
+/// answers its length.
+pub async fn inner<B: http_body::Body>(
+    request: http::Request<B>,
+) -> Result<http::Response<String>, std::convert::Infallible> {
+    use http_body_util::BodyExt as _;
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().len());
+    Ok(http::Response::new(body.unwrap_or(0).to_string()))
+}
+
 /// Body sizes the issue asks for.
 pub const SIZES: [(usize, &str); 4] = [
     (0, "0B"),
