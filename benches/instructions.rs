@@ -10,14 +10,13 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::hint::black_box;
 use std::process::Command;
 
 use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore};
 use bytes::Bytes;
 use common::{Fixture, KEY_ID, NOW, NoReplayStore, PATH, SECRET, inner};
-use http::{Request, Response};
+use http::Request;
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, ServiceExt, service_fn};
 
