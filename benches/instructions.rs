@@ -17,7 +17,7 @@ use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore};
 use bytes::Bytes;
 use common::{Fixture, KEY_ID, NOW, NoReplayStore, PATH, SECRET, inner};
 use http::Request;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use tower::{Layer, ServiceExt, service_fn};
 
 const FORMS: [&str; 3] = ["bare", "layer", "floor"];

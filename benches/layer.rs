@@ -20,7 +20,6 @@ use bytes::Bytes;
 use common::{Fixture, KEY_ID, NOW, NoReplayStore, PATH, Ratios, SECRET, inner};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 fn layer(store: impl ReplayStore, unique_nonces: bool) -> ArmorPskLayer {
