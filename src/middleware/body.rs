@@ -244,7 +244,9 @@ where
     if declared.is_some_and(|length| length > limit as u64)
         || body.size_hint().lower() > limit as u64
     {
-        drain.discard(headers, body).await;
+        // Boxed: a refusal's path, kept out of the size of every request's
+        // future.
+        Box::pin(drain.discard(headers, body)).await;
         return Err(too_large(limit));
     }
 
@@ -263,7 +265,7 @@ where
         };
         if accumulator.push(data).is_err() {
             drop(accumulator);
-            drain.discard(headers, body).await;
+            Box::pin(drain.discard(headers, body)).await;
             return Err(too_large(limit));
         }
     }

@@ -114,7 +114,9 @@ where
     let (path, credentials, key) = match before_body(&config, &parts, &span).await {
         Ok(checked) => checked,
         Err(rejection) => {
-            config.drain.discard(&parts.headers, body).await;
+            // Boxed: a refusal's path, kept out of the size of every
+            // request's future.
+            Box::pin(config.drain.discard(&parts.headers, body)).await;
             return Err(rejection);
         }
     };
