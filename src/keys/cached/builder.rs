@@ -1,12 +1,13 @@
 use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::moka::future::Cache;
 
 use super::{CachedKeyStore, CachedKeyStoreBuilder, Inner, Settings};
 use crate::keys::store::KeyStore;
+use crate::protocol::clock::{Clock, SystemClock};
 
 impl<S: KeyStore> CachedKeyStore<S> {
     /// `source` behind a cache with the default settings.
@@ -26,6 +27,7 @@ impl<S: KeyStore> CachedKeyStore<S> {
                 unknown_capacity: 100_000,
                 lookups_per_second: 1_000,
             },
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -65,9 +67,20 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
         self
     }
 
+    /// The clock whose seconds bound the lookups per second (default the
+    /// system clock; tests pass a [`ManualClock`](crate::ManualClock)).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// The cache.
     pub fn build(self) -> CachedKeyStore<S> {
-        let Self { source, settings } = self;
+        let Self {
+            source,
+            settings,
+            clock,
+        } = self;
         CachedKeyStore {
             inner: Arc::new(Inner {
                 source,
@@ -81,7 +94,8 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
                     .max_capacity(settings.unknown_capacity)
                     .build(),
                 lookups: AtomicU64::new(0),
-                limiter: Mutex::new((Instant::now(), 0)),
+                limiter: Mutex::new((clock.now(), 0)),
+                clock,
                 settings,
             }),
         }

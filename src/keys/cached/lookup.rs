@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{CachedKeyStore, Inner};
 use crate::keys::store::{KeyStore, KeyStoreError};
@@ -41,9 +41,10 @@ struct TooManyLookups;
 
 impl<S: KeyStore> CachedKeyStore<S> {
     fn admit_lookup(&self) -> bool {
+        let now = self.inner.clock.now();
         let mut window = self.inner.limiter.lock();
-        if window.0.elapsed() >= Duration::from_secs(1) {
-            *window = (Instant::now(), 0);
+        if window.0 != now {
+            *window = (now, 0);
         }
         window.1 += 1;
         window.1 <= self.inner.settings.lookups_per_second

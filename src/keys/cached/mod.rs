@@ -14,6 +14,7 @@ use ::moka::future::Cache;
 
 use super::store::{KeyStore, KeyStoreError};
 use crate::boxed::BoxFuture;
+use crate::protocol::clock::Clock;
 use crate::protocol::key::Key;
 
 /// A [`KeyStore`] in front of another (a database, a secrets manager):
@@ -71,7 +72,9 @@ struct Inner<S> {
     /// The generation of the last `expire_all`/`invalidate_all`.
     expired: AtomicU64,
     lookups: AtomicU64,
-    limiter: Mutex<(Instant, u64)>,
+    /// The second of the clock and the lookups counted in it.
+    limiter: Mutex<(u64, u64)>,
+    clock: Arc<dyn Clock>,
     settings: Settings,
 }
 
@@ -152,11 +155,20 @@ struct Settings {
 
 /// The settings of a [`CachedKeyStore`], before it is built
 /// ([`CachedKeyStore::builder`]).
-#[derive(Debug)]
 #[must_use = "a builder does nothing until `build`"]
 pub struct CachedKeyStoreBuilder<S> {
     source: S,
     settings: Settings,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for CachedKeyStoreBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedKeyStoreBuilder")
+            .field("source", &self.source)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
