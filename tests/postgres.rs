@@ -178,7 +178,9 @@ async fn random_unknown_key_ids_reach_the_database_a_bounded_number_of_times() {
         .clone()
         .cached_with(|cache| cache.lookups_per_second(100));
     let router = app(ArmorPskLayer::new(cache));
-    let started = Instant::now();
+    // The budget is per second of the cache's clock (here the system's):
+    // count the seconds the run touches.
+    let first_second = now();
     let tasks: Vec<_> = (0..10_000)
         .map(|_| {
             let router = router.clone();
@@ -198,9 +200,9 @@ async fn random_unknown_key_ids_reach_the_database_a_bounded_number_of_times() {
             "{status}"
         );
     }
-    let seconds = started.elapsed().as_secs() + 1;
+    let seconds = now() - first_second + 1;
     let queries = store.queries();
-    println!("10,000 random key ids: {queries} database lookups in {seconds} s");
+    println!("10,000 random key ids: {queries} database lookups in {seconds} s of the clock");
     assert!(queries <= 100 * seconds, "{queries} lookups in {seconds} s");
 }
 
