@@ -94,7 +94,10 @@ async fn random_unknown_key_ids_reach_the_source_a_bounded_number_of_times() {
     assert!(known_unknown.is_some(), "no unknown id remembered");
     assert_eq!(source.lookups.load(Ordering::SeqCst), before);
     // A real key waits for the next second, then gets through.
-    assert!(cache.get("key-2").await.is_err(), "the second's budget is spent");
+    assert!(
+        cache.get("key-2").await.is_err(),
+        "the second's budget is spent"
+    );
     clock.advance(1);
     assert!(cache.get("key-2").await.unwrap().is_some());
 }

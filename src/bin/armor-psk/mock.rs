@@ -98,19 +98,50 @@ fn resolve_listen(listen: &str) -> Result<SocketAddr, String> {
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM.
-async fn stop_signal() {
+/// SIGINT and SIGTERM, listened for from the moment this is made: made
+/// before the mock says `listening on`, so that a signal sent as soon as
+/// that line shows is never lost (nor kills the process by default).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-            return;
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<Self, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen =
+                |kind| signal(kind).map_err(|e| format!("cannot listen for stop signals: {e}"));
+            Ok(Self {
+                interrupt: listen(SignalKind::interrupt())?,
+                terminate: listen(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    let _ = tokio::signal::ctrl_c().await;
+
+    /// The first SIGINT or SIGTERM.
+    async fn first(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+
+    /// The next Ctrl-C.
+    async fn interrupt(mut self) {
+        #[cfg(unix)]
+        let _ = self.interrupt.recv().await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 pub(crate) fn run(args: MockArgs) -> Result<ExitCode, String> {
@@ -233,12 +264,13 @@ pub(crate) fn run(args: MockArgs) -> Result<ExitCode, String> {
                 accounts.join(", ")
             );
         }
+        let mut signals = StopSignals::listen()?;
         println!("listening on {}", server.url());
         let _ = std::io::stdout().flush();
-        stop_signal().await;
+        signals.first().await;
         // A second Ctrl-C exits at once.
-        tokio::spawn(async {
-            let _ = tokio::signal::ctrl_c().await;
+        tokio::spawn(async move {
+            signals.interrupt().await;
             eprintln!("stopped at once (second Ctrl-C)");
             std::process::exit(130);
         });
