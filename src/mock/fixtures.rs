@@ -141,9 +141,13 @@ pub enum FixturesError {
         /// Why.
         source: std::io::Error,
     },
-    /// The JSON does not have the fixtures' shape.
-    #[error("invalid fixtures JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    /// The JSON does not have the fixtures' shape; the parser's error is
+    /// the [`source`](std::error::Error::source).
+    #[error("invalid fixtures JSON: {source}")]
+    Json {
+        /// Why.
+        source: crate::BoxError,
+    },
     /// The content is inconsistent.
     #[error("invalid fixtures: {0}")]
     Invalid(String),
@@ -170,7 +174,9 @@ impl Fixtures {
     /// Not fixtures JSON; no user; two users with one id; a user without an
     /// account; a key naming an unknown user.
     pub fn from_json(json: &str) -> Result<Self, FixturesError> {
-        let fixtures: Self = serde_json::from_str(json)?;
+        let fixtures: Self = serde_json::from_str(json).map_err(|error| FixturesError::Json {
+            source: error.into(),
+        })?;
         fixtures.check()?;
         Ok(fixtures)
     }
