@@ -612,8 +612,10 @@ fn the_mock_stops_cleanly_on_a_sigterm_sent_as_soon_as_it_listens() {
         done
         rm -rf "$dir"
     "#;
-    let output = std::process::Command::new("bash")
-        .args(["-c", script, env!("CARGO_BIN_EXE_armor-psk")])
+    // A mock that ignored the signal would hang `wait`: 60 s at most.
+    let output = std::process::Command::new("timeout")
+        .args(["-s", "KILL", "60", "bash", "-c", script])
+        .arg(env!("CARGO_BIN_EXE_armor-psk"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -97,8 +97,7 @@ fn resolve_listen(listen: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("--listen {listen:?}: the name resolves to no address"))
 }
 
-/// Ctrl-C (SIGINT) or SIGTERM.
-/// SIGINT and SIGTERM, listened for from the moment this is made: made
+/// SIGINT and SIGTERM (Ctrl-C on Windows), listened for from the moment this is made: made
 /// before the mock says `listening on`, so that a signal sent as soon as
 /// that line shows is never lost (nor kills the process by default).
 struct StopSignals {
@@ -106,6 +105,8 @@ struct StopSignals {
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
     terminate: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    ctrl_c: tokio::signal::windows::CtrlC,
 }
 
 impl StopSignals {
@@ -120,8 +121,11 @@ impl StopSignals {
                 terminate: listen(SignalKind::terminate())?,
             })
         }
-        #[cfg(not(unix))]
-        Ok(Self {})
+        #[cfg(windows)]
+        Ok(Self {
+            ctrl_c: tokio::signal::windows::ctrl_c()
+                .map_err(|e| format!("cannot listen for Ctrl-C: {e}"))?,
+        })
     }
 
     /// The first SIGINT or SIGTERM.
@@ -131,16 +135,16 @@ impl StopSignals {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
         }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(windows)]
+        let _ = self.ctrl_c.recv().await;
     }
 
     /// The next Ctrl-C.
     async fn interrupt(mut self) {
         #[cfg(unix)]
         let _ = self.interrupt.recv().await;
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(windows)]
+        let _ = self.ctrl_c.recv().await;
     }
 }
 

@@ -60,15 +60,21 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
         self
     }
 
-    /// At most this many lookups in the source per second for key ids in
-    /// neither cache (default 1,000); past it, 503.
+    /// At most this many lookups in the source in each second of the
+    /// [`clock`](Self::clock) for key ids in neither cache (default 1,000);
+    /// past it, 503.
     pub fn lookups_per_second(mut self, limit: u64) -> Self {
         self.settings.lookups_per_second = limit;
         self
     }
 
     /// The clock whose seconds bound the lookups per second (default the
-    /// system clock; tests pass a [`ManualClock`](crate::ManualClock)).
+    /// system clock; tests pass a [`ManualClock`](crate::ManualClock)). Only
+    /// the budget follows it: the TTLs and the grace period run on the
+    /// process's monotonic time.
+    ///
+    /// A clock that never moves never refills the budget: once spent, every
+    /// lookup of an uncached key id is refused (503) until it moves.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self

@@ -41,8 +41,11 @@ struct TooManyLookups;
 
 impl<S: KeyStore> CachedKeyStore<S> {
     fn admit_lookup(&self) -> bool {
-        let now = self.inner.clock.now();
         let mut window = self.inner.limiter.lock();
+        // Read under the lock: a thread that read the clock just before a
+        // second turned cannot reset the new second's count afterwards.
+        // (A clock stepped back starts a new window; it never freezes one.)
+        let now = self.inner.clock.now();
         if window.0 != now {
             *window = (now, 0);
         }

@@ -23,8 +23,9 @@ use crate::protocol::key::Key;
 ///   for one key id make one lookup in the source;
 /// - unknown key ids are cached too, for `unknown_ttl` (default 5 s), in at
 ///   most `unknown_capacity` entries (default 100,000), and lookups of key
-///   ids found in neither cache are limited to `lookups_per_second`
-///   (default 1,000; past it the layer answers 503 `key_store_unavailable`),
+///   ids found in neither cache are limited to `lookups_per_second` in each
+///   second of the clock (default 1,000; past it the layer answers 503
+///   `key_store_unavailable`),
 ///   so that random key ids flood neither the source nor the cache;
 /// - when the source fails, keys it answered in the last `ttl + grace`
 ///   (grace: default 5 min) keep working, and others get 503;
