@@ -7,7 +7,7 @@
 use parking_lot::{Mutex, MutexGuard};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
@@ -58,6 +58,8 @@ pub(crate) struct Index {
     per_key_limit: u64,
     len: AtomicU64,
     created: Instant,
+    /// The Unix second the index was made in, by the system clock.
+    created_wall: u64,
     fence: Fence,
     /// The scale's base and the fence's start, from the first request.
     start: OnceLock<Start>,
@@ -87,6 +89,7 @@ impl Index {
             per_key_limit,
             len: AtomicU64::new(0),
             created: Instant::now(),
+            created_wall: unix_seconds(),
             fence,
             start: OnceLock::new(),
             latest: AtomicU64::new(0),
@@ -141,8 +144,13 @@ impl Index {
         let start = *self.start.get_or_init(|| Start {
             base: now.saturating_sub(BASE_MARGIN),
             began: match self.fence {
-                // The time the store was made, on the layer's clock.
-                Fence::FromStart => now.saturating_sub(self.created.elapsed().as_secs()),
+                // The second the store was made in, on the layer's clock.
+                Fence::FromStart => began(
+                    now,
+                    self.created.elapsed(),
+                    self.created_wall,
+                    unix_seconds(),
+                ),
                 Fence::Since(began) => began,
                 Fence::Off => 0,
             },
@@ -368,5 +376,64 @@ impl Index {
 
     pub(crate) fn shards(&self) -> usize {
         SHARDS
+    }
+}
+
+/// The Unix second now, by the system clock (0 before 1970).
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// The second a store began in, on the layer's clock that reads `now` at
+/// its first request, `elapsed` after the store was made.
+///
+/// When the layer's clock is the system's (they agree within a second),
+/// the second the system clock read when the store was made: exact, so a
+/// request signed after the start is never fenced and one signed in an
+/// earlier second always is. (`now − elapsed` in whole seconds is not: a
+/// start at x.9 first served at x+1.3 gave x+1, and fenced requests signed
+/// at x.95.) With another clock (a test's), `now − elapsed`.
+fn began(now: u64, elapsed: Duration, created_wall: u64, wall_now: u64) -> u64 {
+    if now.abs_diff(wall_now) <= 1 {
+        created_wall.min(now)
+    } else {
+        now.saturating_sub(elapsed.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every true start and first-request time, on a 100 ms grid, with
+    /// the layer on the system clock: the fence begins exactly in the
+    /// second the store was made (a request signed after it is served, one
+    /// signed before it refused).
+    #[test]
+    fn the_fence_begins_in_the_second_the_store_was_made() {
+        for start in 1_000..1_020u64 {
+            for delay in 0..40u64 {
+                let (start_ms, first_ms) = (start * 100, start * 100 + delay * 100);
+                let now = first_ms / 1_000;
+                let elapsed = Duration::from_millis(first_ms - start_ms);
+                let began = began(now, elapsed, start_ms / 1_000, now);
+                assert_eq!(
+                    began,
+                    start_ms / 1_000,
+                    "start {start_ms} ms, first {first_ms} ms"
+                );
+            }
+        }
+        // Another clock (a test's, far from the system's): now − elapsed.
+        assert_eq!(
+            began(1_700_000_000, Duration::from_millis(300), 5, 99),
+            1_700_000_000
+        );
+        assert_eq!(
+            began(1_700_000_000, Duration::from_secs(7), 5, 99),
+            1_699_999_993
+        );
     }
 }
