@@ -22,7 +22,7 @@ use crate::protocol::header::Credentials;
 use crate::protocol::identity::Identity;
 use crate::protocol::key::Key;
 use crate::protocol::rejection::{Rejection, RejectionKind};
-use crate::protocol::verify::check_signature;
+use crate::protocol::verify::{check_nonce_format, check_signature};
 use crate::replay::{ReplayRequest, ReplayStoreError, Reservation};
 
 /// Verifies each request's `ARMOR-PSK` signature, then calls the inner
@@ -200,10 +200,7 @@ async fn before_body<'a>(
     if !span.is_disabled() {
         span.record("key_id", ids.key_id());
     }
-    config
-        .options
-        .check_nonce(credentials.nonce())
-        .map_err(|rejection| rejection.with_ids(ids))?;
+    check_nonce_format(&credentials, &config.options)?;
     let key = match config.keys.get_ready(ids.key_id()) {
         Some(key) => key,
         None => config.keys.get(ids.key_id()).await,

@@ -59,10 +59,20 @@ pub fn verify(
     now: u64,
     options: &VerifyOptions,
 ) -> Result<Identity, Rejection> {
+    check_nonce_format(credentials, options)?;
+    check_signature(method, path, credentials, body, key, now, options)
+}
+
+/// The nonce against the configured [`NonceFormat`](crate::NonceFormat),
+/// refused with the claimed key id: the first of [`verify`]'s checks, which
+/// the layer runs on its own before the key lookup.
+pub(crate) fn check_nonce_format(
+    credentials: &Credentials,
+    options: &VerifyOptions,
+) -> Result<(), Rejection> {
     options
         .check_nonce(credentials.nonce())
-        .map_err(|rejection| rejection.with_ids(credentials.ids()))?;
-    check_signature(method, path, credentials, body, key, now, options)
+        .map_err(|rejection| rejection.with_ids(credentials.ids()))
 }
 
 /// [`verify`] without the nonce format, which the layer checks once,
