@@ -18,15 +18,19 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
+//! let clock = ManualClock::new(1_700_000_000); // leave out for the system clock
 //! let app = Router::new()
 //!     .route("/me", get(|who: Identity| async move { who.key_id().to_owned() }))
 //!     .layer(
 //!         ArmorPskLayer::new(MemoryKeyStore::new().with_key("key-1", "secret-1"))
-//!             .with_clock(ManualClock::new(1_700_000_000)), // leave out for the system clock
+//!             .with_clock(clock.clone()),
 //!     );
+//! // What was signed in the second the server started is refused (a
+//! // restart may have forgotten it): a second later, all is served.
+//! clock.advance(1);
 //!
 //! let header = Signer::new("key-1", "secret-1").unwrap()
-//!     .sign_at("GET", "/me", b"", "nonce-1", 1_700_000_000).unwrap();
+//!     .sign_at("GET", "/me", b"", "nonce-1", 1_700_000_001).unwrap();
 //! let signed = || Request::get("/me").header("authorization", &header).body(Body::empty()).unwrap();
 //! assert_eq!(app.clone().oneshot(signed()).await.unwrap().status(), StatusCode::OK);
 //! // The same request again is a replay.
@@ -121,8 +125,8 @@ pub use protocol::verify::verify;
 #[cfg(feature = "redis")]
 pub use replay::{FailurePolicy, RedisReplayStore, RedisStoreError, RedisStoreOptions};
 pub use replay::{
-    MemoryReplayStore, ReplayKey, ReplayRequest, ReplayStore, ReplayStoreError, Reservation,
-    ShardedReplayStore,
+    Memory, MemoryReplayStore, MemoryReplayStoreBuilder, ReplayKey, ReplayRequest, ReplayStore,
+    ReplayStoreError, Reservation, Saved, ShardedReplayStore, SnapshotError,
 };
 
 /// The README's examples, compiled and run as doctests.

@@ -7,7 +7,9 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use armor_psk::{ArmorPskLayer, Identity, ManualClock, MemoryKeyStore, Signer, VerifiedBody};
+use armor_psk::{
+    ArmorPskLayer, Identity, ManualClock, MemoryKeyStore, MemoryReplayStore, Signer, VerifiedBody,
+};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -36,8 +38,11 @@ async fn handler(request: Request<VerifiedBody>) -> Result<Response<Full<Bytes>>
 }
 
 fn layer() -> ArmorPskLayer {
+    // The requests are signed at NOW, on a store made in that second:
+    // its memory is declared to have begun an hour before.
     ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
         .with_clock(ManualClock::new(NOW))
+        .with_replay_store(MemoryReplayStore::new().with_memory_since(Some(NOW - 3600)))
 }
 
 /// Serves `layer` around the handler on 127.0.0.1, with a trace layer and

@@ -76,10 +76,12 @@ async fn stores_that_answer_at_once_and_through_a_future_decide_alike() {
     assert!(OnlyAsync(keys.clone()).get_ready(KEY_ID).is_none());
     let at_once = ArmorPskLayer::new(keys.clone())
         .with_clock(armor_psk::ManualClock::new(NOW))
-        .with_replay_store(MemoryReplayStore::new());
+        .with_replay_store(MemoryReplayStore::new().with_memory_since(Some(NOW - 3600)));
     let through_futures = ArmorPskLayer::new(OnlyAsync(keys))
         .with_clock(armor_psk::ManualClock::new(NOW))
-        .with_replay_store(OnlyAsync(MemoryReplayStore::new()));
+        .with_replay_store(OnlyAsync(
+            MemoryReplayStore::new().with_memory_since(Some(NOW - 3600)),
+        ));
     let mut outcomes = Vec::new();
     for layer in [at_once, through_futures] {
         let router = app(layer);
@@ -720,7 +722,9 @@ async fn store_outages_are_503s_that_leak_nothing() {
 #[tokio::test]
 async fn full_replay_store_refuses_instead_of_forgetting() {
     let h = harness();
-    let store = MemoryReplayStore::with_capacity(2).with_per_key_limit(2);
+    let store = MemoryReplayStore::with_capacity(2)
+        .with_per_key_limit(2)
+        .with_memory_since(Some(NOW - 3600));
     let router = app(h.layer.with_replay_store(store.clone()));
     let first = signed("GET", "/me", b"", "n-1", NOW);
     let header = first.headers()["authorization"]
@@ -783,7 +787,7 @@ async fn every_rejection_kind_has_a_distinct_code() {
 
 #[tokio::test]
 async fn without_unique_nonces_replays_are_still_refused_but_a_reused_nonce_is_not() {
-    let store = MemoryReplayStore::new();
+    let store = MemoryReplayStore::new().with_memory_since(Some(NOW - 3600));
     let router = app(harness()
         .layer
         .with_unique_nonces(false)
@@ -798,7 +802,9 @@ async fn without_unique_nonces_replays_are_still_refused_but_a_reused_nonce_is_n
 
 #[tokio::test]
 async fn the_sharded_store_refuses_replays_forgeries_and_reused_nonces() {
-    let router = app(harness().layer.with_replay_store(ShardedReplayStore::new()));
+    let router = app(harness()
+        .layer
+        .with_replay_store(ShardedReplayStore::new().with_memory_since(Some(NOW - 3600))));
     common::assert_replays_and_the_path_nonce_forgery_are_refused(&router).await;
     let reused = send(&router, signed("GET", "/other", b"", "abc", NOW)).await;
     assert_rejected(&reused, RejectionKind::ReplayedRequest);
@@ -894,7 +900,9 @@ async fn a_key_over_its_share_does_not_lock_out_the_others(store: impl ReplaySto
 #[tokio::test]
 async fn moka_holds_each_key_to_its_share() {
     a_key_over_its_share_does_not_lock_out_the_others(
-        MemoryReplayStore::with_capacity(100).with_per_key_limit(10),
+        MemoryReplayStore::with_capacity(100)
+            .with_per_key_limit(10)
+            .with_memory_since(Some(NOW - 3600)),
     )
     .await;
 }
@@ -902,7 +910,9 @@ async fn moka_holds_each_key_to_its_share() {
 #[tokio::test]
 async fn sharded_holds_each_key_to_its_share() {
     a_key_over_its_share_does_not_lock_out_the_others(
-        ShardedReplayStore::with_capacity(100).with_per_key_limit(10),
+        ShardedReplayStore::with_capacity(100)
+            .with_per_key_limit(10)
+            .with_memory_since(Some(NOW - 3600)),
     )
     .await;
 }
@@ -910,8 +920,12 @@ async fn sharded_holds_each_key_to_its_share() {
 #[tokio::test]
 async fn a_nonce_reused_with_another_timestamp_is_refused_by_both_stores() {
     for router in [
-        app(harness().layer.with_replay_store(MemoryReplayStore::new())),
-        app(harness().layer.with_replay_store(ShardedReplayStore::new())),
+        app(harness()
+            .layer
+            .with_replay_store(MemoryReplayStore::new().with_memory_since(Some(NOW - 3600)))),
+        app(harness()
+            .layer
+            .with_replay_store(ShardedReplayStore::new().with_memory_since(Some(NOW - 3600)))),
     ] {
         let first = send(&router, signed("GET", "/me", b"", "reused", NOW)).await;
         assert_eq!(first.status, StatusCode::OK, "{}", first.json);

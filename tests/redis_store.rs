@@ -46,8 +46,12 @@ async fn a_replay_to_another_instance_is_refused_when_they_share_redis() {
     assert_eq!(replayed.code(), "replayed_request");
 
     // Why the feature exists: two in-memory stores each know only their own.
-    let first = app(layer_with(MemoryReplayStore::new()));
-    let second = app(layer_with(MemoryReplayStore::new()));
+    let first = app(layer_with(
+        MemoryReplayStore::new().with_memory_since(Some(NOW - 3600)),
+    ));
+    let second = app(layer_with(
+        MemoryReplayStore::new().with_memory_since(Some(NOW - 3600)),
+    ));
     let header = signer().sign_at("GET", "/me", b"", "n-2", NOW).unwrap();
     let accepted = send(&first, request_with_header("GET", "/me", &header, b"")).await;
     assert_eq!(accepted.status, StatusCode::OK);

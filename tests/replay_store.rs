@@ -18,7 +18,12 @@ const LIFETIME: Duration = Duration::from_secs(361);
 
 /// What the tests need of a store beyond the trait.
 trait Store: ReplayStore + Clone {
-    fn with_capacity(capacity: u64) -> Self;
+    /// A store that just started: its memory begins with the first request.
+    fn fresh(capacity: u64) -> Self;
+    /// A store whose memory began an hour before `NOW` (the fence apart).
+    fn with_capacity(capacity: u64) -> Self {
+        Self::fresh(capacity).with_memory_since(Some(NOW - 3600))
+    }
     fn with_memory_since(self, began: Option<u64>) -> Self;
     fn len(&self) -> u64;
     fn sweep(&self);
@@ -27,7 +32,7 @@ trait Store: ReplayStore + Clone {
 macro_rules! impl_store {
     ($store:ty) => {
         impl Store for $store {
-            fn with_capacity(capacity: u64) -> Self {
+            fn fresh(capacity: u64) -> Self {
                 <$store>::with_capacity(capacity)
             }
             fn with_memory_since(self, began: Option<u64>) -> Self {
@@ -67,7 +72,98 @@ on_both_stores!(
     a_refused_request_holds_nothing,
     three_flooding_keys_never_make_a_normal_key_refused,
     the_count_stays_exact_through_growth_and_expiry,
+    a_clock_glitch_a_day_forward_and_back_forgets_nothing,
+    a_clock_step_back_forgets_nothing_live,
 );
+
+/// The layer's clock jumps a day ahead for one accepted request (a key
+/// holder can sign for that time) and comes back: every live entry is
+/// still refused as a replay after sweeps, and they leave only once time
+/// has truly passed.
+fn a_clock_glitch_a_day_forward_and_back_forgets_nothing<S: Store>() {
+    let store = S::with_capacity(1_000_000);
+    for n in 0..1_000 {
+        assert_eq!(request(&store, "k", n, NOW), RESERVED);
+    }
+    let day = NOW + 86_400;
+    assert_eq!(
+        reserve_at(&store, "k", &signature(5_000), None, day, day, 1),
+        RESERVED
+    );
+    store.sweep();
+    assert!(store.len() >= 2_001, "{} entries", store.len());
+    for n in 0..1_000 {
+        assert_eq!(
+            reserve_at(&store, "k", &signature(n), None, NOW, NOW + 2, 2),
+            REPLAYED,
+            "request {n} was forgotten after the glitch"
+        );
+    }
+    // Glitched for longer than a few requests, still nothing forgotten.
+    for second in 3..300 {
+        let _ = reserve_at(
+            &store,
+            "g",
+            &signature(10_000 + second),
+            None,
+            day + second,
+            day + second,
+            second,
+        );
+    }
+    store.sweep();
+    assert_eq!(
+        reserve_at(&store, "k", &signature(7), None, NOW + 300, NOW + 300, 300),
+        REPLAYED
+    );
+    // Time passes for real: the entries go.
+    assert_eq!(request(&store, "k", 20_000, NOW + 400), RESERVED);
+    store.sweep();
+    assert!(store.len() < 700, "{} entries left", store.len());
+}
+
+/// The wall clock steps back 30 s (an NTP correction): entries held are
+/// still refused, and sweeps expire by the clock as it now reads.
+fn a_clock_step_back_forgets_nothing_live<S: Store>() {
+    let store = S::with_capacity(1_000_000);
+    for n in 0..100 {
+        assert_eq!(request(&store, "k", n, NOW + 100), RESERVED);
+    }
+    // At NOW + 440 (monotonic 440) the clock steps back to NOW + 410:
+    // the entries (held to NOW + 462) stay through every sweep.
+    assert_eq!(
+        reserve_at(
+            &store,
+            "k",
+            &signature(500),
+            None,
+            NOW + 440,
+            NOW + 440,
+            440
+        ),
+        RESERVED
+    );
+    assert_eq!(
+        reserve_at(
+            &store,
+            "k",
+            &signature(501),
+            None,
+            NOW + 410,
+            NOW + 410,
+            441
+        ),
+        RESERVED
+    );
+    store.sweep();
+    for n in 0..100 {
+        assert_eq!(
+            reserve_at(&store, "k", &signature(n), None, NOW + 100, NOW + 411, 442),
+            REPLAYED,
+            "request {n}"
+        );
+    }
+}
 
 /// Tables grow while expired entries are still in them: the count of
 /// entries must follow what is held, or the store fills with nothing.
@@ -104,7 +200,9 @@ fn reserve<S: Store>(
     timestamp: u64,
     now: u64,
 ) -> Result<Reservation, &'static str> {
-    let mut request = ReplayRequest::new(key_id, signature, timestamp, now, LIFETIME);
+    // Time passes with the clock: its monotonic reading follows `now`.
+    let mut request = ReplayRequest::new(key_id, signature, timestamp, now, LIFETIME)
+        .with_monotonic(Duration::from_secs(now.saturating_sub(NOW)));
     if let Some(nonce) = nonce {
         request = request.with_nonce(nonce);
     }
@@ -115,6 +213,27 @@ fn reserve<S: Store>(
             ReplayStoreError::KeyQuotaExceeded { .. } => QUOTA,
             _ => "unavailable",
         })
+}
+
+/// As [`reserve`], with the clock's monotonic reading given apart from
+/// `now` (a clock step moves one and not the other).
+fn reserve_at<S: Store>(
+    store: &S,
+    key_id: &str,
+    signature: &Signature,
+    nonce: Option<&str>,
+    timestamp: u64,
+    now: u64,
+    monotonic: u64,
+) -> Result<Reservation, &'static str> {
+    let mut request = ReplayRequest::new(key_id, signature, timestamp, now, LIFETIME)
+        .with_monotonic(Duration::from_secs(monotonic));
+    if let Some(nonce) = nonce {
+        request = request.with_nonce(nonce);
+    }
+    futures_util::FutureExt::now_or_never(store.reserve(&request))
+        .expect("the memory store answers at once")
+        .map_err(|_| "refused")
 }
 
 /// Request `n` of `key_id` at `now`, signed then.
@@ -255,52 +374,43 @@ fn entries_expire_on_the_requests_clock_without_sleeping<S: Store>() {
 }
 
 fn requests_signed_before_the_store_began_are_refused<S: Store>() {
-    let store = S::with_capacity(1_000);
-    // The first request tells the store the time: it began then.
+    let store = S::fresh(1_000);
+    // The first request tells the store the time: it began then, and a
+    // request signed in that second or before is refused.
     assert_eq!(
         reserve(&store, "k", &signature(1), Some("a"), NOW - 5, NOW),
         Ok(Reservation::IssuedBeforeRestart { began: NOW })
     );
     assert_eq!(
         reserve(&store, "k", &signature(2), Some("b"), NOW, NOW),
+        Ok(Reservation::IssuedBeforeRestart { began: NOW })
+    );
+    assert_eq!(
+        reserve(&store, "k", &signature(2), Some("b"), NOW + 1, NOW + 1),
         RESERVED
     );
-    // A client 20 s behind is refused for 20 s, then served.
+    // A client 20 s behind is refused for 21 s, then served.
     assert!(matches!(
-        reserve(
-            &store,
-            "k",
-            &signature(3),
-            Some("c"),
-            NOW + 19 - 20,
-            NOW + 19
-        ),
+        reserve(&store, "k", &signature(3), Some("c"), NOW, NOW + 20),
         Ok(Reservation::IssuedBeforeRestart { .. })
     ));
     assert_eq!(
-        reserve(
-            &store,
-            "k",
-            &signature(4),
-            Some("d"),
-            NOW + 20 - 20,
-            NOW + 20
-        ),
+        reserve(&store, "k", &signature(4), Some("d"), NOW + 1, NOW + 21),
         RESERVED
     );
 
-    // A store that holds everything since an earlier time serves earlier
-    // requests; one with the fence off serves any.
-    let restored = S::with_capacity(1_000).with_memory_since(Some(NOW - 300));
+    // A store whose memory began earlier serves what was signed after
+    // that second; one with the fence off serves any.
+    let restored = S::fresh(1_000).with_memory_since(Some(NOW - 300));
     assert_eq!(
-        reserve(&restored, "k", &signature(1), None, NOW - 300, NOW),
+        reserve(&restored, "k", &signature(1), None, NOW - 299, NOW),
         RESERVED
     );
     assert!(matches!(
-        reserve(&restored, "k", &signature(2), None, NOW - 301, NOW),
+        reserve(&restored, "k", &signature(2), None, NOW - 300, NOW),
         Ok(Reservation::IssuedBeforeRestart { began }) if began == NOW - 300
     ));
-    let unfenced = S::with_capacity(1_000).with_memory_since(None);
+    let unfenced = S::fresh(1_000).with_memory_since(None);
     assert_eq!(
         reserve(&unfenced, "k", &signature(1), None, NOW - 300, NOW),
         RESERVED
@@ -399,7 +509,7 @@ fn the_memory_limit_bounds_the_tables_and_gives_the_capacity() {
 
 #[test]
 fn no_two_keys_share_a_count() {
-    let store = MemoryReplayStore::with_capacity(10_000_000);
+    let store = <MemoryReplayStore as Store>::with_capacity(10_000_000);
     for i in 0..100_000u64 {
         assert_eq!(
             reserve(&store, &format!("key-{i}"), &signature(i), None, NOW, NOW),
@@ -411,7 +521,7 @@ fn no_two_keys_share_a_count() {
 
 #[test]
 fn a_hard_per_key_limit_holds_whatever_the_pressure() {
-    let store = MemoryReplayStore::with_capacity(1_000_000).with_per_key_limit(10);
+    let store = <MemoryReplayStore as Store>::with_capacity(1_000_000).with_per_key_limit(10);
     for i in 0..5 {
         assert_eq!(request(&store, "k", i, NOW), RESERVED);
     }
@@ -436,7 +546,7 @@ fn stores_share_one_sweeping_thread() {
     };
     let stores: Vec<_> = (0..200)
         .map(|i| {
-            let store = MemoryReplayStore::with_capacity(100);
+            let store = <MemoryReplayStore as Store>::with_capacity(100);
             assert_eq!(request(&store, "k", i, NOW), RESERVED);
             store
         })

@@ -55,6 +55,7 @@ impl<S> ArmorPsk<S> {
     }
 
     pub(crate) fn with_config(inner: S, config: Arc<Config>) -> Self {
+        config.replay.begin(config.clock.now());
         Self { inner, config }
     }
 
@@ -142,7 +143,8 @@ where
         credentials.timestamp(),
         now,
         config.options.replay_lifetime(),
-    );
+    )
+    .with_monotonic(config.clock.monotonic());
     if config.unique_nonces {
         claim = claim.with_nonce(credentials.nonce());
     }

@@ -31,6 +31,16 @@ impl Digester {
         )
     }
 
+    /// The key, for a snapshot (digests are only meaningful under it).
+    pub(crate) fn keys(&self) -> (u64, u64) {
+        (self.0, self.1)
+    }
+
+    /// The digester a snapshot was written under.
+    pub(crate) fn from_keys(keys: (u64, u64)) -> Self {
+        Self(keys.0, keys.1)
+    }
+
     /// The digest of an entry (never 0: the index keeps 0 for an empty
     /// slot), over the same bytes as its [`ReplayKey`](super::ReplayKey).
     pub(crate) fn entry(&self, tag: u8, key_id: &str, value: &[u8]) -> u64 {

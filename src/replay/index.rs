@@ -6,12 +6,13 @@
 
 use parking_lot::{Mutex, MutexGuard};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
 use super::digest::Digester;
+use super::horizon::Horizon;
 use super::shares::{Limits, Shares};
 use super::store::{NONCE_TAG, ReplayRequest, ReplayStoreError, Reservation, SIGNATURE_TAG};
 use super::table::{Found, Table};
@@ -63,20 +64,50 @@ pub(crate) struct Index {
     fence: Fence,
     /// The scale's base and the fence's start, from the first request.
     start: OnceLock<Start>,
-    /// The latest Unix second a request brought: what sweeps expire by.
-    latest: AtomicU64,
+    /// What sweeps expire by: the layer's clock as far as its monotonic
+    /// clock confirms it.
+    horizon: Horizon,
     /// Per shard, the Unix second of its last inline sweep.
     swept: Box<[AtomicU64]>,
     /// The Unix second of the last sweep of everything made by a request.
     swept_all: AtomicU64,
     /// Per shard, where the next partial sweep starts.
     cursors: Box<[AtomicUsize]>,
+    /// The layer's clock when the layer was made (0: not told), the
+    /// store's start on a clock that is not the system's.
+    begun: AtomicU64,
+    /// Saved to a snapshot: no reservation is made any more (it would be
+    /// lost).
+    closed: AtomicBool,
 }
 
 impl Index {
     /// An index for `capacity` entries, its tables never larger than
     /// `capacity` × [`BYTES_PER_ENTRY`] bytes in all.
     pub(crate) fn new(capacity: u64, per_key_limit: u64, fence: Fence) -> Self {
+        Self::with_digester(capacity, per_key_limit, fence, Digester::random())
+    }
+
+    /// An index to read a snapshot back into: its digests were made under
+    /// `digester`, its times are on the scale that starts at `base`, and
+    /// its memory began as `fence` says.
+    pub(crate) fn restoring(
+        capacity: u64,
+        per_key_limit: u64,
+        fence: Fence,
+        digester: Digester,
+        base: u64,
+    ) -> Self {
+        let index = Self::with_digester(capacity, per_key_limit, fence, digester);
+        let began = match fence {
+            Fence::Since(began) => began,
+            Fence::FromStart | Fence::Off => 0,
+        };
+        let _ = index.start.set(Start { base, began });
+        index
+    }
+
+    fn with_digester(capacity: u64, per_key_limit: u64, fence: Fence, digester: Digester) -> Self {
         let bytes = capacity.saturating_mul(BYTES_PER_ENTRY);
         let max_slots = usize::try_from(bytes / SLOT_BYTES / SHARDS as u64).unwrap_or(usize::MAX);
         Self {
@@ -84,7 +115,7 @@ impl Index {
                 .map(|_| Mutex::new(Table::new(max_slots)))
                 .collect(),
             shares: Shares::new(),
-            digester: Digester::random(),
+            digester,
             capacity,
             per_key_limit,
             len: AtomicU64::new(0),
@@ -92,11 +123,84 @@ impl Index {
             created_wall: unix_seconds(),
             fence,
             start: OnceLock::new(),
-            latest: AtomicU64::new(0),
+            horizon: Horizon::new(),
             swept: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
             swept_all: AtomicU64::new(0),
             cursors: (0..SHARDS).map(|_| AtomicUsize::new(0)).collect(),
+            closed: AtomicBool::new(false),
+            begun: AtomicU64::new(0),
         }
+    }
+
+    /// What the layer's clock read when the layer was made (the first
+    /// time it tells).
+    pub(crate) fn begin(&self, now: u64) {
+        let _ = self
+            .begun
+            .compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// What a snapshot must know to read the digests back: the digester,
+    /// the scale's base (`None` before the first request: nothing held),
+    /// and when the memory began (`None`: the fence is off).
+    pub(crate) fn identity(&self) -> (Digester, Option<u64>, Option<u64>) {
+        let began = match self.fence {
+            Fence::Off => None,
+            Fence::Since(began) => Some(began),
+            // Before any request, the second the store was made in.
+            Fence::FromStart => Some(self.began().unwrap_or(self.created_wall)),
+        };
+        (
+            self.digester,
+            self.start.get().map(|start| start.base),
+            began,
+        )
+    }
+
+    /// Refuses every reservation from now on (answered as unavailable).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Visits each shard's live entries (digest, expiry on the scale),
+    /// one shard locked at a time. Call after [`close`](Self::close): a
+    /// reservation made meanwhile would be missed.
+    pub(crate) fn for_each_entry(&self, mut visit: impl FnMut(u64, u32)) {
+        let now = self.scaled(self.horizon.now());
+        for shard in self.shards.iter() {
+            shard.lock().for_each(|digest, until| {
+                if until > now {
+                    visit(digest, until);
+                }
+            });
+        }
+    }
+
+    /// Visits every key's share buckets.
+    pub(crate) fn for_each_share(&self, visit: impl FnMut(u64, &[(u32, u32)])) {
+        self.shares.for_each(visit);
+    }
+
+    /// Holds an entry read back from a snapshot; `false` when it does not
+    /// fit (the memory limit was lowered).
+    pub(crate) fn restore_entry(&self, digest: u64, until: u32) -> bool {
+        let shard = (digest % SHARDS as u64) as usize;
+        let mut table = self.shards[shard].lock();
+        if self.len() >= self.capacity {
+            return false;
+        }
+        match table.restore(digest, until) {
+            Some(inserted) => {
+                self.len.fetch_add(u64::from(inserted), Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A key's share buckets read back from a snapshot.
+    pub(crate) fn restore_share(&self, key: u64, buckets: &[(u32, u32)]) {
+        self.shares.restore(key, buckets);
     }
 
     pub(crate) fn fence(&self) -> Fence {
@@ -139,8 +243,9 @@ impl Index {
 
     /// Learns the time from a request: the scale's base and the fence's
     /// start the first time (every other thread waits for them), the
-    /// latest time always.
-    fn observe(&self, now: u64) -> Start {
+    /// horizon always.
+    fn observe(&self, request: &ReplayRequest<'_>) -> Start {
+        let now = request.now();
         let start = *self.start.get_or_init(|| Start {
             base: now.saturating_sub(BASE_MARGIN),
             began: match self.fence {
@@ -150,16 +255,17 @@ impl Index {
                     self.created.elapsed(),
                     self.created_wall,
                     unix_seconds(),
+                    self.begun.load(Ordering::Relaxed),
                 ),
                 Fence::Since(began) => began,
                 Fence::Off => 0,
             },
         });
-        // Most requests of a second find it already there: a load, not a
-        // read-modify-write on a line every thread shares.
-        if self.latest.load(Ordering::Relaxed) < now {
-            self.latest.fetch_max(now, Ordering::Relaxed);
-        }
+        let monotonic = request
+            .monotonic()
+            .unwrap_or_else(crate::protocol::clock::process_monotonic);
+        let lifetime = request.expires_at().saturating_sub(request.timestamp());
+        self.horizon.observe(now, monotonic.as_secs(), lifetime);
         start
     }
 
@@ -182,10 +288,12 @@ impl Index {
         request: &ReplayRequest<'_>,
         inline_sweep: bool,
     ) -> Result<Reservation, ReplayStoreError> {
-        let start = self.observe(request.now());
+        let start = self.observe(request);
+        // Signed in the second the memory began, or before: it may have
+        // been accepted in that second by the process that forgot it.
         let fenced = match self.fence {
             Fence::Off => None,
-            _ => Some(start.began).filter(|&began| request.timestamp() < began),
+            _ => Some(start.began).filter(|&began| request.timestamp() <= began),
         };
         let now = self.scaled(request.now());
         let until = self.scaled(request.expires_at());
@@ -199,13 +307,14 @@ impl Index {
             digests.push(self.digester.entry(NONCE_TAG, key_id, nonce.as_bytes()));
         }
         let shard_of = |digest: u64| (digest % SHARDS as u64) as usize;
+        let second = self.horizon.now();
         if inline_sweep {
-            self.sweep_if_due(shard_of(digests[0]), request.now());
+            self.sweep_if_due(shard_of(digests[0]), second);
         }
         if self.len() >= self.capacity {
             // Expired entries may still take the room: sweep them out now
             // (at most once a second) rather than refuse.
-            self.sweep_all_if_due(request.now());
+            self.sweep_all_if_due(second);
         }
         let mut order: SmallVec<[usize; 2]> = digests.iter().map(|&d| shard_of(d)).collect();
         order.sort_unstable();
@@ -214,6 +323,11 @@ impl Index {
             .iter()
             .map(|&shard| self.shards[shard].lock())
             .collect();
+        // Checked under the shards' locks: a snapshot being saved sets it
+        // before it locks any shard, so no reservation it misses is made.
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(ReplayStoreError::Unavailable(Box::new(Closed)));
+        }
         // `order` holds every digest's shard: the search always succeeds.
         let guard_of = |digest: u64| order.partition_point(|&shard| shard < shard_of(digest));
 
@@ -280,10 +394,9 @@ impl Index {
     }
 
     /// Removes the expired entries of slots `from..to` of shard `shard`,
-    /// on the latest time a request brought; returns the slots the shard
-    /// has.
+    /// by the horizon; returns the slots the shard has.
     pub(crate) fn sweep(&self, shard: usize, from: usize, to: usize) -> usize {
-        let now = self.scaled(self.latest.load(Ordering::Relaxed));
+        let now = self.scaled(self.horizon.now());
         let mut table = self.shards[shard].lock();
         let removed = table.sweep(from, to, now);
         self.len.fetch_sub(removed as u64, Ordering::Relaxed);
@@ -293,11 +406,12 @@ impl Index {
         table.slots()
     }
 
-    /// Sweeps `shard` unless it was swept this second already.
+    /// Sweeps `shard` unless it was swept this second (of the horizon)
+    /// already.
     fn sweep_if_due(&self, shard: usize, now: u64) {
         let swept = &self.swept[shard];
         let last = swept.load(Ordering::Relaxed);
-        if now > last
+        if now != last
             && swept
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
@@ -309,7 +423,7 @@ impl Index {
     /// Sweeps everything unless that was done this second already.
     fn sweep_all_if_due(&self, now: u64) {
         let last = self.swept_all.load(Ordering::Relaxed);
-        if now > last
+        if now != last
             && self
                 .swept_all
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
@@ -323,7 +437,7 @@ impl Index {
     pub(crate) fn sweep_shard(&self, shard: usize) {
         self.sweep(shard, 0, usize::MAX);
         if shard < self.shares.shards() {
-            let now = self.scaled(self.latest.load(Ordering::Relaxed));
+            let now = self.scaled(self.horizon.now());
             self.shares.sweep_shard(shard, now);
         }
     }
@@ -340,7 +454,7 @@ impl Index {
                 }
             }
         }
-        let now = self.scaled(self.latest.load(Ordering::Relaxed));
+        let now = self.scaled(self.horizon.now());
         for shard in 0..self.shares.shards() {
             self.shares.sweep_shard(shard, now);
         }
@@ -368,7 +482,7 @@ impl Index {
             }
             cursor.store(from, Ordering::Relaxed);
         }
-        let now = self.scaled(self.latest.load(Ordering::Relaxed));
+        let now = self.scaled(self.horizon.now());
         for shard in 0..self.shares.shards() {
             self.shares.sweep_shard(shard, now);
         }
@@ -379,8 +493,14 @@ impl Index {
     }
 }
 
+/// Why a saved store answers no more: what it would reserve now would be
+/// missing from the snapshot.
+#[derive(Debug, thiserror::Error)]
+#[error("the replay store was saved to its snapshot and takes no more requests")]
+pub(crate) struct Closed;
+
 /// The Unix second now, by the system clock (0 before 1970).
-fn unix_seconds() -> u64 {
+pub(crate) fn unix_seconds() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs())
@@ -394,10 +514,14 @@ fn unix_seconds() -> u64 {
 /// request signed after the start is never fenced and one signed in an
 /// earlier second always is. (`now − elapsed` in whole seconds is not: a
 /// start at x.9 first served at x+1.3 gave x+1, and fenced requests signed
-/// at x.95.) With another clock (a test's), `now − elapsed`.
-fn began(now: u64, elapsed: Duration, created_wall: u64, wall_now: u64) -> u64 {
+/// at x.95.) With another clock (a test's), the time the layer read on it
+/// when it was made (`begun`, never later than `now`), or without one
+/// `now − elapsed`.
+fn began(now: u64, elapsed: Duration, created_wall: u64, wall_now: u64, begun: u64) -> u64 {
     if now.abs_diff(wall_now) <= 1 {
         created_wall.min(now)
+    } else if begun != 0 {
+        begun.min(now)
     } else {
         now.saturating_sub(elapsed.as_secs())
     }
@@ -418,7 +542,7 @@ mod tests {
                 let (start_ms, first_ms) = (start * 100, start * 100 + delay * 100);
                 let now = first_ms / 1_000;
                 let elapsed = Duration::from_millis(first_ms - start_ms);
-                let began = began(now, elapsed, start_ms / 1_000, now);
+                let began = began(now, elapsed, start_ms / 1_000, now, 0);
                 assert_eq!(
                     began,
                     start_ms / 1_000,
@@ -428,12 +552,17 @@ mod tests {
         }
         // Another clock (a test's, far from the system's): now − elapsed.
         assert_eq!(
-            began(1_700_000_000, Duration::from_millis(300), 5, 99),
+            began(1_700_000_000, Duration::from_millis(300), 5, 99, 0),
             1_700_000_000
         );
         assert_eq!(
-            began(1_700_000_000, Duration::from_secs(7), 5, 99),
+            began(1_700_000_000, Duration::from_secs(7), 5, 99, 0),
             1_699_999_993
+        );
+        // Told by the layer when it was made.
+        assert_eq!(
+            began(1_700_000_009, Duration::from_secs(1), 5, 99, 1_700_000_002),
+            1_700_000_002
         );
     }
 }

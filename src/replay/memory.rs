@@ -2,10 +2,12 @@
 //! own, sized by a memory budget.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use super::index::{BYTES_PER_ENTRY, Fence, Index};
+use super::snapshot::{self, Memory, Saved, SnapshotError};
 use super::store::{ReplayRequest, ReplayStore, ReplayStoreError, Reservation};
 use crate::boxed::BoxFuture;
 
@@ -59,12 +61,16 @@ const SWEEP_PARTS: usize = 16;
 ///
 /// # Restarts
 ///
-/// The store's memory begins when it is made: requests signed before that
-/// (on the layer's clock) are refused with 401 `issued_before_restart`, as
-/// they may have been accepted by the process before a restart and
-/// forgotten. A client whose clock is `d` seconds behind is refused for at
-/// most `d` seconds after a start. See SECURITY.md for what it does not
-/// cover, and [`with_memory_since`](Self::with_memory_since) for tests.
+/// The store's memory begins in the second it is made: requests signed in
+/// that second or before (on the layer's clock) are refused with 401
+/// `issued_before_restart`, as they may have been accepted by the process
+/// before a restart and forgotten (timestamps have one-second resolution,
+/// so a restart within the second of a captured request would otherwise
+/// let it through). A client whose clock is `d` seconds behind is refused
+/// for at most `d + 1` seconds after a start. A graceful restart that
+/// hands the memory on through a snapshot refuses no one: see
+/// [`MemoryReplayStore::restore`]. SECURITY.md says what the fence does not
+/// cover; [`with_memory_since`](Self::with_memory_since) is for tests.
 ///
 /// ```
 /// use armor_psk::{ArmorPskLayer, MemoryKeyStore, MemoryReplayStore};
@@ -115,11 +121,11 @@ impl MemoryReplayStore {
         Self::build(self.capacity(), limit, self.inner.index_fence())
     }
 
-    /// Declares that this store holds every request accepted since `began`
-    /// (Unix seconds on the layer's clock): requests signed before it are
-    /// refused with `issued_before_restart`, later ones are served. Tests
-    /// that sign requests in the past use it, and so does a store restored
-    /// from a snapshot. `None` turns the fence off.
+    /// Declares that this store's memory began in the second `began` (Unix
+    /// seconds on the layer's clock), holding every request accepted after
+    /// it: requests signed in that second or before are refused with
+    /// `issued_before_restart`, later ones are served. Tests that sign
+    /// requests in the past use it. `None` turns the fence off.
     ///
     /// # Security
     /// With `None`, or a `began` earlier than the store's real start, a
@@ -131,13 +137,38 @@ impl MemoryReplayStore {
         Self::build(self.capacity(), self.per_key_limit(), fence)
     }
 
+    /// A builder, for every setting at once (and a store restored from a
+    /// snapshot).
+    pub fn builder() -> MemoryReplayStoreBuilder {
+        MemoryReplayStoreBuilder::default()
+    }
+
     fn build(capacity: u64, per_key_limit: u64, fence: Fence) -> Self {
+        Self::from_index(Index::new(capacity, per_key_limit, fence))
+    }
+
+    fn from_index(index: Index) -> Self {
         Self {
             inner: Arc::new(Inner {
-                index: Index::new(capacity, per_key_limit, fence),
+                index,
                 housekeeper: Once::new(),
             }),
         }
+    }
+
+    /// Writes the store's live entries, and the shares' counts, to the
+    /// snapshot file at `path` (a temporary file synced and renamed over
+    /// it), for [`MemoryReplayStoreBuilder::restore`] to read at the next
+    /// start. The store then takes no more requests: a request accepted
+    /// after it would be missing from the file, so every later one is
+    /// answered as unavailable (503). Call it once the server has stopped
+    /// accepting and its requests in flight have finished.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Io`] when the file cannot be written; the running
+    /// marker the start left then stays, and the next start is fenced.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<Saved, SnapshotError> {
+        snapshot::save(&self.inner.index, path.as_ref())
     }
 
     /// Entries held, including expired ones not yet swept.
@@ -248,6 +279,111 @@ mod sweeper {
     }
 }
 
+/// Every setting of a [`MemoryReplayStore`], then
+/// [`build`](Self::build), or [`restore`](Self::restore) from a snapshot.
+///
+/// ```
+/// use armor_psk::{Memory, MemoryReplayStore};
+///
+/// let dir = std::env::temp_dir().join(format!("armor-psk-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("replay.snapshot");
+/// # let _ = std::fs::remove_file(&path);
+/// let builder = MemoryReplayStore::builder().memory_limit(64 << 20).per_key_limit(10_000);
+///
+/// // No file: a first start, nothing fenced.
+/// let (store, memory) = builder.clone().restore(&path).unwrap();
+/// assert!(matches!(memory, Memory::FirstStart));
+/// store.save(&path).unwrap();
+///
+/// // A clean stop's snapshot: the memory is complete.
+/// let (_store, memory) = builder.clone().restore(&path).unwrap();
+/// assert!(matches!(memory, Memory::Complete { .. }));
+///
+/// // Started again without a clean stop: fenced.
+/// let (_store, memory) = builder.restore(&path).unwrap();
+/// assert!(matches!(memory, Memory::Crashed) && memory.fenced());
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryReplayStoreBuilder {
+    capacity: u64,
+    per_key_limit: u64,
+    fence: Fence,
+}
+
+impl Default for MemoryReplayStoreBuilder {
+    fn default() -> Self {
+        Self {
+            capacity: MemoryReplayStore::DEFAULT_CAPACITY,
+            per_key_limit: u64::MAX,
+            fence: Fence::FromStart,
+        }
+    }
+}
+
+impl MemoryReplayStoreBuilder {
+    /// The tables never take more than `bytes` (16 bytes of it per entry
+    /// of capacity; default 1 GiB).
+    #[must_use]
+    pub fn memory_limit(self, bytes: u64) -> Self {
+        self.capacity(bytes / BYTES_PER_ENTRY)
+    }
+
+    /// At most `capacity` entries (two per request with unique nonces).
+    #[must_use]
+    pub fn capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// At most `limit` entries for any one key, whatever the pressure; see
+    /// [`MemoryReplayStore::with_per_key_limit`].
+    #[must_use]
+    pub fn per_key_limit(mut self, limit: u64) -> Self {
+        self.per_key_limit = limit;
+        self
+    }
+
+    /// See [`MemoryReplayStore::with_memory_since`] (ignored by
+    /// [`restore`](Self::restore), which reads it from the file).
+    ///
+    /// # Security
+    /// With `None`, a request accepted before a restart can be replayed
+    /// after it.
+    #[must_use]
+    pub fn memory_since(mut self, began: Option<u64>) -> Self {
+        self.fence = began.map_or(Fence::Off, Fence::Since);
+        self
+    }
+
+    /// The store.
+    pub fn build(self) -> MemoryReplayStore {
+        MemoryReplayStore::build(self.capacity, self.per_key_limit, self.fence)
+    }
+
+    /// The store whose memory a clean stop saved to `path` with
+    /// [`MemoryReplayStore::save`], and what the file told of it
+    /// ([`Memory`]). The file is then replaced by a small running marker,
+    /// so that a start after a crash of this process knows its memory is
+    /// lost. A missing, truncated, corrupt or foreign file, or one that
+    /// does not fit the memory limit, is never trusted: the store's memory
+    /// then begins now, and requests signed in this second or before are
+    /// refused with `issued_before_restart` ([`Memory::fenced`]).
+    ///
+    /// # Errors
+    /// Only when no marker can be written and the old file cannot be
+    /// removed either: a crash of this process could then not be told
+    /// apart from a clean stop, so the store must not run.
+    pub fn restore(
+        self,
+        path: impl AsRef<Path>,
+    ) -> Result<(MemoryReplayStore, Memory), SnapshotError> {
+        let (index, memory) = snapshot::restore(path.as_ref(), self.capacity, self.per_key_limit)?;
+        Ok((MemoryReplayStore::from_index(index), memory))
+    }
+}
+
 impl Default for MemoryReplayStore {
     fn default() -> Self {
         Self::new()
@@ -282,5 +418,9 @@ impl ReplayStore for MemoryReplayStore {
 
     fn len_hint(&self) -> Option<u64> {
         Some(self.len())
+    }
+
+    fn begin(&self, now: u64) {
+        self.inner.index.begin(now);
     }
 }

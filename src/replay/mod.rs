@@ -8,17 +8,20 @@
 //! and the reason.
 
 mod digest;
+mod horizon;
 mod index;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 mod sharded;
 mod shares;
+mod snapshot;
 mod store;
 mod table;
 
-pub use memory::MemoryReplayStore;
+pub use memory::{MemoryReplayStore, MemoryReplayStoreBuilder};
 #[cfg(feature = "redis")]
 pub use redis::{FailurePolicy, RedisReplayStore, RedisStoreError, RedisStoreOptions};
 pub use sharded::ShardedReplayStore;
+pub use snapshot::{Memory, Saved, SnapshotError};
 pub use store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreError, Reservation};

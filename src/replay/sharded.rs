@@ -139,4 +139,8 @@ impl ReplayStore for ShardedReplayStore {
     fn len_hint(&self) -> Option<u64> {
         Some(self.len())
     }
+
+    fn begin(&self, now: u64) {
+        self.index.begin(now);
+    }
 }

@@ -145,6 +145,33 @@ impl Shares {
         KEY_SHARDS
     }
 
+    /// Visits every key's buckets (end, entries), ends ascending.
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(u64, &[(u32, u32)])) {
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            for (&key, held) in shard.iter() {
+                let (front, back) = held.buckets.as_slices();
+                let buckets: Vec<(u32, u32)> = front.iter().chain(back).copied().collect();
+                visit(key, &buckets);
+            }
+        }
+    }
+
+    /// A key's buckets read back from a snapshot, ends ascending.
+    pub(crate) fn restore(&self, key: u64, buckets: &[(u32, u32)]) {
+        let mut shard = self.shards[(key % KEY_SHARDS as u64) as usize].lock();
+        let held = match shard.entry(key) {
+            Entry::Occupied(held) => held.into_mut(),
+            Entry::Vacant(place) => {
+                self.active.fetch_add(1, Ordering::Relaxed);
+                place.insert(Held::default())
+            }
+        };
+        for &(end, count) in buckets {
+            held.add(count, end);
+        }
+    }
+
     /// The entries `key` holds (tests).
     #[cfg(test)]
     pub(crate) fn held(&self, key: u64, now: u32) -> u64 {

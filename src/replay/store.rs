@@ -39,6 +39,7 @@ pub struct ReplayRequest<'a> {
     timestamp: u64,
     now: u64,
     expires_at: u64,
+    monotonic: Option<Duration>,
 }
 
 impl<'a> ReplayRequest<'a> {
@@ -64,7 +65,26 @@ impl<'a> ReplayRequest<'a> {
             timestamp,
             now,
             expires_at,
+            monotonic: None,
         }
+    }
+
+    /// The layer's clock's [monotonic](crate::Clock::monotonic) reading
+    /// when it read `now`. The in-memory stores expire entries by `now`
+    /// only as far as this confirms it (a step of the wall clock forward
+    /// is believed once it has lasted an entry's lifetime), so one glitch
+    /// cannot make them forget. Without it, the process's monotonic clock
+    /// read at the reservation.
+    #[must_use]
+    pub fn with_monotonic(mut self, monotonic: Duration) -> Self {
+        self.monotonic = Some(monotonic);
+        self
+    }
+
+    /// The monotonic reading given with
+    /// [`with_monotonic`](Self::with_monotonic), if one was.
+    pub fn monotonic(&self) -> Option<Duration> {
+        self.monotonic
     }
 
     /// Also holds the nonce, so that a key reusing it on another request
@@ -303,6 +323,14 @@ pub trait ReplayStore: Send + Sync + 'static {
         None
     }
 
+    /// Told by the layer, as it makes its service, what the layer's clock
+    /// reads: a store whose memory begins when it is made takes the first
+    /// such time as its start when that clock is not the system's (a
+    /// test's). The default does nothing.
+    fn begin(&self, now: u64) {
+        let _ = now;
+    }
+
     /// About how many entries the store holds, if it can tell cheaply
     /// (reported as the `armor_psk_replay_store_entries` gauge). `None` by
     /// default.
@@ -324,6 +352,10 @@ impl<R: ReplayStore> ReplayStore for Arc<R> {
         request: &ReplayRequest<'_>,
     ) -> Option<Result<Reservation, ReplayStoreError>> {
         (**self).reserve_ready(request)
+    }
+
+    fn begin(&self, now: u64) {
+        (**self).begin(now);
     }
 
     fn len_hint(&self) -> Option<u64> {

@@ -131,6 +131,31 @@ impl Table {
         Found::Inserted
     }
 
+    /// Visits every held digest and its expiry.
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(u64, u32)) {
+        for (&digest, &until) in self.digests.iter().zip(self.until.iter()) {
+            if digest != EMPTY {
+                visit(digest, until);
+            }
+        }
+    }
+
+    /// Holds a digest read back from a snapshot, growing as needed within
+    /// the table's limit: whether it was new, or `None` when there is no
+    /// room (or the digest is 0, which no digest is).
+    pub(crate) fn restore(&mut self, digest: u64, until: u32) -> Option<bool> {
+        if digest == EMPTY {
+            return None;
+        }
+        if self.find(digest).is_some() {
+            return Some(false);
+        }
+        match self.reserve(digest, until, 0, true) {
+            Found::NoRoom => None,
+            _ => Some(true),
+        }
+    }
+
     /// Inserts a digest known to be absent.
     fn insert(&mut self, mut digest: u64, mut until: u32) {
         let mut slot = self.home(digest);
