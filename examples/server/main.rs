@@ -19,6 +19,16 @@
 //! - `ARMOR_PSK_REPLAY_MEMORY_LIMIT`: the in-memory replay store's memory
 //!   limit, in bytes or with a unit (`64MiB`, `2GiB`, `500MB`; default
 //!   1 GiB: 33 million requests held, 90,000 requests a second sustained).
+//! - `ARMOR_PSK_REPLAY_SNAPSHOT=PATH`: hand the in-memory store's memory
+//!   on across a graceful restart. A stop (SIGTERM or SIGINT) writes it to
+//!   `PATH`, a start reads it back, and nobody is refused for the restart;
+//!   after a crash the start knows its memory is lost and fences (see
+//!   `MemoryReplayStoreBuilder::restore`).
+//! - `ARMOR_PSK_HEADER_TIMEOUT` (seconds, default 10), `ARMOR_PSK_MAX_CONNECTIONS`
+//!   (default 2048), `ARMOR_PSK_SHUTDOWN_TIMEOUT` (seconds, default 10): a
+//!   request head must arrive within the first (32 KiB at most, else 431),
+//!   at most the second many connections are open, and a stop waits at most
+//!   the third for the requests in flight.
 //! - `ARMOR_PSK_REDIS_ALLOW_EVICTION=1`: accept a Redis whose
 //!   `maxmemory-policy` may evict entries (refused otherwise: an evicted
 //!   entry is a replay accepted).
@@ -33,6 +43,15 @@
 //!   form or the 32 hex digits Armor's contract recommends).
 //! - `RUST_LOG`: log filter (default `info`).
 //!
+//! On SIGTERM or SIGINT the server stops accepting, lets the requests in
+//! flight finish (at most `ARMOR_PSK_SHUTDOWN_TIMEOUT`), writes the
+//! snapshot if it keeps one, and exits 0; a second signal exits at once
+//! (status 1). When its replay memory begins at this start (no snapshot,
+//! or a crash before), it says `listening on` only once the second it
+//! began in is over: what was signed in that second is refused
+//! (`issued_before_restart`), and a client that signs as it sends is then
+//! never among them.
+//!
 //! The layer reads a request's body before it knows whether the key is
 //! real (the signature covers the body), so the server bounds what
 //! unauthenticated clients can hold: a read timeout on request bodies
@@ -43,12 +62,14 @@
 //! (`GlobalConcurrencyLimitLayer`): a `ConcurrencyLimitLayer` would be
 //! cloned with axum's per-connection service and bound nothing.
 
+mod serve;
+
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use armor_psk::{
-    ArmorPskLayer, Identity, KeyStore, MemoryKeyStore, MemoryReplayStore, generate_secret,
+    ArmorPskLayer, Identity, KeyStore, Memory, MemoryKeyStore, MemoryReplayStore, generate_secret,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -266,13 +287,17 @@ async fn with_redis(
 }
 
 /// What `--help` prints: the variables the server reads.
-const HELP: &str = "examples/server.rs: an axum server behind ARMOR-PSK (any method, any path: 200 \
+const HELP: &str = "examples/server: an axum server behind ARMOR-PSK (any method, any path: 200 \
 with what it received, once the request verifies).
 
 Variables:
   ARMOR_PSK_KEYS                 id=secret pairs, comma-separated (none: one key generated and printed)
   ARMOR_PSK_ADDR                 where to listen (default 127.0.0.1:3000; port 0: a free one)
   ARMOR_PSK_REPLAY_MEMORY_LIMIT  the in-memory replay store's limit (bytes, or 64MiB, 2GiB; default 1GiB)
+  ARMOR_PSK_REPLAY_SNAPSHOT      a file the in-memory store's memory is saved to at a stop and read back at a start
+  ARMOR_PSK_HEADER_TIMEOUT       seconds a request head may take (default 10; at most 32 KiB)
+  ARMOR_PSK_MAX_CONNECTIONS      connections open at once (default 2048; more wait)
+  ARMOR_PSK_SHUTDOWN_TIMEOUT     seconds a stop waits for the requests in flight (default 10)
   ARMOR_PSK_REDIS_URL            a Redis replay store (--features redis)
   ARMOR_PSK_REDIS_CLUSTER_URLS   a Redis Cluster replay store, comma-separated node URLs
   ARMOR_PSK_REDIS_ALLOW_EVICTION 1: accept a Redis that may evict entries
@@ -344,7 +369,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         )),
         (Err(_), Err(_)) => None,
     };
+    let snapshot = std::env::var_os("ARMOR_PSK_REPLAY_SNAPSHOT").map(std::path::PathBuf::from);
+    let mut memory_store = None;
+    // When this start's replay memory begins now (a second to wait out).
+    let mut fenced_since = None;
     let layer = match redis {
+        Some(_) if snapshot.is_some() => {
+            return Err("ARMOR_PSK_REPLAY_SNAPSHOT is for the in-memory store, not Redis".into());
+        }
         Some(redis) => with_redis(ArmorPskLayer::new(keys), redis).await?,
         None => {
             let limit = match std::env::var("ARMOR_PSK_REPLAY_MEMORY_LIMIT") {
@@ -352,12 +384,48 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     .map_err(|error| format!("ARMOR_PSK_REPLAY_MEMORY_LIMIT: {error}"))?,
                 Err(_) => MemoryReplayStore::DEFAULT_MEMORY_LIMIT,
             };
-            let store = MemoryReplayStore::with_memory_limit(limit);
+            let made = unix_seconds();
+            let builder = MemoryReplayStore::builder().memory_limit(limit);
+            let store = match &snapshot {
+                None => {
+                    fenced_since = Some(made);
+                    builder.build()
+                }
+                Some(path) => {
+                    let (store, memory) = builder.restore(path)?;
+                    match &memory {
+                        Memory::FirstStart => println!(
+                            "replay snapshot {}: none yet (a first start)",
+                            path.display()
+                        ),
+                        Memory::Complete { entries } => println!(
+                            "replay snapshot {}: {entries} entries restored (a clean stop)",
+                            path.display()
+                        ),
+                        Memory::Crashed => tracing::warn!(
+                            "replay snapshot {}: the last run did not stop cleanly; requests \
+                             signed before this start are refused (issued_before_restart)",
+                            path.display()
+                        ),
+                        Memory::Untrusted(error) => tracing::warn!(
+                            "replay snapshot not trusted ({}); requests signed before this \
+                             start are refused (issued_before_restart)",
+                            describe(error)
+                        ),
+                        _ => {}
+                    }
+                    if memory.fenced() {
+                        fenced_since = Some(made);
+                    }
+                    store
+                }
+            };
             println!(
                 "replay store: in memory (this process only), at most {} MiB, {} requests",
                 limit >> 20,
                 store.capacity() / 2
             );
+            memory_store = Some(store.clone());
             ArmorPskLayer::new(keys).with_replay_store(store)
         }
     };
@@ -393,18 +461,95 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(10))),
     );
 
+    let limits = serve::Limits {
+        header_timeout: seconds_from_env("ARMOR_PSK_HEADER_TIMEOUT", 10)?,
+        header_bytes: 32 << 10,
+        connections: usize::try_from(number_from_env("ARMOR_PSK_MAX_CONNECTIONS", 2048)?)
+            .unwrap_or(usize::MAX)
+            .max(1),
+        drain: seconds_from_env("ARMOR_PSK_SHUTDOWN_TIMEOUT", 10)?,
+    };
+    let mut stop = serve::signals()?;
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
+    if let Some(began) = fenced_since {
+        wait_past(began).await;
+    }
     println!("listening on http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    let drained = serve::serve(listener, app, limits, &mut stop).await;
+    if !drained {
+        tracing::warn!(
+            "stopping: requests still in flight after {:?} were cut off",
+            limits.drain
+        );
+    }
+    // From here a second signal still exits at once.
+    tokio::spawn(async move {
+        if stop.recv().await.is_some() {
+            serve::second_signal();
+        }
+    });
+    if let (Some(store), Some(path)) = (memory_store, snapshot) {
+        let saved = tokio::task::spawn_blocking(move || store.save(&path)).await?;
+        match saved {
+            Ok(saved) => println!(
+                "replay snapshot saved: {} entries, {} keys, {} bytes in {} ms",
+                saved.entries,
+                saved.keys,
+                saved.bytes,
+                saved.took.as_millis()
+            ),
+            Err(error) => {
+                // The running marker stays: the next start fences.
+                return Err(format!("the replay snapshot was not saved: {}", describe(&error)).into());
+            }
+        }
+    }
+    println!("stopped");
     Ok(())
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// Sleeps until the wall clock is past the second `second`.
+async fn wait_past(second: u64) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let next = Duration::from_secs(second + 1);
+    if next > now {
+        tokio::time::sleep(next - now).await;
+    }
+}
+
+/// A whole number from the environment, or `default`.
+fn number_from_env(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}: {text:?} is not a whole number")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// Seconds from the environment (a whole number, or with a fraction), or
+/// `default`.
+fn seconds_from_env(name: &str, default: u64) -> Result<Duration, String> {
+    match std::env::var(name) {
+        Ok(text) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|seconds| seconds.is_finite() && *seconds > 0.0 && *seconds < 86_400.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| format!("{name}: {text:?} is not a number of seconds (0 < s < 86400)")),
+        Err(_) => Ok(Duration::from_secs(default)),
+    }
 }
