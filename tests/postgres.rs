@@ -111,7 +111,11 @@ async fn two_instances_follow_keys_added_rotated_and_revoked_through_the_cli() {
     let old = Signer::new(key_id.clone(), field(&added, "Secret Key:")).unwrap();
 
     let clock = ManualClock::new(now());
-    let layer = |keys| ArmorPskLayer::new(keys).with_clock(clock.clone());
+    let layer = |keys| {
+        ArmorPskLayer::new(keys)
+            .with_clock(clock.clone())
+            .with_replay_store(common::memory_store())
+    };
     let (a, b) = (
         app(layer(instance(&url).await)),
         app(layer(instance(&url).await)),
@@ -340,7 +344,9 @@ async fn with_the_database_down_cached_keys_serve_and_others_get_503() {
     let store = PostgresKeyStore::connect(&relayed, kek()).await.unwrap();
     let cache = store.cached_with(|cache| cache.ttl(Duration::from_millis(200)));
     let clock = ManualClock::new(now());
-    let router = app(ArmorPskLayer::new(cache).with_clock(clock.clone()));
+    let router = app(ArmorPskLayer::new(cache)
+        .with_clock(clock.clone())
+        .with_replay_store(common::memory_store()));
     let signer =
         |key: &armor_psk::NewKey| Signer::new(key.key_id.clone(), key.secret.as_str()).unwrap();
     until_status(
@@ -502,7 +508,9 @@ async fn a_revoke_racing_slow_lookups_is_honoured_by_both_instances() {
         relay.slow_new.store(false, Ordering::SeqCst);
         let clock = ManualClock::new(now());
         instances.push((
-            app(ArmorPskLayer::new(store.cached()).with_clock(clock.clone())),
+            app(ArmorPskLayer::new(store.cached())
+                .with_clock(clock.clone())
+                .with_replay_store(common::memory_store())),
             clock,
         ));
     }
@@ -563,7 +571,9 @@ async fn a_silent_database_fails_lookups_fast_and_the_feed_catches_up() {
         .unwrap();
     let cache = store.cached_with(|cache| cache.ttl(Duration::from_millis(300)));
     let clock = ManualClock::new(now());
-    let router = app(ArmorPskLayer::new(cache).with_clock(clock.clone()));
+    let router = app(ArmorPskLayer::new(cache)
+        .with_clock(clock.clone())
+        .with_replay_store(common::memory_store()));
     assert_eq!(status_of(&router, &key, &clock).await, StatusCode::OK);
 
     relay.silent.store(true, Ordering::SeqCst);
@@ -614,7 +624,7 @@ async fn a_spray_of_random_key_ids_never_starves_genuine_keys() {
     direct.migrate().await.unwrap();
     let store = PostgresKeyStore::connect(&url, kek()).await.unwrap();
     let counter = store.clone();
-    let router = app(ArmorPskLayer::new(store.cached()));
+    let router = app(ArmorPskLayer::new(store.cached()).with_replay_store(common::memory_store()));
     tokio::time::sleep(Duration::from_millis(300)).await; // the feed has the ids
     let mut genuine = Vec::new();
     for i in 0..30 {

@@ -62,7 +62,8 @@ fn signed_ago(ago: u64) -> String {
 
 /// A fresh directory for a snapshot file.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("armor-psk-restarts-{}-{name}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("armor-psk-restarts-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -109,7 +110,10 @@ fn a_restart_within_the_captured_requests_second_never_replays_it() {
             let restarted = now();
             let again = Server::start(server(None));
             let replay = post(&again.url, &header);
-            assert_ne!(replay.0, 200, "try {attempt} (graceful: {graceful}): replayed");
+            assert_ne!(
+                replay.0, 200,
+                "try {attempt} (graceful: {graceful}): replayed"
+            );
             assert_eq!(replay, (401, "issued_before_restart".into()));
             outcomes.push(restarted == signed);
             // An honest client signing now is served.
@@ -145,11 +149,17 @@ fn a_graceful_restart_with_the_snapshot_refuses_the_replay_and_serves_the_rest()
 
     let again = Server::start(server(Some(&path)));
     assert!(
-        again.banner.iter().any(|line| line.contains("restored (a clean stop)")),
+        again
+            .banner
+            .iter()
+            .any(|line| line.contains("restored (a clean stop)")),
         "{:?}",
         again.banner
     );
-    assert_eq!(post(&again.url, &accepted), (401, "replayed_request".into()));
+    assert_eq!(
+        post(&again.url, &accepted),
+        (401, "replayed_request".into())
+    );
     assert_eq!(post(&again.url, &never_sent), (200, String::new()));
 }
 
@@ -195,7 +205,11 @@ fn a_truncated_flipped_or_foreign_snapshot_is_fenced_with_a_log_line() {
     let damaged: [(&str, Vec<u8>, &str); 3] = [
         ("truncated", good[..good.len() - 7].to_vec(), "truncated"),
         ("flipped", flipped, "corrupt"),
-        ("foreign", b"{\"not\": \"a snapshot\"}".to_vec(), "not an armor-psk replay snapshot"),
+        (
+            "foreign",
+            b"{\"not\": \"a snapshot\"}".to_vec(),
+            "not an armor-psk replay snapshot",
+        ),
     ];
     for (what, bytes, reason) in damaged {
         std::fs::write(&path, &bytes).unwrap();
@@ -209,7 +223,10 @@ fn a_truncated_flipped_or_foreign_snapshot_is_fenced_with_a_log_line() {
         );
         assert!(terminate(&mut again).success(), "{what}");
         let log = again.stderr_text();
-        assert!(log.contains("not trusted") && log.contains(reason), "{what}: {log}");
+        assert!(
+            log.contains("not trusted") && log.contains(reason),
+            "{what}: {log}"
+        );
     }
 }
 
@@ -264,7 +281,9 @@ fn unfinished_headers_are_closed_within_the_header_timeout() {
     let mut streams: Vec<TcpStream> = (0..2_000)
         .map(|_| {
             let mut stream = TcpStream::connect(&addr).unwrap();
-            stream.write_all(b"POST /things HTTP/1.1\r\nHost: x\r\n").unwrap();
+            stream
+                .write_all(b"POST /things HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
             for _ in 0..16 {
                 let _ = stream.write_all(filler.as_bytes());
             }

@@ -503,7 +503,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             ),
             Err(error) => {
                 // The running marker stays: the next start fences.
-                return Err(format!("the replay snapshot was not saved: {}", describe(&error)).into());
+                return Err(
+                    format!("the replay snapshot was not saved: {}", describe(&error)).into(),
+                );
             }
         }
     }

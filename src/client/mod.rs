@@ -9,13 +9,16 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! use armor_psk::client::{SignLayer, SignedBody};
-//! use armor_psk::{ArmorPskLayer, MemoryKeyStore, Signer, VerifiedBody};
+//! use armor_psk::{ArmorPskLayer, Clock, MemoryKeyStore, MemoryReplayStore, Signer, SystemClock, VerifiedBody};
 //! use http::{Request, Response, StatusCode};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
-//! // The server: the layer in front of a handler.
+//! // The server: the layer in front of a handler. A server refuses what
+//! // was signed in the second its replay memory began; this one's began a
+//! // minute ago (as a graceful restart from a snapshot would say).
+//! let store = MemoryReplayStore::new().with_memory_since(Some(SystemClock.now() - 60));
 //! let server = ServiceBuilder::new()
-//!     .layer(ArmorPskLayer::new(MemoryKeyStore::new().with_key("key-1", "secret-1")))
+//!     .layer(ArmorPskLayer::new(MemoryKeyStore::new().with_key("key-1", "secret-1")).with_replay_store(store))
 //!     .service(service_fn(|request: Request<VerifiedBody>| async move {
 //!         Ok::<_, std::convert::Infallible>(Response::new(request.into_body().into_bytes()))
 //!     }));

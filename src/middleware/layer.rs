@@ -39,15 +39,19 @@ use crate::replay::ReplayStore;
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
 /// let keys = MemoryKeyStore::new().with_key("key-1", "secret");
+/// let clock = ManualClock::new(1_700_000_000);
 /// let service = ServiceBuilder::new()
-///     .layer(ArmorPskLayer::new(keys).with_clock(ManualClock::new(1_700_000_000)))
+///     .layer(ArmorPskLayer::new(keys).with_clock(clock.clone()))
 ///     .service(service_fn(|request: Request<VerifiedBody>| async move {
 ///         let who = request.extensions().get::<Identity>().unwrap().key_id().to_owned();
 ///         Ok::<_, Infallible>(Response::new(format!("{who} sent {} bytes", request.body().len())))
 ///     }));
 ///
+/// // What was signed in the second the layer was made is refused (a
+/// // restart may have forgotten it): a second later, all is served.
+/// clock.advance(1);
 /// let header = Signer::new("key-1", "secret").unwrap()
-///     .sign_at("POST", "/things", b"{}", "n-1", 1_700_000_000).unwrap();
+///     .sign_at("POST", "/things", b"{}", "n-1", 1_700_000_001).unwrap();
 /// let signed = Request::post("/things").header("authorization", header).body("{}".to_owned()).unwrap();
 /// assert_eq!(service.clone().oneshot(signed).await.unwrap().status(), StatusCode::OK);
 ///

@@ -101,6 +101,16 @@ impl Horizon {
         self.waiting.store(pending.is_some(), Ordering::Relaxed);
     }
 
+    /// A request's times: its `now`, the monotonic reading it carries (or
+    /// the process's), and its entries' lifetime as the confirmation.
+    pub(crate) fn observe_request(&self, request: &crate::replay::store::ReplayRequest<'_>) {
+        let monotonic = request
+            .monotonic()
+            .unwrap_or_else(crate::protocol::clock::process_monotonic);
+        let lifetime = request.expires_at().saturating_sub(request.timestamp());
+        self.observe(request.now(), monotonic.as_secs(), lifetime);
+    }
+
     /// The horizon (Unix seconds): 0 before the first request.
     pub(crate) fn now(&self) -> u64 {
         if !self.started.load(Ordering::Acquire) {

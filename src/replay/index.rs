@@ -261,11 +261,7 @@ impl Index {
                 Fence::Off => 0,
             },
         });
-        let monotonic = request
-            .monotonic()
-            .unwrap_or_else(crate::protocol::clock::process_monotonic);
-        let lifetime = request.expires_at().saturating_sub(request.timestamp());
-        self.horizon.observe(now, monotonic.as_secs(), lifetime);
+        self.horizon.observe_request(request);
         start
     }
 

@@ -155,7 +155,7 @@ pub(crate) fn restore(
 ) -> Result<(Index, Memory), SnapshotError> {
     let read = read(path, capacity, per_key_limit);
     let (index, memory) = match read {
-        Ok(Some(Found::Snapshot { index, entries })) => (index, Memory::Complete { entries }),
+        Ok(Some(Found::Snapshot { index, entries })) => (*index, Memory::Complete { entries }),
         Ok(Some(Found::Running)) => (fresh(capacity, per_key_limit), Memory::Crashed),
         Ok(None) => (
             Index::new(capacity, per_key_limit, Fence::Off),
@@ -355,7 +355,7 @@ fn sync_directory(path: &Path) -> io::Result<()> {
 
 enum Found {
     Running,
-    Snapshot { index: Index, entries: u64 },
+    Snapshot { index: Box<Index>, entries: u64 },
 }
 
 /// A reader that hashes what it reads; a short read is a truncated file.
@@ -472,7 +472,7 @@ fn read(path: &Path, capacity: u64, per_key_limit: u64) -> Result<Option<Found>,
     input.finish()?;
     match state {
         RUNNING => Ok(Some(Found::Running)),
-        SNAPSHOT => Ok(Some(Found::Snapshot { index, entries })),
+        SNAPSHOT => Ok(Some(Found::Snapshot { index: Box::new(index), entries })),
         _ => Err(SnapshotError::invalid(path, "of an unknown state")),
     }
 }

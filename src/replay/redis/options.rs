@@ -8,7 +8,7 @@ use redis::cluster::ClusterClient;
 use super::connection::Connection;
 use super::error::{FailurePolicy, RedisStoreError};
 use super::store::RedisReplayStore;
-use super::watch::{Pressure, watch};
+use super::watch::{Pressure, watch, write_epochs};
 
 /// Bytes Redis spends on one entry (key, value, expiry, overhead), about
 /// (290 measured on Redis 7.0 with a 52-byte prefix): used to turn
@@ -20,6 +20,7 @@ const ENTRY_BYTES: u64 = 300;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub struct RedisStoreOptions {
     allow_eviction: bool,
+    allow_without_scripts: bool,
     per_key_limit: Option<u64>,
 }
 
@@ -35,6 +36,24 @@ impl RedisStoreOptions {
     #[must_use]
     pub fn allow_eviction(mut self, allow: bool) -> Self {
         self.allow_eviction = allow;
+        self
+    }
+
+    /// Accept a Redis user that cannot run scripts (`EVAL`), or keys it may
+    /// not write. [`connect`](Self::connect) refuses such a user by
+    /// default: after a Redis restart from a snapshot the store raises
+    /// every group's epoch with a script, and without it the requests the
+    /// restart lost can be replayed.
+    ///
+    /// # Security
+    /// With `true`, a Redis restarted from an RDB or AOF file that misses
+    /// the latest writes brings back entries older than what it lost, and
+    /// nothing fences the lost ones: each is a captured request that can be
+    /// replayed until its timestamp leaves the window. The failure is
+    /// logged every time the epochs cannot be raised.
+    #[must_use]
+    pub fn allow_without_scripts(mut self, allow: bool) -> Self {
+        self.allow_without_scripts = allow;
         self
     }
 
@@ -127,6 +146,25 @@ impl RedisStoreOptions {
                 });
             }
         }
+        // The fence needs a script on every group's epoch key: try it now
+        // (raising to 0 changes nothing) rather than learn after a restart.
+        let prefix: Arc<[u8]> = Arc::from(RedisReplayStore::DEFAULT_PREFIX.as_bytes());
+        if let Err(source) = write_epochs(&connection, &prefix, 0).await {
+            if self.allow_without_scripts {
+                tracing::error!(
+                    %source,
+                    "ARMOR-PSK Redis replay store: this Redis user cannot raise the epochs (EVAL); \
+                     after a restart from a snapshot, lost requests can be replayed"
+                );
+            } else {
+                return Err(RedisStoreError::new(
+                    "the restart fence needs EVAL on the epoch keys, and it failed (an ACL \
+                     without +@scripting, or without the keys?); grant them, or accept the risk \
+                     with RedisStoreOptions::allow_without_scripts",
+                    source,
+                ));
+            }
+        }
         let (_, maxmemory) = connection
             .memory()
             .await
@@ -135,12 +173,11 @@ impl RedisStoreOptions {
             .per_key_limit
             .unwrap_or(maxmemory / ENTRY_BYTES / 8)
             .max(2);
-        let prefix: Arc<[u8]> = Arc::from(RedisReplayStore::DEFAULT_PREFIX.as_bytes());
         let pressure = Arc::new(Pressure {
             under: AtomicBool::new(false),
             per_key,
             prefix: parking_lot::Mutex::new(Arc::clone(&prefix)),
-            latest: AtomicU64::new(0),
+            horizon: crate::replay::horizon::Horizon::new(),
             restarts: AtomicU64::new(0),
         });
         let run_ids = connection.run_ids().await.unwrap_or_default();

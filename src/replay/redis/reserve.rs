@@ -17,11 +17,7 @@ impl RedisReplayStore {
         let ttl_ms = u64::try_from(request.ttl().as_millis()).unwrap_or(u64::MAX);
         let entries = request.entries();
         let owner = signature_tag(request);
-        if self.pressure.latest.load(Ordering::Relaxed) < request.now() {
-            self.pressure
-                .latest
-                .fetch_max(request.now(), Ordering::Relaxed);
-        }
+        self.pressure.horizon.observe_request(request);
         let keys: SmallVec<[Vec<u8>; 2]> = entries.iter().map(|entry| self.key(entry)).collect();
 
         // Each entry's group epoch first, then the entry, in one slot.

@@ -17,9 +17,10 @@ pub(super) struct Pressure {
     pub(super) per_key: u64,
     /// The prefix, for the watcher to rewrite the epochs.
     pub(super) prefix: parking_lot::Mutex<Arc<[u8]>>,
-    /// The latest time a request brought (the layer's clock): what the
+    /// The layer's clock as the requests tell it, as far as its monotonic
+    /// clock confirms it (one glitched request cannot move it): what the
     /// watcher writes as the epoch after a restart.
-    pub(super) latest: AtomicU64,
+    pub(super) horizon: crate::replay::horizon::Horizon,
     /// Restarts the watcher has fenced.
     pub(super) restarts: AtomicU64,
 }
@@ -60,9 +61,11 @@ pub(super) fn watch(
                 .any(|(node, id)| run_ids.get(node).is_some_and(|before| before != id));
             if restarted {
                 let prefix = Arc::clone(&*pressure.prefix.lock());
-                // On the layer's clock, as the requests tell it; past the
-                // latest second, which the lost writes may have used.
-                let now = match pressure.latest.load(Ordering::Relaxed) {
+                // On the layer's clock, as the requests tell it (bounded by
+                // its monotonic clock: a glitch forward cannot fence the
+                // future); past that second, which the lost writes may
+                // have used.
+                let now = match pressure.horizon.now() {
                     0 => crate::protocol::clock::Clock::now(&crate::protocol::clock::SystemClock),
                     latest => latest + 1,
                 };
