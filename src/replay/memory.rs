@@ -69,7 +69,7 @@ const SWEEP_PARTS: usize = 16;
 /// let it through). A client whose clock is `d` seconds behind is refused
 /// for at most `d + 1` seconds after a start. A graceful restart that
 /// hands the memory on through a snapshot refuses no one: see
-/// [`MemoryReplayStore::restore`]. SECURITY.md says what the fence does not
+/// [`MemoryReplayStoreBuilder::restore`]. SECURITY.md says what the fence does not
 /// cover; [`with_memory_since`](Self::with_memory_since) is for tests.
 ///
 /// ```

@@ -472,7 +472,10 @@ fn read(path: &Path, capacity: u64, per_key_limit: u64) -> Result<Option<Found>,
     input.finish()?;
     match state {
         RUNNING => Ok(Some(Found::Running)),
-        SNAPSHOT => Ok(Some(Found::Snapshot { index: Box::new(index), entries })),
+        SNAPSHOT => Ok(Some(Found::Snapshot {
+            index: Box::new(index),
+            entries,
+        })),
         _ => Err(SnapshotError::invalid(path, "of an unknown state")),
     }
 }
