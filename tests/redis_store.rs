@@ -17,6 +17,7 @@ use armor_psk::{
     ArmorPskLayer, FailurePolicy, ManualClock, MemoryKeyStore, MemoryReplayStore, RedisReplayStore,
     ReplayKey, replay_ttl,
 };
+use axum::Router;
 use common::redis::{OwnRedis, prefix};
 use common::{KEY_ID, NOW, SECRET, app, layer_with, request_with_header, send, signed, signer};
 use http::StatusCode;
@@ -601,4 +602,161 @@ async fn a_redis_restored_from_a_snapshot_fences_what_it_lost() {
     let fresh = signed("POST", "/pay", b"{}", "fresh", NOW + 1);
     assert_eq!(send(&router, fresh).await.status, StatusCode::OK);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A store connected to `url` under `prefix` as a freshly started instance
+/// would be: no memory declared, the epochs as Redis has them.
+async fn fresh_store(url: &str, prefix: &str) -> RedisReplayStore {
+    RedisReplayStore::connect(url)
+        .await
+        .expect("connect to the test Redis")
+        .with_prefix(prefix)
+}
+
+/// A group's memory is dated from Redis's start, not from the group's
+/// first use: a Redis up 8 s serves a client 4 s behind in every group,
+/// where one just started refuses it (the stated cost: a client *d* s
+/// behind is refused while Redis has been up less than *d* + 3 s), and so
+/// does a Redis that was flushed since it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_up_for_a_while_serves_a_client_behind_by_less_than_its_uptime() {
+    let Some(redis) = own_redis(common::test_name!()) else {
+        return;
+    };
+    let behind = |router: Router, nonce: String| async move {
+        send(&router, signed("GET", "/me", b"", &nonce, NOW - 4)).await
+    };
+
+    let just_started = app(layer_with(fresh_store(&redis.url(), &prefix()).await));
+    let answer = behind(just_started, "early".into()).await;
+    assert_eq!(answer.code(), "issued_before_restart", "{}", answer.json);
+
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let router = app(layer_with(fresh_store(&redis.url(), &prefix()).await));
+    let mut served = 0;
+    for n in 0..200 {
+        // 200 requests reach all 64 groups, each first used here.
+        let answer = behind(router.clone(), format!("later-{n}")).await;
+        assert_eq!(answer.status, StatusCode::OK, "{n}: {}", answer.json);
+        served += 1;
+    }
+    assert_eq!(served, 200);
+
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let flushed = app(layer_with(fresh_store(&redis.url(), &prefix()).await));
+    let answer = behind(flushed, "flushed".into()).await;
+    assert_eq!(answer.code(), "issued_before_restart", "{}", answer.json);
+}
+
+/// Redis restarted without persistence within the second a request was
+/// accepted in, and an instance started after it: the replay, in that same
+/// second, is refused (the epoch a first use writes is the next second),
+/// five times of five; once Redis has been up 3 s, 200 requests in step
+/// (all 64 groups) are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_within_the_requests_second_does_not_let_its_replay_through() {
+    let Some(mut redis) = own_redis(common::test_name!()) else {
+        return;
+    };
+    for round in 0..5 {
+        let prefix = prefix();
+        let clock = ManualClock::new(NOW);
+        let layer = |store: RedisReplayStore| {
+            app(
+                ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
+                    .with_clock(clock.clone())
+                    .with_replay_store(store),
+            )
+        };
+        let before = layer(store(&redis.url(), &prefix).await);
+        let header = signer()
+            .sign_at("POST", "/pay", b"{}", &format!("same-second-{round}"), NOW)
+            .unwrap();
+        let original = || request_with_header("POST", "/pay", &header, b"{}");
+        assert_eq!(send(&before, original()).await.status, StatusCode::OK);
+
+        redis.stop();
+        assert!(redis.resume(), "restart redis-server");
+        let after = layer(fresh_store(&redis.url(), &prefix).await);
+        let replay = send(&after, original()).await;
+        assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "round {round}");
+        assert_eq!(replay.code(), "issued_before_restart", "{}", replay.json);
+
+        if round < 4 {
+            continue;
+        }
+        // What it costs the honest: a group first used in Redis's first
+        // 3 s refuses what was signed before then; once Redis has been up
+        // 3 s, a request in step is served in every group.
+        let mut admin = redis::Client::open(redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        loop {
+            let info: redis::InfoDict = redis::cmd("INFO")
+                .arg("server")
+                .query_async(&mut admin)
+                .await
+                .unwrap();
+            if info.get::<u64>("uptime_in_seconds").unwrap_or(0) >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        clock.advance(1);
+        for n in 0..200 {
+            let fresh = signed("POST", "/pay", b"{}", &format!("next-{n}"), NOW + 1);
+            let answer = send(&after, fresh).await;
+            assert_eq!(answer.status, StatusCode::OK, "{n}: {}", answer.json);
+        }
+    }
+}
+
+/// A Redis user that cannot run scripts (ACL `-@scripting`) cannot raise
+/// the epochs after a restart: `connect` refuses it, and says how to
+/// accept the risk; with `allow_without_scripts(true)` it connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_user_without_scripts_is_refused_at_connect_unless_allowed() {
+    let Some(redis) = own_redis(common::test_name!()) else {
+        return;
+    };
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "noscripts",
+            "on",
+            ">pw",
+            "~*",
+            "+@all",
+            "-@scripting",
+        ])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("redis://noscripts:pw@127.0.0.1:{}/", redis.port);
+    let error = RedisReplayStore::connect(&url)
+        .await
+        .expect_err("a user without EVAL must be refused");
+    let text = error.to_string();
+    assert!(text.contains("allow_without_scripts"), "{text}");
+    assert!(!text.contains(":pw@"), "the password leaked: {text}");
+    RedisReplayStore::options()
+        .allow_without_scripts(true)
+        .connect(&url)
+        .await
+        .expect("allowed explicitly");
 }

@@ -6,7 +6,7 @@ use super::error::FailurePolicy;
 use super::groups::group_of;
 use super::store::RedisReplayStore;
 use crate::boxed::BoxError;
-use crate::replay::store::{ReplayRequest, ReplayStoreError, Reservation};
+use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStoreError, Reservation};
 
 impl RedisReplayStore {
     /// The reservation, or a quota refusal; a Redis error apart.
@@ -19,13 +19,17 @@ impl RedisReplayStore {
         let owner = signature_tag(request);
         self.pressure.horizon.observe_request(request);
         let keys: SmallVec<[Vec<u8>; 2]> = entries.iter().map(|entry| self.key(entry)).collect();
+        let fresh_epoch = request.now().saturating_add(1);
 
         // Each entry's group epoch first, then the entry, in one slot.
         let reserve = |i: usize| {
             let mut pipe = redis::pipe();
+            // A group without an epoch lost its memory (or never had
+            // one): it begins after this second, until `date_epoch` dates
+            // it from Redis's start.
             pipe.cmd("SET")
                 .arg(self.epoch_key(group_of(entries[i].as_bytes())))
-                .arg(request.now())
+                .arg(fresh_epoch)
                 .arg("NX")
                 .arg("GET");
             let command = pipe.cmd("SET").arg(&keys[i]);
@@ -70,18 +74,18 @@ impl RedisReplayStore {
             return Ok(Ok(Reservation::Replayed));
         }
         // Redis's memory began at the later of the two groups' epochs.
-        let began = std::iter::once(&signature)
-            .chain(nonce.as_ref())
-            .map(|replies| match replies.first() {
-                Some(redis::Value::BulkString(began)) => std::str::from_utf8(began)
-                    .ok()
-                    .and_then(|began| began.parse().ok())
-                    .unwrap_or(0),
-                // Just written: this group's memory begins now.
-                _ => request.now(),
-            })
-            .max()
-            .unwrap_or(0);
+        let (signature_began, nonce_began) = tokio::join!(
+            self.began(&signature, &entries[0], fresh_epoch, request.now()),
+            async {
+                match (&nonce, entries.get(1)) {
+                    (Some(replies), Some(entry)) => {
+                        self.began(replies, entry, fresh_epoch, request.now()).await
+                    }
+                    _ => 0,
+                }
+            }
+        );
+        let began = signature_began.max(nonce_began);
         let refusal = if request.timestamp() < began {
             Ok(Reservation::IssuedBeforeRestart { began })
         } else if self.under_pressure() {
@@ -101,6 +105,47 @@ impl RedisReplayStore {
         // Not accepted: take this request's entries back.
         self.take_back(&keys, set_signature, set_nonce).await;
         Ok(refusal)
+    }
+
+    /// When the memory of `entry`'s group began, from the epoch the
+    /// reservation's `SET NX GET` answered.
+    async fn began(
+        &self,
+        replies: &[redis::Value],
+        entry: &ReplayKey,
+        written: u64,
+        now: u64,
+    ) -> u64 {
+        match replies.first() {
+            Some(redis::Value::BulkString(began)) => epoch_value(began),
+            // Just written: dated from Redis's start where that is sound.
+            _ => {
+                self.date_epoch(group_of(entry.as_bytes()), written, now)
+                    .await
+            }
+        }
+    }
+
+    /// Dates a group's epoch that this request has just written
+    /// (`written`, the second after `now`) from Redis's start instead:
+    /// everything accepted since Redis started is still there, unless
+    /// Redis was flushed, evicted keys or was promoted from a replica (then
+    /// the epoch stays). Only the value this store wrote is replaced, so a
+    /// fence another instance raised meanwhile stands. Any failure (a user
+    /// without scripts) leaves `written`.
+    async fn date_epoch(&self, group: u8, written: u64, now: u64) -> u64 {
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(DATE_EPOCH)
+            .arg(1)
+            .arg(self.epoch_key(group))
+            .arg(written)
+            .arg(now);
+        match self.connection.pipeline(&pipe).await.as_deref() {
+            Ok([redis::Value::BulkString(began)]) => epoch_value(began),
+            Ok([redis::Value::Int(began)]) => u64::try_from(*began).unwrap_or(written),
+            _ => written,
+        }
     }
 
     /// Counts an accepted request's entries against its key's share:
@@ -194,6 +239,41 @@ impl RedisReplayStore {
             }
         }
     }
+}
+
+/// Replaces a group's epoch `ARGV[1]` (just written) by Redis's start
+/// on the layer's clock (`ARGV[2]`, now, less `uptime_in_seconds`), plus
+/// 3 s: timestamps, the uptime and the two clocks each round to whole
+/// seconds, and the second Redis started in is fenced (a request accepted
+/// in it by the Redis before may be lost). Never later than `ARGV[1]`.
+/// Nothing changes after a `FLUSHALL`, `FLUSHDB` or `SWAPDB` (their
+/// command counts), an eviction (`evicted_keys`), or on a node that was a
+/// replica (`second_repl_offset`): memory since the start may be gone.
+const DATE_EPOCH: &str = "\
+local held = redis.call('GET', KEYS[1])
+if held ~= ARGV[1] then return held end
+local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
+local commands = redis.call('INFO', 'commandstats')
+local evicted = tonumber(string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)') or '1')
+local replica = not string.find(redis.call('INFO', 'replication'), 'second_repl_offset:-1', 1, true)
+if uptime == nil or evicted > 0 or replica
+    or string.find(commands, 'cmdstat_flushall:', 1, true)
+    or string.find(commands, 'cmdstat_flushdb:', 1, true)
+    or string.find(commands, 'cmdstat_swapdb:', 1, true) then
+    return held
+end
+local began = tonumber(ARGV[2]) - uptime + 3
+if began >= tonumber(held) then return held end
+redis.call('SET', KEYS[1], began)
+return tostring(began)
+";
+
+/// An epoch as Redis holds it (0 when unreadable: no fence).
+fn epoch_value(text: &[u8]) -> u64 {
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Whether Redis answered `OOM` (`maxmemory` reached under `noeviction`),

@@ -30,12 +30,21 @@ use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreErr
 ///
 /// Each group has an epoch key (no expiry) holding the time its memory
 /// began; every reservation sets it if absent (`SET NX GET`) in the same
-/// pipeline. When Redis restarts without persistence, or a cluster node
-/// loses its data, the epoch goes with the entries: the next request
-/// writes a new one, and requests signed before it are refused with 401
-/// `issued_before_restart`, by every instance (they read the epoch from
-/// Redis). A failover to a replica that had not received the latest
-/// writes keeps the epoch and loses those writes: see SECURITY.md.
+/// pipeline, to the second after the request's: a request accepted by the
+/// Redis before a restart in that very second is refused. A group's
+/// memory is then dated from Redis's start (`uptime_in_seconds`, on the
+/// layer's clock, plus 3 s for the roundings), not from its first use: a
+/// Redis up for *U* seconds serves a client up to *U* − 3 s behind, in
+/// every group, the first time it is used. Not after a `FLUSHALL`,
+/// `FLUSHDB` or `SWAPDB`, an eviction, or on a promoted replica: there the
+/// epoch stays at the first use.
+///
+/// When Redis restarts without persistence, or a cluster node loses its
+/// data, the epoch goes with the entries: requests signed before the new
+/// one are refused with 401 `issued_before_restart`, by every instance
+/// (they read the epoch from Redis). A failover to a replica that had not
+/// received the latest writes keeps the epoch and loses those writes: see
+/// SECURITY.md.
 ///
 /// # Eviction, memory and shares
 ///
