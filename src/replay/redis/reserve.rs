@@ -42,11 +42,17 @@ impl RedisReplayStore {
             command.arg("PX").arg(ttl_ms);
             async move { self.connection.pipeline(&pipe).await }
         };
-        let (signature, nonce) = if entries.len() > 1 {
-            let (signature, nonce) = tokio::join!(reserve(0), reserve(1));
-            (signature, Some(nonce))
+        // Every request counts against its key's share, from its first
+        // entry, whatever the pressure: a key that filled Redis before the
+        // pressure reading rose is held to its share as soon as it does.
+        let added = entries.len() as u64;
+        let (signature, nonce, held) = if entries.len() > 1 {
+            let (signature, nonce, held) =
+                tokio::join!(reserve(0), reserve(1), self.add_to_share(request, added));
+            (signature, Some(nonce), held)
         } else {
-            (reserve(0).await, None)
+            let (signature, held) = tokio::join!(reserve(0), self.add_to_share(request, added));
+            (signature, None, held)
         };
         let set_signature = signature
             .as_ref()
@@ -56,12 +62,20 @@ impl RedisReplayStore {
                 .as_ref()
                 .is_ok_and(|replies| matches!(replies.get(1), Some(redis::Value::Nil)))
         });
+        let held = match held {
+            Ok(held) => held,
+            Err(error) => {
+                self.take_back(&keys, set_signature, set_nonce).await;
+                return Err(error);
+            }
+        };
         let (signature, nonce) = match (signature, nonce.transpose()) {
             (Ok(signature), Ok(nonce)) => (signature, nonce),
             (Err(error), _) | (_, Err(error)) => {
                 // Half done: take back what was set, so that a retry of
                 // this request is not refused as a replay of itself.
                 self.take_back(&keys, set_signature, set_nonce).await;
+                self.take_from_share(request, added).await;
                 return Err(error);
             }
         };
@@ -71,6 +85,7 @@ impl RedisReplayStore {
             Some(_) => false,
         };
         if !(set_signature && nonce_free) {
+            self.take_from_share(request, added).await;
             return Ok(Ok(Reservation::Replayed));
         }
         // Redis's memory began at the later of the two groups' epochs.
@@ -88,22 +103,18 @@ impl RedisReplayStore {
         let began = signature_began.max(nonce_began);
         let refusal = if request.timestamp() < began {
             Ok(Reservation::IssuedBeforeRestart { began })
-        } else if self.under_pressure() {
-            match self.count(request, entries.len() as u64).await {
-                Ok(true) => return Ok(Ok(Reservation::Reserved)),
-                Ok(false) => Err(ReplayStoreError::KeyQuotaExceeded {
-                    retry_after: request.ttl(),
-                }),
-                Err(error) => {
-                    self.take_back(&keys, set_signature, set_nonce).await;
-                    return Err(error);
-                }
-            }
+        } else if self.under_pressure() && held > self.pressure.per_key {
+            Err(ReplayStoreError::KeyQuotaExceeded {
+                retry_after: request.ttl(),
+            })
         } else {
             return Ok(Ok(Reservation::Reserved));
         };
-        // Not accepted: take this request's entries back.
-        self.take_back(&keys, set_signature, set_nonce).await;
+        // Not accepted: take this request's entries, and its count, back.
+        tokio::join!(
+            self.take_back(&keys, set_signature, set_nonce),
+            self.take_from_share(request, added)
+        );
         Ok(refusal)
     }
 
@@ -148,31 +159,25 @@ impl RedisReplayStore {
         }
     }
 
-    /// Counts an accepted request's entries against its key's share:
-    /// counters by 30-second bucket, summed over the request's lifetime.
-    /// `false` (and the count taken back) when the key holds more.
-    async fn count(
+    /// Adds a request's entries to its key's count: counters by 30-second
+    /// bucket, summed over the request's lifetime. Answers what the key
+    /// holds, this request included.
+    async fn add_to_share(
         &self,
         request: &ReplayRequest<'_>,
         added: u64,
-    ) -> Result<bool, redis::RedisError> {
-        const BUCKET: u64 = 30;
-        let bucket = request.now() / BUCKET;
-        let covered = request.ttl().as_secs().div_ceil(BUCKET);
-        let counter = |bucket: u64| {
-            let mut key = [&self.prefix[..], b"{s:", request.key_id().as_bytes(), b"}"].concat();
-            key.extend_from_slice(bucket.to_string().as_bytes());
-            key
-        };
-        let current = counter(bucket);
+    ) -> Result<u64, redis::RedisError> {
+        let bucket = request.now() / SHARE_BUCKET;
+        let covered = request.ttl().as_secs().div_ceil(SHARE_BUCKET);
+        let current = self.share_counter(request, bucket);
         let mut pipe = redis::pipe();
         pipe.cmd("INCRBY").arg(&current).arg(added);
         pipe.cmd("PEXPIRE")
             .arg(&current)
-            .arg((covered + 1) * BUCKET * 1000)
+            .arg((covered + 1) * SHARE_BUCKET * 1000)
             .ignore();
         let earlier: Vec<Vec<u8>> = (bucket.saturating_sub(covered)..bucket)
-            .map(counter)
+            .map(|bucket| self.share_counter(request, bucket))
             .collect();
         if !earlier.is_empty() {
             pipe.cmd("MGET").arg(&earlier);
@@ -190,13 +195,23 @@ impl RedisReplayStore {
         if let Some(redis::Value::Array(values)) = replies.get(1) {
             held += values.iter().map(number).sum::<u64>();
         }
-        if held <= self.pressure.per_key {
-            return Ok(true);
-        }
+        Ok(held)
+    }
+
+    /// Takes a request that was not accepted off its key's count (best
+    /// effort: on failure the count expires with its bucket).
+    async fn take_from_share(&self, request: &ReplayRequest<'_>, added: u64) {
+        let current = self.share_counter(request, request.now() / SHARE_BUCKET);
         let mut pipe = redis::pipe();
         pipe.cmd("DECRBY").arg(&current).arg(added).ignore();
-        self.connection.pipeline(&pipe).await?;
-        Ok(false)
+        let _ = self.connection.pipeline(&pipe).await;
+    }
+
+    /// The key of a key id's counter for one bucket.
+    fn share_counter(&self, request: &ReplayRequest<'_>, bucket: u64) -> Vec<u8> {
+        let mut key = [&self.prefix[..], b"{s:", request.key_id().as_bytes(), b"}"].concat();
+        key.extend_from_slice(bucket.to_string().as_bytes());
+        key
     }
 
     /// Deletes the entries this request set (best effort: on failure they
@@ -240,6 +255,9 @@ impl RedisReplayStore {
         }
     }
 }
+
+/// The span of one share counter, in seconds.
+const SHARE_BUCKET: u64 = 30;
 
 /// Replaces a group's epoch `ARGV[1]` (just written) by Redis's start
 /// on the layer's clock (`ARGV[2]`, now, less `uptime_in_seconds`), plus
