@@ -16,7 +16,11 @@ pub struct OwnCluster {
 
 /// A port below 55000 whose cluster bus port (+10000) is free too.
 fn free_port(taken: &[u16]) -> u16 {
-    let mut seed = std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64;
+    // Two clusters in one test process must not draw the same ports.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64);
+    let mut seed = std::process::id() as u64 ^ nanos ^ super::unique().wrapping_mul(0x9E37_79B9);
     loop {
         seed = seed
             .wrapping_mul(6364136223846793005)

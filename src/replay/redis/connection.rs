@@ -67,14 +67,55 @@ impl Connection {
         })
     }
 
-    /// Each node's `run_id`, by node address.
-    pub(super) async fn run_ids(&self) -> Result<HashMap<String, String>, redis::RedisError> {
-        Ok(self
-            .info("server")
-            .await?
-            .into_iter()
-            .filter_map(|(node, info)| info.get("run_id").map(|id| (node, id)))
-            .collect())
+    /// One connection of its own to each node whose `run_id` the watcher
+    /// reads: the Redis itself, or each primary of a cluster, reached
+    /// with `url`'s credentials (a cluster connection reaches a restarted
+    /// node again only when a command needs it; these reconnect by
+    /// themselves). A primary that cannot be reached now is left out,
+    /// with a log line.
+    pub(super) async fn watched_nodes(&self, url: &str) -> Nodes {
+        let cluster = match self {
+            Self::Single(connection) => return Nodes(vec![(String::new(), connection.clone())]),
+            Self::Cluster(_) => self,
+        };
+        let Ok(info) = redis::IntoConnectionInfo::into_connection_info(url) else {
+            return Nodes(Vec::new());
+        };
+        let addresses = cluster.info("server").await.unwrap_or_default();
+        let mut nodes = Vec::new();
+        for (address, _) in addresses {
+            let Some((host, port)) = address.rsplit_once(':') else {
+                continue;
+            };
+            let Ok(port) = port.parse() else { continue };
+            let addr = match info.addr() {
+                redis::ConnectionAddr::TcpTls {
+                    insecure,
+                    tls_params,
+                    ..
+                } => redis::ConnectionAddr::TcpTls {
+                    host: host.to_owned(),
+                    port,
+                    insecure: *insecure,
+                    tls_params: tls_params.clone(),
+                },
+                _ => redis::ConnectionAddr::Tcp(host.to_owned(), port),
+            };
+            let node = redis::Client::open(info.clone().set_addr(addr));
+            let manager = match node {
+                Ok(client) => ConnectionManager::new_with_config(client, watch_config()).await,
+                Err(error) => Err(error),
+            };
+            match manager {
+                Ok(manager) => nodes.push((address, manager)),
+                Err(error) => tracing::warn!(
+                    %error,
+                    node = address.as_str(),
+                    "ARMOR-PSK Redis replay store: cannot watch this cluster node's restarts"
+                ),
+            }
+        }
+        Nodes(nodes)
     }
 
     /// `used_memory` and `maxmemory` of the fullest node (by share).
@@ -98,4 +139,34 @@ impl Connection {
         }
         Ok(fullest)
     }
+}
+
+/// The nodes the watcher reads `run_id` from, by address.
+pub(super) struct Nodes(Vec<(String, ConnectionManager)>);
+
+impl Nodes {
+    /// The `run_id` of each node that answers, by address (a node down is
+    /// left out: it is not a restart yet).
+    pub(super) async fn run_ids(&self) -> HashMap<String, String> {
+        let mut ids = HashMap::new();
+        for (address, connection) in &self.0 {
+            let info: Result<redis::InfoDict, _> = redis::cmd("INFO")
+                .arg("server")
+                .query_async(&mut connection.clone())
+                .await;
+            if let Some(id) = info.ok().and_then(|info| info.get::<String>("run_id")) {
+                ids.insert(address.clone(), id);
+            }
+        }
+        ids
+    }
+}
+
+/// Connection settings of the watcher's own connections.
+fn watch_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(1)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(1)))
+        .set_number_of_retries(1)
+        .set_max_delay(std::time::Duration::from_millis(500))
 }

@@ -80,7 +80,7 @@ impl RedisStoreOptions {
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|source| RedisStoreError::new("cannot connect", source))?;
-        self.finish(Connection::Single(connection)).await
+        self.finish(Connection::Single(connection), url).await
     }
 
     /// Connects to a Redis Cluster; see [`RedisReplayStore::connect_cluster`].
@@ -92,7 +92,8 @@ impl RedisStoreOptions {
         urls: &[U],
     ) -> Result<RedisReplayStore, RedisStoreError> {
         let urls: Vec<&str> = urls.iter().map(AsRef::as_ref).collect();
-        let client = ClusterClient::builder(urls)
+        let first = urls.first().copied().unwrap_or_default();
+        let client = ClusterClient::builder(urls.clone())
             .connection_timeout(RedisReplayStore::DEFAULT_TIMEOUT * 10)
             .response_timeout(RedisReplayStore::DEFAULT_TIMEOUT * 10)
             .retries(2)
@@ -102,10 +103,16 @@ impl RedisStoreOptions {
             .get_async_connection()
             .await
             .map_err(|source| RedisStoreError::new("cannot connect to the cluster", source))?;
-        self.finish(Connection::Cluster(connection)).await
+        self.finish(Connection::Cluster(connection), first).await
     }
 
-    async fn finish(self, connection: Connection) -> Result<RedisReplayStore, RedisStoreError> {
+    /// Checks what the store needs of Redis, then starts the watcher;
+    /// `url` gives the credentials of its own connections to each node.
+    async fn finish(
+        self,
+        connection: Connection,
+        url: &str,
+    ) -> Result<RedisReplayStore, RedisStoreError> {
         let policies = connection
             .config_get("maxmemory-policy")
             .await
@@ -180,8 +187,14 @@ impl RedisStoreOptions {
             horizon: crate::replay::horizon::Horizon::new(),
             restarts: AtomicU64::new(0),
         });
-        let run_ids = connection.run_ids().await.unwrap_or_default();
-        watch(connection.clone(), Arc::downgrade(&pressure), run_ids);
+        let nodes = connection.watched_nodes(url).await;
+        let run_ids = nodes.run_ids().await;
+        watch(
+            connection.clone(),
+            nodes,
+            run_ids,
+            Arc::downgrade(&pressure),
+        );
         Ok(RedisReplayStore {
             connection,
             prefix,

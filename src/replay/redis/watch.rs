@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::connection::Connection;
+use super::connection::{Connection, Nodes};
 use super::groups::{GROUPS, group_name};
 
 /// How often Redis's memory is read.
@@ -32,8 +32,9 @@ pub(super) struct Pressure {
 /// requests signed before are refused from then on.
 pub(super) fn watch(
     connection: Connection,
-    pressure: Weak<Pressure>,
+    nodes: Nodes,
     mut run_ids: HashMap<String, String>,
+    pressure: Weak<Pressure>,
 ) {
     tokio::spawn(async move {
         loop {
@@ -45,15 +46,7 @@ pub(super) fn watch(
                 let under = max > 0 && used.saturating_mul(2) >= max;
                 pressure.under.store(under, Ordering::Relaxed);
             }
-            // One Redis only: a cluster connection reaches a restarted node
-            // again only when a command needs it, so its run_id is not
-            // seen reliably (see SECURITY.md).
-            if matches!(connection, Connection::Cluster(_)) {
-                continue;
-            }
-            let Ok(now_ids) = connection.run_ids().await else {
-                continue;
-            };
+            let now_ids = nodes.run_ids().await;
             // A node down is not a restart yet; one that answers with
             // another run_id is.
             let restarted = now_ids
