@@ -1,5 +1,5 @@
 //! Interop: a Python client written from Armor's algorithm (standard library
-//! only, tests/interop/armor_client.py) against `examples/server.rs` on
+//! only, tests/interop/armor_client.py) against `examples/server/` on
 //! 127.0.0.1. It needs `python3`; without it the test fails, never skips.
 
 mod common;

@@ -875,3 +875,63 @@ async fn a_flood_from_four_keys_never_refuses_a_fifth_idle_key() {
         used * 100 / (16 << 20)
     );
 }
+
+/// The layer's clock glitches a day forward for one accepted request and
+/// comes back; then Redis restarts without persistence. The epochs the
+/// watcher writes come from the time the monotonic clock confirms, not
+/// from the glitch: a request signed after the restart is served (the
+/// latest time any request brought would have fenced everyone for a day).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_after_a_clock_glitch_fences_nothing_signed_after_it() {
+    let Some(mut redis) = own_redis(common::test_name!()) else {
+        return;
+    };
+    let store_handle = store(&redis.url(), &prefix()).await;
+    let clock = ManualClock::new(NOW);
+    let router = app(
+        ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
+            .with_clock(clock.clone())
+            .with_replay_store(store_handle.clone()),
+    );
+    let ok = send(&router, signed("GET", "/me", b"", "before", NOW)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+    clock.step(86_400);
+    let glitched = send(&router, signed("GET", "/me", b"", "glitch", NOW + 86_400)).await;
+    assert_eq!(glitched.status, StatusCode::OK, "{}", glitched.json);
+    clock.step(-86_400);
+    let back = send(&router, signed("GET", "/me", b"", "back", NOW)).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.json);
+
+    redis.stop();
+    assert!(redis.resume(), "restart redis-server");
+    let seen = std::time::Instant::now() + Duration::from_secs(20);
+    while store_handle.restarts_seen() == 0 {
+        assert!(
+            std::time::Instant::now() < seen,
+            "the restart was never seen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    clock.advance(2);
+    let mut answer = send(&router, signed("GET", "/me", b"", "after-0", NOW + 2)).await;
+    for n in 1..100 {
+        if answer.code() != "replay_store_unavailable" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = send(
+            &router,
+            signed("GET", "/me", b"", &format!("after-{n}"), NOW + 2),
+        )
+        .await;
+    }
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    for n in 0..100 {
+        let fresh = send(
+            &router,
+            signed("GET", "/me", b"", &format!("fresh-{n}"), NOW + 2),
+        )
+        .await;
+        assert_eq!(fresh.status, StatusCode::OK, "{n}: {}", fresh.json);
+    }
+}

@@ -1,4 +1,4 @@
-//! `examples/server.rs` under the operations that break replay protection
+//! `examples/server/` under the operations that break replay protection
 //! in production: one key at full speed with every default, three keys
 //! flooding a small store, a `kill -9` and restart, and more slow bodies
 //! than the server admits at once. Over TCP on 127.0.0.1, against the

@@ -198,6 +198,17 @@ impl Index {
         }
     }
 
+    /// Sizes every shard for `entries` about to be read back from a
+    /// snapshot (spread evenly, with a margin for the spread).
+    pub(crate) fn make_room_for(&self, entries: u64) {
+        let per_shard = entries / SHARDS as u64;
+        let margin = per_shard / 16 + 64;
+        let per_shard = usize::try_from(per_shard + margin).unwrap_or(usize::MAX);
+        for shard in &self.shards {
+            shard.lock().make_room_for(per_shard);
+        }
+    }
+
     /// A key's share buckets read back from a snapshot.
     pub(crate) fn restore_share(&self, key: u64, buckets: &[(u32, u32)]) {
         self.shares.restore(key, buckets);

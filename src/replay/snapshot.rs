@@ -446,6 +446,12 @@ fn read(path: &Path, capacity: u64, per_key_limit: u64) -> Result<Option<Found>,
     };
     let index = Index::restoring(capacity, per_key_limit, fence, digester, base);
     let entries = input.u64()?;
+    if entries > capacity {
+        return Err(SnapshotError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    index.make_room_for(entries);
     for _ in 0..entries {
         let digest = input.u64()?;
         let until = input.u32()?;
