@@ -159,11 +159,7 @@ async fn a_node_down_is_a_503_for_its_keys_and_the_layer_recovers() {
     // The node came back empty: the store's watch sees its new run_id and
     // writes every epoch past the second it served. Requests signed later
     // are served.
-    let seen = Instant::now() + Duration::from_secs(20);
-    while store.restarts_seen() == 0 {
-        assert!(Instant::now() < seen, "the restart was never seen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::redis::wait_until_restart_seen(&[&store]).await;
     clock.advance(3);
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut i = 0;
@@ -235,16 +231,7 @@ async fn a_cluster_node_restart_is_seen_by_the_watch_of_every_instance() {
     cluster.stop(1);
     assert!(cluster.resume(1), "restart the node");
     assert!(cluster.wait_until_ok(), "the cluster heals");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while store_a.restarts_seen() == 0 || store_b.restarts_seen() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the restart was seen by {} and {}",
-            store_a.restarts_seen(),
-            store_b.restarts_seen()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::redis::wait_until_restart_seen(&[&store_a, &store_b]).await;
     clock.advance(1);
     for instance in [&a, &b] {
         for header in &headers {

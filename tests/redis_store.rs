@@ -315,6 +315,46 @@ async fn reserve_one(
     store.reserve(&request).await
 }
 
+/// `keys` keys flood `store` at full speed, 32 requests in flight, until
+/// each has been refused `refusals` times with 429 (any other refusal
+/// fails the test); the requests accepted, by number.
+async fn flood(store: &Arc<RedisReplayStore>, keys: usize, refusals: u64) -> Vec<u64> {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::atomic::Ordering::Relaxed;
+    let accepted = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let refused: Arc<Vec<AtomicU64>> = Arc::new((0..keys).map(|_| AtomicU64::new(0)).collect());
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..32)
+        .map(|task| {
+            let (store, accepted, refused, next) = (
+                store.clone(),
+                accepted.clone(),
+                refused.clone(),
+                next.clone(),
+            );
+            tokio::spawn(async move {
+                let key = task % keys;
+                let key_id = format!("flood-{key}");
+                while refused[key].load(Relaxed) < refusals {
+                    let n = next.fetch_add(1, Relaxed);
+                    assert!(n < 2_000_000, "the flood was never held to a share");
+                    match reserve_one(&store, &key_id, n).await {
+                        Ok(armor_psk::Reservation::Reserved) => accepted.lock().unwrap().push(n),
+                        Err(armor_psk::ReplayStoreError::KeyQuotaExceeded { .. }) => {
+                            refused[key].fetch_add(1, Relaxed);
+                        }
+                        other => panic!("{key_id} request {n}: {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    accepted.lock().unwrap().clone()
+}
+
 /// Redis with `noeviction` and a small `maxmemory`: one key floods with 32
 /// requests in flight until it is held to its share; another key is then
 /// still served, and every request the flood got accepted stays refused.
@@ -331,36 +371,7 @@ async fn a_flood_from_one_key_leaves_a_full_redis_serving_others_and_forgetting_
             .await
             .with_timeout(Duration::from_secs(2)),
     );
-    let accepted = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let tasks: Vec<_> = (0..32)
-        .map(|_| {
-            let (store, accepted, refused, next) = (
-                store.clone(),
-                accepted.clone(),
-                refused.clone(),
-                next.clone(),
-            );
-            tokio::spawn(async move {
-                use std::sync::atomic::Ordering::Relaxed;
-                while refused.load(Relaxed) < 2_000 {
-                    let n = next.fetch_add(1, Relaxed);
-                    assert!(n < 2_000_000, "the flood was never held to a share");
-                    match reserve_one(&store, "flood", n).await {
-                        Ok(armor_psk::Reservation::Reserved) => accepted.lock().unwrap().push(n),
-                        Err(armor_psk::ReplayStoreError::KeyQuotaExceeded { .. }) => {
-                            refused.fetch_add(1, Relaxed);
-                        }
-                        other => panic!("flood request {n}: {other:?}"),
-                    }
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
+    let accepted = flood(&store, 1, 2_000).await;
     assert!(store.under_pressure());
     for n in 0..200 {
         let answer = reserve_one(&store, "other", 10_000_000 + n).await;
@@ -369,10 +380,9 @@ async fn a_flood_from_one_key_leaves_a_full_redis_serving_others_and_forgetting_
             "{answer:?}"
         );
     }
-    let accepted = accepted.lock().unwrap().clone();
     assert!(accepted.len() > 10_000, "{} accepted", accepted.len());
     for &n in accepted.iter().step_by(accepted.len() / 500) {
-        let answer = reserve_one(&store, "flood", n).await;
+        let answer = reserve_one(&store, "flood-0", n).await;
         assert!(
             matches!(answer, Ok(armor_psk::Reservation::Replayed)),
             "flood request {n} replayed: {answer:?}"
@@ -631,22 +641,8 @@ async fn a_redis_up_for_a_while_serves_a_client_behind_by_less_than_its_uptime()
     let answer = behind(just_started, "early".into()).await;
     assert_eq!(answer.code(), "issued_before_restart", "{}", answer.json);
 
-    let mut admin = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    loop {
-        let info: redis::InfoDict = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut admin)
-            .await
-            .unwrap();
-        if info.get::<u64>("uptime_in_seconds").unwrap_or(0) >= 35 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::redis::wait_for_uptime(&redis.url(), 35).await;
+    let mut admin = common::redis::admin(&redis.url()).await;
     let router = app(layer_with(fresh_store(&redis.url(), &prefix()).await));
     let mut served = 0;
     for n in 0..200 {
@@ -656,6 +652,17 @@ async fn a_redis_up_for_a_while_serves_a_client_behind_by_less_than_its_uptime()
         served += 1;
     }
     assert_eq!(served, 200);
+    // And at once, on another fresh prefix: requests racing each group's
+    // first use (or a request whose two entries share a group) read the
+    // epoch it has just written, a second ahead, and date it too.
+    let racing = app(layer_with(fresh_store(&redis.url(), &prefix()).await));
+    let answers = futures_util::future::join_all(
+        (0..200).map(|n| behind(racing.clone(), format!("racing-{n}"))),
+    )
+    .await;
+    for (n, answer) in answers.iter().enumerate() {
+        assert_eq!(answer.status, StatusCode::OK, "racing {n}: {}", answer.json);
+    }
 
     let _: () = redis::cmd("FLUSHALL")
         .query_async(&mut admin)
@@ -706,22 +713,7 @@ async fn a_redis_restart_within_the_requests_second_does_not_let_its_replay_thro
         // What it costs the honest: a group first used in Redis's first
         // 3 s refuses what was signed before then; once Redis has been up
         // 3 s, a request in step is served in every group.
-        let mut admin = redis::Client::open(redis.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
-        loop {
-            let info: redis::InfoDict = redis::cmd("INFO")
-                .arg("server")
-                .query_async(&mut admin)
-                .await
-                .unwrap();
-            if info.get::<u64>("uptime_in_seconds").unwrap_or(0) >= 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        common::redis::wait_for_uptime(&redis.url(), 3).await;
         clock.advance(1);
         for n in 0..200 {
             let fresh = signed("POST", "/pay", b"{}", &format!("next-{n}"), NOW + 1);
@@ -739,11 +731,7 @@ async fn a_redis_user_without_scripts_is_refused_at_connect_unless_allowed() {
     let Some(redis) = own_redis(common::test_name!()) else {
         return;
     };
-    let mut admin = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut admin = common::redis::admin(&redis.url()).await;
     let _: () = redis::cmd("ACL")
         .arg(&[
             "SETUSER",
@@ -778,8 +766,8 @@ async fn a_redis_user_without_scripts_is_refused_at_connect_unless_allowed() {
 /// and Redis stays under 70 % of `maxmemory` (53 % measured).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_from_four_keys_never_refuses_a_fifth_idle_key() {
+    use std::sync::atomic::AtomicBool;
     use std::sync::atomic::Ordering::Relaxed;
-    use std::sync::atomic::{AtomicBool, AtomicU64};
     let Some(redis) = common::redis::own_redis(
         common::test_name!(),
         &["--maxmemory", "16mb", "--maxmemory-policy", "noeviction"],
@@ -791,37 +779,7 @@ async fn a_flood_from_four_keys_never_refuses_a_fifth_idle_key() {
             .await
             .with_timeout(Duration::from_secs(2)),
     );
-    let refused: Arc<[AtomicU64; 4]> = Arc::new(Default::default());
-    let accepted = Arc::new(AtomicU64::new(0));
-    let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
-    let flood: Vec<_> = (0..32)
-        .map(|task| {
-            let (store, refused, accepted, next) = (
-                store.clone(),
-                refused.clone(),
-                accepted.clone(),
-                next.clone(),
-            );
-            tokio::spawn(async move {
-                let key = task % 4;
-                let key_id = format!("flood-{key}");
-                while refused[key].load(Relaxed) < 1_000 {
-                    let n = next.fetch_add(1, Relaxed);
-                    assert!(n < 2_000_000, "the flood was never held to a share");
-                    match reserve_one(&store, &key_id, n).await {
-                        Ok(armor_psk::Reservation::Reserved) => {
-                            accepted.fetch_add(1, Relaxed);
-                        }
-                        Err(armor_psk::ReplayStoreError::KeyQuotaExceeded { .. }) => {
-                            refused[key].fetch_add(1, Relaxed);
-                        }
-                        other => panic!("{key_id} request {n}: {other:?}"),
-                    }
-                }
-            })
-        })
-        .collect();
     let idle = {
         let (store, done) = (store.clone(), done.clone());
         tokio::spawn(async move {
@@ -840,30 +798,20 @@ async fn a_flood_from_four_keys_never_refuses_a_fifth_idle_key() {
             served
         })
     };
-    for task in flood {
-        task.await.unwrap();
-    }
+    let accepted = flood(&store, 4, 1_000).await.len();
     done.store(true, Relaxed);
     let served = idle.await.unwrap();
     assert!(served > 10, "the idle key sent {served} requests");
     assert!(store.under_pressure());
-    let accepted = accepted.load(Relaxed);
     let info: redis::InfoDict = redis::cmd("INFO")
         .arg("memory")
-        .query_async(
-            &mut redis::Client::open(redis.url())
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-                .unwrap(),
-        )
+        .query_async(&mut common::redis::admin(&redis.url()).await)
         .await
         .unwrap();
     let used: u64 = info.get("used_memory").unwrap();
     eprintln!(
-        "four keys: {accepted} accepted, {:?} refused with 429; the idle key served {served} of \
-         {served}; Redis at {} % of maxmemory",
-        refused.iter().map(|r| r.load(Relaxed)).collect::<Vec<_>>(),
+        "four keys: {accepted} accepted, then 1,000 refused with 429 each; the idle key served \
+         {served} of {served}; Redis at {} % of maxmemory",
         used * 100 / (16 << 20)
     );
     // Four shares of an eighth each, Redis's own megabyte and the
@@ -904,14 +852,7 @@ async fn a_redis_restart_after_a_clock_glitch_fences_nothing_signed_after_it() {
 
     redis.stop();
     assert!(redis.resume(), "restart redis-server");
-    let seen = std::time::Instant::now() + Duration::from_secs(20);
-    while store_handle.restarts_seen() == 0 {
-        assert!(
-            std::time::Instant::now() < seen,
-            "the restart was never seen"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::redis::wait_until_restart_seen(&[&store_handle]).await;
     clock.advance(2);
     let mut answer = send(&router, signed("GET", "/me", b"", "after-0", NOW + 2)).await;
     for n in 1..100 {

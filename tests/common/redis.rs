@@ -134,3 +134,45 @@ pub async fn store(urls: &[String], prefix: &str) -> armor_psk::RedisReplayStore
         .expect("write the epoch");
     store
 }
+
+/// An admin connection of the test's own to the Redis at `url`.
+pub async fn admin(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("a Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to the test Redis")
+}
+
+/// Waits until the Redis at `url` has been up `seconds` (its
+/// `uptime_in_seconds`).
+pub async fn wait_for_uptime(url: &str, seconds: u64) {
+    let mut admin = admin(url).await;
+    loop {
+        let info: redis::InfoDict = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut admin)
+            .await
+            .expect("INFO server");
+        if info.get::<u64>("uptime_in_seconds").unwrap_or(0) >= seconds {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (at most 20 s) until every store's watch has seen a restart.
+pub async fn wait_until_restart_seen(stores: &[&armor_psk::RedisReplayStore]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while stores.iter().any(|store| store.restarts_seen() == 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restart was seen by {:?}",
+            stores
+                .iter()
+                .map(|store| store.restarts_seen())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

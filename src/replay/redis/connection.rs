@@ -145,6 +145,10 @@ impl Connection {
 pub(super) struct Nodes(Vec<(String, ConnectionManager)>);
 
 impl Nodes {
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The `run_id` of each node that answers, by address (a node down is
     /// left out: it is not a restart yet).
     pub(super) async fn run_ids(&self) -> HashMap<String, String> {

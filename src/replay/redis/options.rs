@@ -8,7 +8,7 @@ use redis::cluster::ClusterClient;
 use super::connection::Connection;
 use super::error::{FailurePolicy, RedisStoreError};
 use super::store::RedisReplayStore;
-use super::watch::{Pressure, watch, write_epochs};
+use super::watch::{Pressure, watch};
 
 /// Bytes Redis spends on one entry (key, value, expiry, overhead), about
 /// (290 measured on Redis 7.0 with a 52-byte prefix): used to turn
@@ -153,25 +153,25 @@ impl RedisStoreOptions {
                 });
             }
         }
-        // The fence needs a script on every group's epoch key: try it now
-        // (raising to 0 changes nothing) rather than learn after a restart.
-        let prefix: Arc<[u8]> = Arc::from(RedisReplayStore::DEFAULT_PREFIX.as_bytes());
-        if let Err(source) = write_epochs(&connection, &prefix, 0).await {
+        // The fence needs scripts: try one now (it touches no key, so an
+        // ACL limited to the prefix passes) rather than learn after a
+        // restart.
+        if let Err(source) = can_run_scripts(&connection).await {
             if self.allow_without_scripts {
                 tracing::error!(
                     %source,
-                    "ARMOR-PSK Redis replay store: this Redis user cannot raise the epochs (EVAL); \
+                    "ARMOR-PSK Redis replay store: this Redis user cannot run scripts (EVAL); \
                      after a restart from a snapshot, lost requests can be replayed"
                 );
             } else {
                 return Err(RedisStoreError::new(
-                    "the restart fence needs EVAL on the epoch keys, and it failed (an ACL \
-                     without +@scripting, or without the keys?); grant them, or accept the risk \
-                     with RedisStoreOptions::allow_without_scripts",
+                    "the restart fence needs EVAL, and it failed (an ACL without +@scripting?); \
+                     grant it, or accept the risk with RedisStoreOptions::allow_without_scripts",
                     source,
                 ));
             }
         }
+        let prefix: Arc<[u8]> = Arc::from(RedisReplayStore::DEFAULT_PREFIX.as_bytes());
         let (_, maxmemory) = connection
             .memory()
             .await
@@ -188,6 +188,12 @@ impl RedisStoreOptions {
             restarts: AtomicU64::new(0),
         });
         let nodes = connection.watched_nodes(url).await;
+        if nodes.is_empty() {
+            tracing::error!(
+                "ARMOR-PSK Redis replay store: no node's restarts can be watched; after a restart \
+                 from a snapshot, lost requests can be replayed"
+            );
+        }
         let run_ids = nodes.run_ids().await;
         watch(
             connection.clone(),
@@ -241,4 +247,11 @@ impl RedisReplayStore {
     pub async fn connect_cluster<U: AsRef<str>>(urls: &[U]) -> Result<Self, RedisStoreError> {
         Self::options().connect_cluster(urls).await
     }
+}
+
+/// Whether this Redis user may run a script (one that touches no key).
+async fn can_run_scripts(connection: &Connection) -> Result<(), redis::RedisError> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("EVAL").arg("return 1").arg(0).ignore();
+    connection.pipeline(&pipe).await.map(drop)
 }

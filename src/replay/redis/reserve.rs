@@ -42,17 +42,11 @@ impl RedisReplayStore {
             command.arg("PX").arg(ttl_ms);
             async move { self.connection.pipeline(&pipe).await }
         };
-        // Every request counts against its key's share, from its first
-        // entry, whatever the pressure: a key that filled Redis before the
-        // pressure reading rose is held to its share as soon as it does.
-        let added = entries.len() as u64;
-        let (signature, nonce, held) = if entries.len() > 1 {
-            let (signature, nonce, held) =
-                tokio::join!(reserve(0), reserve(1), self.add_to_share(request, added));
-            (signature, Some(nonce), held)
+        let (signature, nonce) = if entries.len() > 1 {
+            let (signature, nonce) = tokio::join!(reserve(0), reserve(1));
+            (signature, Some(nonce))
         } else {
-            let (signature, held) = tokio::join!(reserve(0), self.add_to_share(request, added));
-            (signature, None, held)
+            (reserve(0).await, None)
         };
         let set_signature = signature
             .as_ref()
@@ -62,20 +56,12 @@ impl RedisReplayStore {
                 .as_ref()
                 .is_ok_and(|replies| matches!(replies.get(1), Some(redis::Value::Nil)))
         });
-        let held = match held {
-            Ok(held) => held,
-            Err(error) => {
-                self.take_back(&keys, set_signature, set_nonce).await;
-                return Err(error);
-            }
-        };
         let (signature, nonce) = match (signature, nonce.transpose()) {
             (Ok(signature), Ok(nonce)) => (signature, nonce),
             (Err(error), _) | (_, Err(error)) => {
                 // Half done: take back what was set, so that a retry of
                 // this request is not refused as a replay of itself.
                 self.take_back(&keys, set_signature, set_nonce).await;
-                self.take_from_share(request, added).await;
                 return Err(error);
             }
         };
@@ -85,7 +71,6 @@ impl RedisReplayStore {
             Some(_) => false,
         };
         if !(set_signature && nonce_free) {
-            self.take_from_share(request, added).await;
             return Ok(Ok(Reservation::Replayed));
         }
         // Redis's memory began at the later of the two groups' epochs.
@@ -101,21 +86,34 @@ impl RedisReplayStore {
             }
         );
         let began = signature_began.max(nonce_began);
-        let refusal = if request.timestamp() < began {
-            Ok(Reservation::IssuedBeforeRestart { began })
-        } else if self.under_pressure() && held > self.pressure.per_key {
-            Err(ReplayStoreError::KeyQuotaExceeded {
-                retry_after: request.ttl(),
-            })
-        } else {
-            return Ok(Ok(Reservation::Reserved));
+        if request.timestamp() < began {
+            self.take_back(&keys, set_signature, set_nonce).await;
+            return Ok(Ok(Reservation::IssuedBeforeRestart { began }));
+        }
+        // Every request reserved counts against its key's share, whatever
+        // the pressure (a key that filled Redis before the pressure
+        // reading rose is held to its share as soon as it does); replays
+        // never count, so replaying a captured request cannot use up its
+        // key's share.
+        let added = entries.len() as u64;
+        let held = match self.add_to_share(request, added).await {
+            Ok(held) => held,
+            Err(error) => {
+                self.take_back(&keys, set_signature, set_nonce).await;
+                return Err(error);
+            }
         };
-        // Not accepted: take this request's entries, and its count, back.
+        if !(self.under_pressure() && held > self.pressure.per_key) {
+            return Ok(Ok(Reservation::Reserved));
+        }
+        // Over its share: take this request's entries, and its count, back.
         tokio::join!(
             self.take_back(&keys, set_signature, set_nonce),
             self.take_from_share(request, added)
         );
-        Ok(refusal)
+        Ok(Err(ReplayStoreError::KeyQuotaExceeded {
+            retry_after: request.ttl(),
+        }))
     }
 
     /// When the memory of `entry`'s group began, from the epoch the
@@ -127,13 +125,18 @@ impl RedisReplayStore {
         written: u64,
         now: u64,
     ) -> u64 {
+        let group = group_of(entry.as_bytes());
         match replies.first() {
-            Some(redis::Value::BulkString(began)) => epoch_value(began),
+            // An epoch after now was just written, by a first use in this
+            // second (this request's other entry, or another instance's
+            // request) or by a watch: dated from Redis's start too, else a
+            // request racing the first use would be refused.
+            Some(redis::Value::BulkString(began)) => match epoch_value(began) {
+                began if began > now => self.date_epoch(group, began, now).await,
+                began => began,
+            },
             // Just written: dated from Redis's start where that is sound.
-            _ => {
-                self.date_epoch(group_of(entry.as_bytes()), written, now)
-                    .await
-            }
+            _ => self.date_epoch(group, written, now).await,
         }
     }
 
@@ -202,8 +205,15 @@ impl RedisReplayStore {
     /// effort: on failure the count expires with its bucket).
     async fn take_from_share(&self, request: &ReplayRequest<'_>, added: u64) {
         let current = self.share_counter(request, request.now() / SHARE_BUCKET);
+        let covered = request.ttl().as_secs().div_ceil(SHARE_BUCKET);
         let mut pipe = redis::pipe();
         pipe.cmd("DECRBY").arg(&current).arg(added).ignore();
+        // A counter lost meanwhile (a restart) comes back negative: it
+        // must expire all the same.
+        pipe.cmd("PEXPIRE")
+            .arg(&current)
+            .arg((covered + 1) * SHARE_BUCKET * 1000)
+            .ignore();
         let _ = self.connection.pipeline(&pipe).await;
     }
 
@@ -281,9 +291,10 @@ if uptime == nil or evicted > 0 or replica
     return held
 end
 local began = tonumber(ARGV[2]) - uptime + 3
-if began >= tonumber(held) then return held end
+if began < 0 or began >= tonumber(held) then return held end
+began = string.format('%d', began)
 redis.call('SET', KEYS[1], began)
-return tostring(began)
+return began
 ";
 
 /// An epoch as Redis holds it (0 when unreadable: no fence).

@@ -37,11 +37,16 @@ pub(super) fn watch(
     pressure: Weak<Pressure>,
 ) {
     tokio::spawn(async move {
+        // The highest horizon seen: a step back of the layer's clock is
+        // followed by the horizon, but requests accepted before it keep
+        // their later timestamps, and a restart must fence them too.
+        let mut highest = 0;
         loop {
             tokio::time::sleep(MEMORY_POLL).await;
             let Some(pressure) = pressure.upgrade() else {
                 return;
             };
+            highest = highest.max(pressure.horizon.now());
             if let Ok((used, max)) = connection.memory().await {
                 let under = max > 0 && used.saturating_mul(2) >= max;
                 pressure.under.store(under, Ordering::Relaxed);
@@ -58,8 +63,11 @@ pub(super) fn watch(
                 // its monotonic clock: a glitch forward cannot fence the
                 // future); past that second, which the lost writes may
                 // have used.
-                let now = match pressure.horizon.now() {
-                    0 => crate::protocol::clock::Clock::now(&crate::protocol::clock::SystemClock),
+                let now = match highest.max(pressure.horizon.now()) {
+                    // No request served yet: the system clock's second.
+                    0 => {
+                        crate::protocol::clock::Clock::now(&crate::protocol::clock::SystemClock) + 1
+                    }
                     latest => latest + 1,
                 };
                 match write_epochs(&connection, &prefix, now).await {
