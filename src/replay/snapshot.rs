@@ -47,9 +47,10 @@ const VERSION: u32 = 1;
 const RUNNING: u8 = 1;
 const SNAPSHOT: u8 = 2;
 const FENCE_OFF: u64 = u64::MAX;
-/// More buckets than a key can hold (a lifetime of 24 h in 16 s buckets
-/// is 5,401): a count above it is a corrupt file, not an allocation.
-const MAX_BUCKETS: u32 = 8_192;
+/// More buckets than a key can hold (the longest lifetime, a 24 h window
+/// plus a 24 h skew allowance, in 16 s buckets is 10,801): a count above
+/// it is a corrupt file, not an allocation.
+const MAX_BUCKETS: u32 = 11_000;
 
 /// What a start found in the snapshot file: whether the store's memory is
 /// complete, and so whether requests signed before the start are refused.

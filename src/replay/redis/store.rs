@@ -53,8 +53,8 @@ use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreErr
 /// [`RedisStoreOptions::allow_eviction`](crate::RedisStoreOptions::allow_eviction). Under `noeviction` a full Redis
 /// answers `OOM`: the request gets 503 `replay_store_full` and nothing held
 /// is lost. Each key counts its entries from the first one
-/// (`INCRBY`/`PEXPIRE` by 30-second bucket, sent beside the reservation,
-/// taken back when the request is not accepted); while Redis is at least
+/// (`INCRBY`/`PEXPIRE` by 30-second bucket, once a request is reserved;
+/// replays never count); while Redis is at least
 /// half full (`used_memory` against `maxmemory`, read four times a second)
 /// a key that holds more than an eighth of what `maxmemory` can hold gets
 /// 429 `key_quota_exceeded`, so a few keys' flood cannot fill Redis and a
