@@ -355,22 +355,28 @@ async fn flood(store: &Arc<RedisReplayStore>, keys: usize, refusals: u64) -> Vec
     accepted.lock().unwrap().clone()
 }
 
+/// A Redis of the test's own with `noeviction` and 16 MB of `maxmemory`,
+/// and a store on it that waits up to 2 s per reservation (the floods
+/// check shares, not speed).
+async fn small_redis(test: &str) -> Option<(OwnRedis, Arc<RedisReplayStore>)> {
+    let redis = common::redis::own_redis(
+        test,
+        &["--maxmemory", "16mb", "--maxmemory-policy", "noeviction"],
+    )?;
+    let store = store(&redis.url(), &prefix())
+        .await
+        .with_timeout(Duration::from_secs(2));
+    Some((redis, Arc::new(store)))
+}
+
 /// Redis with `noeviction` and a small `maxmemory`: one key floods with 32
 /// requests in flight until it is held to its share; another key is then
 /// still served, and every request the flood got accepted stays refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_from_one_key_leaves_a_full_redis_serving_others_and_forgetting_nothing() {
-    let Some(redis) = common::redis::own_redis(
-        common::test_name!(),
-        &["--maxmemory", "16mb", "--maxmemory-policy", "noeviction"],
-    ) else {
+    let Some((_redis, store)) = small_redis(common::test_name!()).await else {
         return;
     };
-    let store = Arc::new(
-        store(&redis.url(), &prefix())
-            .await
-            .with_timeout(Duration::from_secs(2)),
-    );
     let accepted = flood(&store, 1, 2_000).await;
     assert!(store.under_pressure());
     for n in 0..200 {
@@ -774,17 +780,9 @@ async fn a_redis_user_without_scripts_is_refused_at_connect_unless_allowed() {
 async fn a_flood_from_four_keys_never_refuses_a_fifth_idle_key() {
     use std::sync::atomic::AtomicBool;
     use std::sync::atomic::Ordering::Relaxed;
-    let Some(redis) = common::redis::own_redis(
-        common::test_name!(),
-        &["--maxmemory", "16mb", "--maxmemory-policy", "noeviction"],
-    ) else {
+    let Some((redis, store)) = small_redis(common::test_name!()).await else {
         return;
     };
-    let store = Arc::new(
-        store(&redis.url(), &prefix())
-            .await
-            .with_timeout(Duration::from_secs(2)),
-    );
     let done = Arc::new(AtomicBool::new(false));
     let idle = {
         let (store, done) = (store.clone(), done.clone());

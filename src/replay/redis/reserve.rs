@@ -131,7 +131,7 @@ impl RedisReplayStore {
             // second (this request's other entry, or another instance's
             // request) or by a watch: dated from Redis's start too, else a
             // request racing the first use would be refused.
-            Some(redis::Value::BulkString(began)) => match epoch_value(began) {
+            Some(value @ redis::Value::BulkString(_)) => match number(value) {
                 began if began > now => self.date_epoch(group, began, now).await,
                 began => began,
             },
@@ -140,13 +140,13 @@ impl RedisReplayStore {
         }
     }
 
-    /// Dates a group's epoch that this request has just written
-    /// (`written`, the second after `now`) from Redis's start instead:
+    /// Dates a group's epoch that is still `written` (just written, a
+    /// second or more after `now`) from Redis's start instead:
     /// everything accepted since Redis started is still there, unless
     /// Redis was flushed, evicted keys or was promoted from a replica (then
-    /// the epoch stays). Only the value this store wrote is replaced, so a
-    /// fence another instance raised meanwhile stands. Any failure (a user
-    /// without scripts) leaves `written`.
+    /// the epoch stays). Only an epoch still holding `written` is
+    /// replaced, so a fence another instance raised meanwhile stands. Any
+    /// failure (a user without scripts) leaves `written`.
     async fn date_epoch(&self, group: u8, written: u64, now: u64) -> u64 {
         let mut pipe = redis::pipe();
         pipe.cmd("EVAL")
@@ -156,8 +156,7 @@ impl RedisReplayStore {
             .arg(written)
             .arg(now);
         match self.connection.pipeline(&pipe).await.as_deref() {
-            Ok([redis::Value::BulkString(began)]) => epoch_value(began),
-            Ok([redis::Value::Int(began)]) => u64::try_from(*began).unwrap_or(written),
+            Ok([value @ (redis::Value::BulkString(_) | redis::Value::Int(_))]) => number(value),
             _ => written,
         }
     }
@@ -186,14 +185,6 @@ impl RedisReplayStore {
             pipe.cmd("MGET").arg(&earlier);
         }
         let replies = self.connection.pipeline(&pipe).await?;
-        let number = |value: &redis::Value| match value {
-            redis::Value::Int(n) => u64::try_from(*n).unwrap_or(0),
-            redis::Value::BulkString(text) => std::str::from_utf8(text)
-                .ok()
-                .and_then(|text| text.parse().ok())
-                .unwrap_or(0),
-            _ => 0,
-        };
         let mut held = replies.first().map_or(0, number);
         if let Some(redis::Value::Array(values)) = replies.get(1) {
             held += values.iter().map(number).sum::<u64>();
@@ -297,12 +288,17 @@ redis.call('SET', KEYS[1], began)
 return began
 ";
 
-/// An epoch as Redis holds it (0 when unreadable: no fence).
-fn epoch_value(text: &[u8]) -> u64 {
-    std::str::from_utf8(text)
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(0)
+/// A count or an epoch as Redis answers it, an integer or its decimal
+/// text (0 when unreadable: for an epoch, no fence).
+fn number(value: &redis::Value) -> u64 {
+    match value {
+        redis::Value::Int(n) => u64::try_from(*n).unwrap_or(0),
+        redis::Value::BulkString(text) => std::str::from_utf8(text)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// Whether Redis answered `OOM` (`maxmemory` reached under `noeviction`),
