@@ -336,10 +336,11 @@ fn main() -> Result<(), String> {
     let mut best: [Option<Run>; 5] = [None, None, None, None, None];
     for round in 0..settings.rounds {
         for (slot, (name, addr)) in servers_under_test.into_iter().enumerate() {
-            if let Some(only) = &settings.only {
-                if name != "bare" && !only.iter().any(|wanted| wanted == name) {
-                    continue;
-                }
+            if let Some(only) = &settings.only
+                && name != "bare"
+                && !only.iter().any(|wanted| wanted == name)
+            {
+                continue;
             }
             // Fresh, never-used nonces for every run: a replay would be refused.
             let headers: Vec<String> = (0..settings.requests)

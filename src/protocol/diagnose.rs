@@ -183,10 +183,10 @@ impl RefusedRequest<'_> {
         if signed(&canonical, &BodyDigest::of(&with_newline).slot()) {
             found.push(ClientMistake::BodySignedWithTrailingNewline);
         }
-        if let Some(without) = self.body.strip_suffix(b"\n") {
-            if signed(&canonical, &BodyDigest::of(without).slot()) {
-                found.push(ClientMistake::BodySignedWithoutTrailingNewline);
-            }
+        if let Some(without) = self.body.strip_suffix(b"\n")
+            && signed(&canonical, &BodyDigest::of(without).slot())
+        {
+            found.push(ClientMistake::BodySignedWithoutTrailingNewline);
         }
         found
     }

@@ -149,17 +149,17 @@ pub(crate) fn run(args: &RequestArgs) -> Result<ExitCode, String> {
                 next.scheme() == uri.scheme() && next.authority() == uri.authority()
             })
         });
-        if status.is_redirection() {
-            if let (true, true, Some(next)) = (args.location, same_origin, &location) {
-                if status == http::StatusCode::SEE_OTHER
-                    || (matches!(status.as_u16(), 301 | 302) && method == http::Method::POST)
-                {
-                    method = http::Method::GET;
-                    body = None;
-                }
-                url = next.clone();
-                continue;
+        if status.is_redirection()
+            && let (true, true, Some(next)) = (args.location, same_origin, &location)
+        {
+            if status == http::StatusCode::SEE_OTHER
+                || (matches!(status.as_u16(), 301 | 302) && method == http::Method::POST)
+            {
+                method = http::Method::GET;
+                body = None;
             }
+            url = next.clone();
+            continue;
         }
         let bytes = response
             .body_mut()
@@ -193,29 +193,28 @@ pub(crate) fn run(args: &RequestArgs) -> Result<ExitCode, String> {
         }
         out.flush().map_err(|e| e.to_string())?;
         eprintln!("HTTP {} {reason}", status.as_u16());
-        if status.is_redirection() {
-            if let Some(next) = &location {
-                if args.location && !same_origin {
-                    eprintln!(
-                        "redirect to {next} not followed: another origin, and the key is not signed for it"
-                    );
-                } else {
-                    eprintln!(
-                        "redirect to {next} not followed (add -L to follow it, signed for its path)"
-                    );
-                }
+        if status.is_redirection()
+            && let Some(next) = &location
+        {
+            if args.location && !same_origin {
+                eprintln!(
+                    "redirect to {next} not followed: another origin, and the key is not signed for it"
+                );
+            } else {
+                eprintln!(
+                    "redirect to {next} not followed (add -L to follow it, signed for its path)"
+                );
             }
         }
-        if status == http::StatusCode::UNAUTHORIZED {
-            if let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-                if let Some(code) = json.get("error").and_then(|code| code.as_str()) {
-                    eprintln!(
-                        "refused: {code}; `armor-psk explain --header '<the Authorization value>' {} {}` says why",
-                        method,
-                        uri.path()
-                    );
-                }
-            }
+        if status == http::StatusCode::UNAUTHORIZED
+            && let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            && let Some(code) = json.get("error").and_then(|code| code.as_str())
+        {
+            eprintln!(
+                "refused: {code}; `armor-psk explain --header '<the Authorization value>' {} {}` says why",
+                method,
+                uri.path()
+            );
         }
         return Ok(if status.is_success() {
             ExitCode::SUCCESS

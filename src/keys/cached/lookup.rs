@@ -66,10 +66,10 @@ impl<S: KeyStore> CachedKeyStore<S> {
             }
             inner.unknown.invalidate(key_id).await;
         }
-        if let Some((key, generation)) = inner.found.get(key_id).await {
-            if inner.is_current(key_id, generation) {
-                return Ok(Some(key));
-            }
+        if let Some((key, generation)) = inner.found.get(key_id).await
+            && inner.is_current(key_id, generation)
+        {
+            return Ok(Some(key));
         }
         let known_before = inner.last_known_key(key_id).is_some();
         if !known_before && !self.admit_lookup() {

@@ -46,15 +46,15 @@ impl Doc<'_> {
                 }
             }
         }
-        if let Some(values) = schema.get("enum").and_then(Value::as_array) {
-            if !values.contains(value) {
-                let allowed: Vec<String> = values.iter().map(Value::to_string).collect();
-                problems.push((
-                    pointer.to_owned(),
-                    format!("{value} is not one of {}", allowed.join(", ")),
-                ));
-                return;
-            }
+        if let Some(values) = schema.get("enum").and_then(Value::as_array)
+            && !values.contains(value)
+        {
+            let allowed: Vec<String> = values.iter().map(Value::to_string).collect();
+            problems.push((
+                pointer.to_owned(),
+                format!("{value} is not one of {}", allowed.join(", ")),
+            ));
+            return;
         }
         let Some(expected) = schema_types(schema) else {
             return;
