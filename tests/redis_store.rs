@@ -578,6 +578,12 @@ async fn a_redis_restored_from_a_snapshot_fences_what_it_lost() {
         .unwrap();
     let original = || request_with_header("POST", "/pay", &header, b"{}");
     assert_eq!(send(&router, original()).await.status, StatusCode::OK);
+    // And one from a client 30 s ahead: signed after the second served.
+    let ahead_header = signer()
+        .sign_at("POST", "/pay", b"{}", "ahead", NOW + 30)
+        .unwrap();
+    let ahead = || request_with_header("POST", "/pay", &ahead_header, b"{}");
+    assert_eq!(send(&router, ahead()).await.status, StatusCode::OK);
 
     redis.stop();
     assert!(redis.resume(), "restart redis-server from its snapshot");
@@ -615,7 +621,10 @@ async fn a_redis_restored_from_a_snapshot_fences_what_it_lost() {
     clock.advance(1);
     let replay = send(&router, original()).await;
     assert_eq!(replay.code(), "issued_before_restart", "{}", replay.json);
-    let fresh = signed("POST", "/pay", b"{}", "fresh", NOW + 1);
+    let replay = send(&router, ahead()).await;
+    assert_eq!(replay.code(), "issued_before_restart", "{}", replay.json);
+    // The fence reaches the latest timestamp served: later is served.
+    let fresh = signed("POST", "/pay", b"{}", "fresh", NOW + 31);
     assert_eq!(send(&router, fresh).await.status, StatusCode::OK);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -186,6 +186,46 @@ fn a_kill_9_with_the_snapshot_fences_the_replay_and_serves_fresh_requests() {
     assert!(log.contains("did not stop cleanly"), "{log}");
 }
 
+/// A client whose clock runs 30 s ahead, served just before a `kill -9`,
+/// its request replayed at once to the server started again: its
+/// timestamp is after the new start, but the running marker's ceiling
+/// covers it. The server waits the ceiling out before it listens, so a
+/// client in step is served at once.
+#[test]
+fn a_kill_9_with_the_snapshot_fences_a_client_ahead_too() {
+    let dir = scratch("ahead");
+    let path = dir.join("replay.snapshot");
+    let first = Server::start(server(Some(&path)));
+    let nonce = armor_psk::new_uuid_v4();
+    let ahead = signer()
+        .sign_at("POST", "/things", b"{}", &nonce, now() + 30)
+        .unwrap();
+    assert_eq!(post(&first.url, &ahead), (200, String::new()));
+    first.kill();
+
+    let again = Server::start(server(Some(&path)));
+    assert_eq!(
+        post(&again.url, &ahead),
+        (401, "issued_before_restart".into())
+    );
+    // Past the ceiling (the request's timestamp and 2 s): served.
+    let later = signer()
+        .sign_at(
+            "POST",
+            "/things",
+            b"{}",
+            &armor_psk::new_uuid_v4(),
+            now() + 33,
+        )
+        .unwrap();
+    assert_eq!(post(&again.url, &later), (200, String::new()));
+    assert_eq!(
+        post(&again.url, &signer().sign("POST", "/things", b"{}")),
+        (401, "issued_before_restart".into()),
+        "a client in step signs before the ceiling, 30 s ahead"
+    );
+}
+
 /// A snapshot cut short, one bit flipped, and a file of another kind:
 /// each is named in the log and fences the start; none is trusted.
 #[test]

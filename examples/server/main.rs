@@ -47,10 +47,12 @@
 //! flight finish (at most `ARMOR_PSK_SHUTDOWN_TIMEOUT`), writes the
 //! snapshot if it keeps one, and exits 0; a second signal exits at once
 //! (status 1). When its replay memory begins at this start (no snapshot,
-//! or a crash before), it says `listening on` only once the second it
-//! began in is over: what was signed in that second is refused
+//! or a crash before), it says `listening on` only once the seconds its
+//! fence covers are over: the second it began in, and after a crash with a
+//! snapshot up to the crashed run's ceiling (about 2 s ahead of that run's
+//! clock; at most 10 s are waited). What was signed in them is refused
 //! (`issued_before_restart`), and a client that signs as it sends is then
-//! never among them.
+//! never among them; connections wait in the listener's backlog.
 //!
 //! The layer reads a request's body before it knows whether the key is
 //! real (the signature covers the body), so the server bounds what
@@ -384,13 +386,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     .map_err(|error| format!("ARMOR_PSK_REPLAY_MEMORY_LIMIT: {error}"))?,
                 Err(_) => MemoryReplayStore::DEFAULT_MEMORY_LIMIT,
             };
-            let made = unix_seconds();
             let builder = MemoryReplayStore::builder().memory_limit(limit);
             let store = match &snapshot {
-                None => {
-                    fenced_since = Some(made);
-                    builder.build()
-                }
+                None => builder.build(),
                 Some(path) => {
                     let (store, memory) = builder.restore(path)?;
                     match &memory {
@@ -414,9 +412,6 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                         ),
                         _ => {}
                     }
-                    if memory.fenced() {
-                        fenced_since = Some(made);
-                    }
                     store
                 }
             };
@@ -425,6 +420,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 limit >> 20,
                 store.capacity() / 2
             );
+            fenced_since = store.fenced_through();
             memory_store = Some(store.clone());
             ArmorPskLayer::new(keys).with_replay_store(store)
         }
@@ -473,8 +469,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
-    if let Some(began) = fenced_since {
-        wait_past(began).await;
+    if let Some(through) = fenced_since {
+        // Connections wait in the listener's backlog meanwhile. After a
+        // crash the fence may reach a little ahead (the running marker's
+        // ceiling): at most 10 s are waited out, later is refused.
+        wait_past(through.min(unix_seconds() + 10)).await;
     }
     println!("listening on http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;

@@ -65,8 +65,10 @@ impl Horizon {
         {
             if self.waiting.load(Ordering::Relaxed) {
                 // The clock came back to the believed offset: the step
-                // forward was a glitch.
-                *self.pending.lock() = None;
+                // forward was a glitch. Cleared under the lock, so that a
+                // step noted meanwhile keeps its flag.
+                let mut pending = self.pending.lock();
+                *pending = None;
                 self.waiting.store(false, Ordering::Relaxed);
             }
             return;

@@ -62,6 +62,9 @@ pub(crate) struct Index {
     /// The Unix second the index was made in, by the system clock.
     created_wall: u64,
     fence: Fence,
+    /// With [`Fence::FromStart`], the fence begins no earlier than this
+    /// second (the ceiling of a run that crashed).
+    floor: u64,
     /// The scale's base and the fence's start, from the first request.
     start: OnceLock<Start>,
     /// What sweeps expire by: the layer's clock as far as its monotonic
@@ -122,6 +125,7 @@ impl Index {
             created: Instant::now(),
             created_wall: unix_seconds(),
             fence,
+            floor: 0,
             start: OnceLock::new(),
             horizon: Horizon::new(),
             swept: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
@@ -130,6 +134,25 @@ impl Index {
             closed: AtomicBool::new(false),
             begun: AtomicU64::new(0),
         }
+    }
+
+    /// With [`Fence::FromStart`], refuses as issued before the restart
+    /// every request signed in `second` or before, too.
+    pub(crate) fn fenced_through(mut self, second: u64) -> Self {
+        self.floor = second;
+        self
+    }
+
+    /// The horizon: the layer's clock as far as its monotonic clock
+    /// confirms it (0 before the first request).
+    pub(crate) fn horizon(&self) -> u64 {
+        self.horizon.now()
+    }
+
+    /// The horizon once `request` has told its time.
+    pub(crate) fn horizon_with(&self, request: &ReplayRequest<'_>) -> u64 {
+        self.observe(request);
+        self.horizon.now()
     }
 
     /// What the layer's clock read when the layer was made (the first
@@ -148,7 +171,10 @@ impl Index {
             Fence::Off => None,
             Fence::Since(began) => Some(began),
             // Before any request, the second the store was made in.
-            Fence::FromStart => Some(self.began().unwrap_or(self.created_wall)),
+            Fence::FromStart => Some(
+                self.began()
+                    .unwrap_or_else(|| self.created_wall.max(self.floor)),
+            ),
         };
         (
             self.digester,
@@ -243,6 +269,13 @@ impl Index {
             .sum()
     }
 
+    /// With [`Fence::FromStart`], the last second (on the system clock)
+    /// whose requests are refused, as known before any request: the second
+    /// the index was made in, or a crashed run's ceiling if later.
+    pub(crate) fn fenced_through_at_start(&self) -> Option<u64> {
+        (self.fence == Fence::FromStart).then(|| self.created_wall.max(self.floor))
+    }
+
     /// When the memory began, once a request has told the time.
     pub(crate) fn began(&self) -> Option<u64> {
         match self.fence {
@@ -267,7 +300,8 @@ impl Index {
                     self.created_wall,
                     unix_seconds(),
                     self.begun.load(Ordering::Relaxed),
-                ),
+                )
+                .max(self.floor),
                 Fence::Since(began) => began,
                 Fence::Off => 0,
             },

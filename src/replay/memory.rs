@@ -7,7 +7,7 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use super::index::{BYTES_PER_ENTRY, Fence, Index};
-use super::snapshot::{self, Memory, Saved, SnapshotError};
+use super::snapshot::{self, Lease, Memory, Saved, SnapshotError};
 use super::store::{ReplayRequest, ReplayStore, ReplayStoreError, Reservation};
 use crate::boxed::BoxFuture;
 
@@ -86,6 +86,9 @@ pub struct MemoryReplayStore {
 
 struct Inner {
     index: Index,
+    /// A restored store's running marker, whose ceiling the store raises
+    /// before it accepts a later timestamp.
+    lease: Option<Lease>,
     housekeeper: Once,
 }
 
@@ -144,13 +147,14 @@ impl MemoryReplayStore {
     }
 
     fn build(capacity: u64, per_key_limit: u64, fence: Fence) -> Self {
-        Self::from_index(Index::new(capacity, per_key_limit, fence))
+        Self::from_index(Index::new(capacity, per_key_limit, fence), None)
     }
 
-    fn from_index(index: Index) -> Self {
+    fn from_index(index: Index, lease: Option<Lease>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 index,
+                lease,
                 housekeeper: Once::new(),
             }),
         }
@@ -168,7 +172,7 @@ impl MemoryReplayStore {
     /// [`SnapshotError::Io`] when the file cannot be written; the running
     /// marker the start left then stays, and the next start is fenced.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<Saved, SnapshotError> {
-        snapshot::save(&self.inner.index, path.as_ref())
+        snapshot::save(&self.inner.index, self.inner.lease.as_ref(), path.as_ref())
     }
 
     /// Entries held, including expired ones not yet swept.
@@ -209,6 +213,17 @@ impl MemoryReplayStore {
         self.inner.index.began()
     }
 
+    /// The last second (Unix, on the system clock) whose requests this
+    /// store refuses as issued before its start, as known before any
+    /// request: the second it was made in, or after a crash the crashed
+    /// run's ceiling if later. `None` when the memory is complete (a clean
+    /// stop's snapshot, a first start) or its start was given
+    /// ([`with_memory_since`](Self::with_memory_since)). A server that
+    /// starts serving after this second refuses no client in step.
+    pub fn fenced_through(&self) -> Option<u64> {
+        self.inner.index.fenced_through_at_start()
+    }
+
     /// Removes every expired entry now, by the latest time a request
     /// brought (it also happens once a second on the store's own thread).
     pub fn sweep(&self) {
@@ -217,6 +232,22 @@ impl MemoryReplayStore {
 
     fn reserve_now(&self, request: &ReplayRequest<'_>) -> Result<Reservation, ReplayStoreError> {
         self.inner.start_housekeeping();
+        if let Some(lease) = &self.inner.lease {
+            let horizon = self.inner.index.horizon_with(request);
+            let lifetime = request.expires_at().saturating_sub(request.timestamp());
+            // A timestamp past what the marker promises: a crash after
+            // this request is accepted must fence it. One synced write of a
+            // small file, rare: the sweeping thread keeps the ceiling ahead
+            // of clients in step. Not for one further ahead of the horizon
+            // than an entry's lifetime: that is the layer's clock glitched,
+            // and a fence through it would refuse everyone after a crash.
+            let timestamp = request.timestamp();
+            if !lease.covers(timestamp) && timestamp <= horizon.saturating_add(lifetime) {
+                lease
+                    .raise(timestamp.max(horizon) + Lease::AHEAD)
+                    .map_err(|error| ReplayStoreError::Unavailable(Box::new(error)))?;
+            }
+        }
         self.inner.index.reserve(request, sweeper::inline())
     }
 }
@@ -224,6 +255,24 @@ impl MemoryReplayStore {
 impl Inner {
     fn index_fence(&self) -> Fence {
         self.index.fence()
+    }
+
+    /// Keeps a restored store's ceiling [`Lease::AHEAD`] seconds ahead of
+    /// the horizon (once a second, from the sweeping thread).
+    fn keep_lease_ahead(&self) {
+        let (Some(lease), horizon) = (&self.lease, self.index.horizon()) else {
+            return;
+        };
+        if horizon == 0 {
+            return;
+        }
+        if let Err(error) = lease.raise(horizon + Lease::AHEAD) {
+            tracing::error!(
+                %error,
+                "ARMOR-PSK replay store: cannot raise the running marker's ceiling; requests \
+                 signed later are refused as unavailable until it can"
+            );
+        }
     }
 
     /// Registers the store with the process's sweeping thread the first
@@ -273,6 +322,7 @@ mod sweeper {
                 stores.iter().filter_map(Weak::upgrade).collect()
             };
             for store in live {
+                store.keep_lease_ahead();
                 store.index.sweep_part(SWEEP_PARTS, SWEEP_STEP);
             }
         }
@@ -294,11 +344,15 @@ mod sweeper {
 /// // No file: a first start, nothing fenced.
 /// let (store, memory) = builder.clone().restore(&path).unwrap();
 /// assert!(matches!(memory, Memory::FirstStart));
+/// // One store at a time on a file: a second one is refused while it lives.
+/// assert!(builder.clone().restore(&path).is_err());
 /// store.save(&path).unwrap();
+/// drop(store);
 ///
 /// // A clean stop's snapshot: the memory is complete.
-/// let (_store, memory) = builder.clone().restore(&path).unwrap();
+/// let (store, memory) = builder.clone().restore(&path).unwrap();
 /// assert!(matches!(memory, Memory::Complete { .. }));
+/// drop(store); // not saved: as after a crash
 ///
 /// // Started again without a clean stop: fenced.
 /// let (_store, memory) = builder.restore(&path).unwrap();
@@ -369,18 +423,27 @@ impl MemoryReplayStoreBuilder {
     /// lost. A missing, truncated, corrupt or foreign file, or one that
     /// does not fit the memory limit, is never trusted: the store's memory
     /// then begins now, and requests signed in this second or before are
-    /// refused with `issued_before_restart` ([`Memory::fenced`]).
+    /// refused with `issued_before_restart` ([`Memory::fenced`]). After a
+    /// crash the fence reaches the marker's ceiling, the latest timestamp
+    /// the crashed run could accept (about 2 s ahead of its clock, or of
+    /// its furthest client's): see the `snapshot` module's docs.
+    ///
+    /// The store holds an exclusive lock on `path` with `.lock` appended
+    /// for as long as it lives.
     ///
     /// # Errors
-    /// Only when no marker can be written and the old file cannot be
-    /// removed either: a crash of this process could then not be told
-    /// apart from a clean stop, so the store must not run.
+    /// [`SnapshotError::InUse`] when another store holds the lock;
+    /// [`SnapshotError::Io`] when the lock or the running marker cannot be
+    /// written (a crash of this process could then not be told apart from
+    /// a clean stop, so the store must not run). The file is left as it
+    /// was.
     pub fn restore(
         self,
         path: impl AsRef<Path>,
     ) -> Result<(MemoryReplayStore, Memory), SnapshotError> {
-        let (index, memory) = snapshot::restore(path.as_ref(), self.capacity, self.per_key_limit)?;
-        Ok((MemoryReplayStore::from_index(index), memory))
+        let (index, memory, lease) =
+            snapshot::restore(path.as_ref(), self.capacity, self.per_key_limit)?;
+        Ok((MemoryReplayStore::from_index(index, Some(lease)), memory))
     }
 }
 

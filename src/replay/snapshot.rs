@@ -13,14 +13,34 @@
 //! | a snapshot, marker written | the memory is complete | the old store's |
 //! | a running marker | a process crashed: its memory is lost | from this start |
 //! | unreadable, truncated, corrupt, foreign, too large | nothing | from this start |
-//! | anything, the marker not written | no later start could tell | from this start |
+//! | anything, the marker not written | no later start could tell | none: the start fails |
 //!
-//! # Format (version 1, little-endian)
+//! # The running marker's ceiling
+//!
+//! A crash loses what the process accepted, and a request from a client
+//! whose clock runs ahead carries a timestamp after the next start: a
+//! fence from the start alone would let its replay through. So the marker
+//! also holds a *ceiling*, the latest timestamp the running process may
+//! accept, raised (the marker written again, synced, before the request
+//! is reserved) whenever a request brings a later one, and kept 2 s ahead
+//! of the layer's clock once a second by the sweeping thread. A start after
+//! a crash fences through the ceiling, so nothing the crashed process
+//! accepted is accepted again, whatever its clients' clocks or a step of
+//! this host's clock back meanwhile; the cost is the ceiling's lead (about
+//! 2 s, or how far ahead the furthest client was) of
+//! `issued_before_restart` after a crash. A ceiling that cannot be raised
+//! (a full disk) refuses the request as unavailable (503).
+//!
+//! One process at a time: the start takes an exclusive lock on a file
+//! beside the snapshot (its name with `.lock` appended, never removed), held
+//! for as long as the store lives; a second process's start fails.
+//!
+//! # Format (version 2, little-endian)
 //!
 //! `ARMORPSK` `RPLY`, the version (u32), the state (u8: 1 running, 2
 //! snapshot) and three zero bytes, the second it was written (u64), when
 //! the memory began (u64, `u64::MAX` for a store with its fence off), the
-//! scale's base (u64), the digester's two keys (u64 each); the entries
+//! ceiling (u64, 0: none yet), the scale's base (u64), the digester's two keys (u64 each); the entries
 //! (a count, then each digest u64 and expiry u32: 12 bytes an entry, 24 a
 //! request with its nonce); the keys' shares (a count, then each key's
 //! digest u64, its bucket count u32, and each bucket's end and entries,
@@ -32,18 +52,20 @@
 //! collides with a held one, which refuses that request as a replay and
 //! accepts nothing. It is created readable by its owner only.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use sha2::{Digest as _, Sha512_256};
 
 use super::digest::Digester;
 use super::index::{Fence, Index};
 
 const MAGIC: &[u8; 12] = b"ARMORPSKRPLY";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const RUNNING: u8 = 1;
 const SNAPSHOT: u8 = 2;
 const FENCE_OFF: u64 = u64::MAX;
@@ -51,6 +73,9 @@ const FENCE_OFF: u64 = u64::MAX;
 /// plus a 24 h skew allowance, in 16 s buckets is 10,801): a count above
 /// it is a corrupt file, not an allocation.
 const MAX_BUCKETS: u32 = 11_000;
+/// An entry's longest lifetime: a 24 h window and a 24 h skew allowance,
+/// and a minute for the seconds' rounding.
+const LONGEST_LIFETIME: u64 = 2 * 86_400 + 60;
 
 /// What a start found in the snapshot file: whether the store's memory is
 /// complete, and so whether requests signed before the start are refused.
@@ -126,6 +151,14 @@ pub enum SnapshotError {
         /// The file.
         path: PathBuf,
     },
+    /// Another store (of this process or another) holds the file's lock:
+    /// two stores on one file would each take the other's crash for a
+    /// clean stop.
+    #[error("snapshot {path}: in use by another replay store (its .lock file is held)")]
+    InUse {
+        /// The file.
+        path: PathBuf,
+    },
 }
 
 impl SnapshotError {
@@ -147,47 +180,111 @@ impl SnapshotError {
 
 /// Reads the file at `path` into a new index and leaves a running marker
 /// in its place; the index's memory begins now when the file tells of no
-/// complete memory. An error only when no marker could be left and the
-/// old file could not be removed either.
+/// complete memory, and after a crash no earlier than the crashed run's
+/// ceiling. An error when the file is locked by another store, or no
+/// marker can be left (no later start could then tell a crash of this
+/// process: the store must not run).
 pub(crate) fn restore(
     path: &Path,
     capacity: u64,
     per_key_limit: u64,
-) -> Result<(Index, Memory), SnapshotError> {
-    let read = read(path, capacity, per_key_limit);
-    let (index, memory) = match read {
-        Ok(Some(Found::Snapshot { index, entries })) => (*index, Memory::Complete { entries }),
-        Ok(Some(Found::Running)) => (fresh(capacity, per_key_limit), Memory::Crashed),
+) -> Result<(Index, Memory, Lease), SnapshotError> {
+    let lock = lock(path)?;
+    let (index, memory, ceiling) = match read(path, capacity, per_key_limit) {
+        Ok(Some(Found::Snapshot {
+            index,
+            entries,
+            ceiling,
+        })) => (*index, Memory::Complete { entries }, ceiling),
+        Ok(Some(Found::Running { ceiling })) => (
+            fresh(capacity, per_key_limit).fenced_through(ceiling),
+            Memory::Crashed,
+            ceiling,
+        ),
         Ok(None) => (
             Index::new(capacity, per_key_limit, Fence::Off),
             Memory::FirstStart,
+            0,
         ),
-        Err(error) => (fresh(capacity, per_key_limit), Memory::Untrusted(error)),
+        Err(error) => (fresh(capacity, per_key_limit), Memory::Untrusted(error), 0),
     };
     let (_, _, began) = index.identity();
-    match write_marker(path, began) {
-        Ok(()) => Ok((index, memory)),
-        Err(error) => {
-            // No later start could tell a crash of this process: if the
-            // old file stays, it must not be trusted, so it goes; this
-            // start is fenced.
-            match fs::remove_file(path) {
-                Ok(()) => {}
-                Err(gone) if gone.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(SnapshotError::Io {
-                        path: path.to_owned(),
-                        action: "cannot replace or remove it (a crash would then go unseen)",
-                        source,
-                    });
-                }
-            }
-            let memory = match memory {
-                Memory::Untrusted(first) => Memory::Untrusted(first),
-                _ => Memory::Untrusted(error),
-            };
-            Ok((fresh(capacity, per_key_limit), memory))
+    // What the earlier run accepted, if its memory is lost with this one's,
+    // was signed no later than its ceiling: the marker keeps it.
+    write_marker(path, began, ceiling)?;
+    let lease = Lease {
+        path: path.to_owned(),
+        began,
+        ceiling: AtomicU64::new(ceiling),
+        writing: Mutex::new(false),
+        _lock: lock,
+    };
+    Ok((index, memory, lease))
+}
+
+/// Takes the exclusive lock of the file beside `path`.
+fn lock(path: &Path) -> Result<File, SnapshotError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let file = options
+        .open(PathBuf::from(name))
+        .map_err(SnapshotError::io(path, "cannot open its lock file"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(SnapshotError::InUse {
+            path: path.to_owned(),
+        }),
+        Err(TryLockError::Error(source)) => Err(SnapshotError::Io {
+            path: path.to_owned(),
+            action: "cannot lock its lock file",
+            source,
+        }),
+    }
+}
+
+/// The running marker's promise: no request signed after the ceiling is
+/// accepted before the marker says so (see the module docs).
+pub(crate) struct Lease {
+    path: PathBuf,
+    began: Option<u64>,
+    ceiling: AtomicU64,
+    /// Held while the marker or the snapshot is written; `true` once the
+    /// snapshot is (the marker must not replace it then).
+    writing: Mutex<bool>,
+    /// The lock on the file beside the snapshot, released when the store
+    /// is dropped.
+    _lock: File,
+}
+
+impl Lease {
+    /// How far ahead of the layer's clock the sweeping thread keeps the
+    /// ceiling, so that a client in step never waits for the marker.
+    pub(crate) const AHEAD: u64 = 2;
+
+    /// Whether a request signed at `timestamp` may be accepted as the
+    /// marker stands.
+    pub(crate) fn covers(&self, timestamp: u64) -> bool {
+        timestamp <= self.ceiling.load(Ordering::Acquire)
+    }
+
+    /// Raises the ceiling to at least `to`: the marker is written and
+    /// synced first.
+    pub(crate) fn raise(&self, to: u64) -> Result<(), SnapshotError> {
+        let saved = self.writing.lock();
+        if *saved || self.covers(to) {
+            // After the snapshot, the store takes no request anyway.
+            return Ok(());
         }
+        write_marker(&self.path, self.began, to)?;
+        self.ceiling.store(to, Ordering::Release);
+        Ok(())
     }
 }
 
@@ -196,10 +293,17 @@ fn fresh(capacity: u64, per_key_limit: u64) -> Index {
     Index::new(capacity, per_key_limit, Fence::FromStart)
 }
 
-/// Closes `index` and writes its live entries and shares to `path`.
-pub(crate) fn save(index: &Index, path: &Path) -> Result<Saved, SnapshotError> {
+/// Closes `index` and writes its live entries and shares to `path`; the
+/// `lease`'s marker is never written again.
+pub(crate) fn save(
+    index: &Index,
+    lease: Option<&Lease>,
+    path: &Path,
+) -> Result<Saved, SnapshotError> {
     let started = Instant::now();
     index.close();
+    let mut saved = lease.map(|lease| lease.writing.lock());
+    let ceiling = lease.map_or(0, |lease| lease.ceiling.load(Ordering::Acquire));
     let (digester, base, began) = index.identity();
     let mut entries = Vec::new();
     index.for_each_entry(|digest, until| entries.push((digest, until)));
@@ -208,6 +312,7 @@ pub(crate) fn save(index: &Index, path: &Path) -> Result<Saved, SnapshotError> {
     let header = Header {
         state: SNAPSHOT,
         began,
+        ceiling,
         base: base.unwrap_or(0),
         digester,
     };
@@ -229,6 +334,9 @@ pub(crate) fn save(index: &Index, path: &Path) -> Result<Saved, SnapshotError> {
         }
         Ok(())
     })?;
+    if let Some(saved) = saved.as_deref_mut() {
+        *saved = true;
+    }
     Ok(Saved {
         entries: entries.len() as u64,
         keys: shares.len() as u64,
@@ -240,6 +348,7 @@ pub(crate) fn save(index: &Index, path: &Path) -> Result<Saved, SnapshotError> {
 struct Header {
     state: u8,
     began: Option<u64>,
+    ceiling: u64,
     base: u64,
     digester: Digester,
 }
@@ -251,6 +360,7 @@ impl Header {
         out.put(&[self.state, 0, 0, 0])?;
         out.put(&super::index::unix_seconds().to_le_bytes())?;
         out.put(&self.began.unwrap_or(FENCE_OFF).to_le_bytes())?;
+        out.put(&self.ceiling.to_le_bytes())?;
         out.put(&self.base.to_le_bytes())?;
         let (k0, k1) = self.digester.keys();
         out.put(&k0.to_le_bytes())?;
@@ -258,10 +368,11 @@ impl Header {
     }
 }
 
-fn write_marker(path: &Path, began: Option<u64>) -> Result<(), SnapshotError> {
+fn write_marker(path: &Path, began: Option<u64>, ceiling: u64) -> Result<(), SnapshotError> {
     let header = Header {
         state: RUNNING,
         began,
+        ceiling,
         base: 0,
         digester: Digester::from_keys((0, 0)),
     };
@@ -355,8 +466,14 @@ fn sync_directory(path: &Path) -> io::Result<()> {
 }
 
 enum Found {
-    Running,
-    Snapshot { index: Box<Index>, entries: u64 },
+    Running {
+        ceiling: u64,
+    },
+    Snapshot {
+        index: Box<Index>,
+        entries: u64,
+        ceiling: u64,
+    },
 }
 
 /// A reader that hashes what it reads; a short read is a truncated file.
@@ -437,8 +554,9 @@ fn read(path: &Path, capacity: u64, per_key_limit: u64) -> Result<Option<Found>,
         ));
     }
     let [state, ..] = input.bytes::<4>()?;
-    let _written = input.u64()?;
+    let written = input.u64()?;
     let began = input.u64()?;
+    let ceiling = input.u64()?;
     let base = input.u64()?;
     let digester = Digester::from_keys((input.u64()?, input.u64()?));
     let fence = match began {
@@ -453,9 +571,19 @@ fn read(path: &Path, capacity: u64, per_key_limit: u64) -> Result<Option<Found>,
         });
     }
     index.make_room_for(entries);
+    // No entry outlives the longest lifetime past the file's writing.
+    let latest = written
+        .checked_sub(base)
+        .and_then(|since| u32::try_from(since + LONGEST_LIFETIME).ok());
     for _ in 0..entries {
         let digest = input.u64()?;
         let until = input.u32()?;
+        if latest.is_none_or(|latest| until > latest) {
+            return Err(SnapshotError::invalid(
+                path,
+                "an entry outlives any window (or its scale is wrong)",
+            ));
+        }
         if !index.restore_entry(digest, until) {
             return Err(SnapshotError::TooLarge {
                 path: path.to_owned(),
@@ -478,10 +606,11 @@ fn read(path: &Path, capacity: u64, per_key_limit: u64) -> Result<Option<Found>,
     }
     input.finish()?;
     match state {
-        RUNNING => Ok(Some(Found::Running)),
+        RUNNING => Ok(Some(Found::Running { ceiling })),
         SNAPSHOT => Ok(Some(Found::Snapshot {
             index: Box::new(index),
             entries,
+            ceiling,
         })),
         _ => Err(SnapshotError::invalid(path, "of an unknown state")),
     }

@@ -185,6 +185,7 @@ impl RedisStoreOptions {
             per_key,
             prefix: parking_lot::Mutex::new(Arc::clone(&prefix)),
             horizon: crate::replay::horizon::Horizon::new(),
+            accepted: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
         });
         let nodes = connection.watched_nodes(url).await;

@@ -90,6 +90,16 @@ impl RedisReplayStore {
             self.take_back(&keys, set_signature, set_nonce).await;
             return Ok(Ok(Reservation::IssuedBeforeRestart { began }));
         }
+        // A restart may lose this entry: the watcher then fences through
+        // this timestamp too (a client ahead signs after the horizon).
+        // Not one further ahead than an entry's lifetime: that is the
+        // layer's clock glitched, whose fence would refuse everyone.
+        let lifetime = request.expires_at().saturating_sub(request.timestamp());
+        if request.timestamp() <= self.pressure.horizon.now().saturating_add(lifetime) {
+            self.pressure
+                .accepted
+                .fetch_max(request.timestamp(), Ordering::Relaxed);
+        }
         // Every request reserved counts against its key's share, whatever
         // the pressure (a key that filled Redis before the pressure
         // reading rose is held to its share as soon as it does); replays
@@ -151,8 +161,9 @@ impl RedisReplayStore {
         let mut pipe = redis::pipe();
         pipe.cmd("EVAL")
             .arg(DATE_EPOCH)
-            .arg(1)
+            .arg(2)
             .arg(self.epoch_key(group))
+            .arg(self.fence_key(group))
             .arg(written)
             .arg(now);
         match self.connection.pipeline(&pipe).await.as_deref() {
@@ -267,10 +278,12 @@ const SHARE_BUCKET: u64 = 30;
 /// in it by the Redis before may be lost). Never later than `ARGV[1]`.
 /// Nothing changes after a `FLUSHALL`, `FLUSHDB` or `SWAPDB` (their
 /// command counts), an eviction (`evicted_keys`), or on a node that was a
-/// replica (`second_repl_offset`): memory since the start may be gone.
+/// replica (`second_repl_offset`): memory since the start may be gone; nor
+/// when a watch wrote the epoch (`KEYS[2]` exists): a fence through what a
+/// restart lost, which requests signed ahead of its second may be among.
 const DATE_EPOCH: &str = "\
 local held = redis.call('GET', KEYS[1])
-if held ~= ARGV[1] then return held end
+if held ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 1 then return held end
 local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
 local commands = redis.call('INFO', 'commandstats')
 local evicted = tonumber(string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)') or '1')

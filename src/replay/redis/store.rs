@@ -164,6 +164,17 @@ impl RedisReplayStore {
     pub(super) fn epoch_key(&self, group: u8) -> Vec<u8> {
         [&self.prefix[..], &group_name(group)[..], b"epoch"].concat()
     }
+
+    /// The key that marks a group's epoch as a watch's fence, never to be
+    /// dated from Redis's start.
+    pub(super) fn fence_key(&self, group: u8) -> Vec<u8> {
+        fence_key(&self.prefix, group)
+    }
+}
+
+/// See [`RedisReplayStore::fence_key`].
+pub(super) fn fence_key(prefix: &[u8], group: u8) -> Vec<u8> {
+    [prefix, &group_name(group)[..], b"fence"].concat()
 }
 
 impl ReplayStore for RedisReplayStore {

@@ -21,6 +21,9 @@ pub(super) struct Pressure {
     /// clock confirms it (one glitched request cannot move it): what the
     /// watcher writes as the epoch after a restart.
     pub(super) horizon: crate::replay::horizon::Horizon,
+    /// The latest timestamp this store reserved: a client whose clock is
+    /// ahead signs after the horizon, and a restart must fence that too.
+    pub(super) accepted: AtomicU64,
     /// Restarts the watcher has fenced.
     pub(super) restarts: AtomicU64,
 }
@@ -63,7 +66,10 @@ pub(super) fn watch(
                 // its monotonic clock: a glitch forward cannot fence the
                 // future); past that second, which the lost writes may
                 // have used.
-                let now = match highest.max(pressure.horizon.now()) {
+                let latest = highest
+                    .max(pressure.horizon.now())
+                    .max(pressure.accepted.load(Ordering::Relaxed));
+                let now = match latest {
                     // No request served yet: the system clock's second.
                     0 => {
                         crate::protocol::clock::Clock::now(&crate::protocol::clock::SystemClock) + 1
@@ -90,7 +96,8 @@ pub(super) fn watch(
 }
 
 /// Raises every group's epoch to `began` (an epoch is never lowered: that
-/// would let through requests a fence refuses).
+/// would let through requests a fence refuses), and marks it a fence, so
+/// that no request dates it from Redis's start.
 pub(super) async fn write_epochs(
     connection: &Connection,
     prefix: &[u8],
@@ -98,13 +105,15 @@ pub(super) async fn write_epochs(
 ) -> Result<(), redis::RedisError> {
     const RAISE: &str = "local held = tonumber(redis.call('GET', KEYS[1]) or '0') \
                          if held < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end \
+                         redis.call('SET', KEYS[2], '1') \
                          return 1";
     for group in 0..GROUPS {
         let mut pipe = redis::pipe();
         pipe.cmd("EVAL")
             .arg(RAISE)
-            .arg(1)
+            .arg(2)
             .arg([prefix, &group_name(group)[..], b"epoch"].concat())
+            .arg(super::store::fence_key(prefix, group))
             .arg(began)
             .ignore();
         connection.pipeline(&pipe).await?;
