@@ -214,3 +214,77 @@ fn a_ceiling_that_cannot_be_raised_refuses_later_requests() {
         Reservation::Reserved
     );
 }
+
+/// A clean stop's snapshot that no longer fits (the memory limit was
+/// lowered) is not trusted, but its ceiling still fences: a client ahead
+/// served before the stop is not served again.
+#[test]
+fn a_snapshot_too_large_to_trust_still_fences_through_its_ceiling() {
+    let path = scratch("shrunk").join("replay.snapshot");
+    let (store, _) = restore(&path);
+    let accepted = now();
+    for n in 0..100 {
+        assert_eq!(
+            reserve(&store, n, accepted + 30, accepted).unwrap(),
+            Reservation::Reserved
+        );
+    }
+    store.save(&path).unwrap();
+    drop(store);
+    let (store, memory) = MemoryReplayStore::builder()
+        .capacity(10)
+        .restore(&path)
+        .unwrap();
+    assert!(matches!(memory, Memory::Untrusted(_)), "{memory:?}");
+    assert!(matches!(
+        reserve(&store, 1, accepted + 30, now()).unwrap(),
+        Reservation::IssuedBeforeRestart { .. }
+    ));
+}
+
+/// A request signed further ahead of the store's confirmed clock than an
+/// entry's lifetime (the layer's clock stepped forward a day, not yet
+/// confirmed): the marker cannot promise that far, so it is refused as
+/// unavailable rather than accepted unfenced; the clock back, served.
+#[test]
+fn a_request_beyond_the_confirmed_clock_is_refused_not_accepted_unfenced() {
+    let path = scratch("glitch").join("replay.snapshot");
+    let (store, _) = restore(&path);
+    let start = now();
+    assert_eq!(
+        reserve(&store, 1, start, start).unwrap(),
+        Reservation::Reserved
+    );
+    let day = 86_400;
+    let refused = reserve(&store, 2, start + day, start + day);
+    assert!(
+        matches!(refused, Err(ReplayStoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        reserve(&store, 3, start + 1, start + 1).unwrap(),
+        Reservation::Reserved
+    );
+}
+
+/// Changing the per-key limit of a restored store keeps what it holds
+/// (it used to build a fresh store: entries, lock and ceiling gone).
+#[test]
+fn a_per_key_limit_set_on_a_restored_store_keeps_its_memory() {
+    let path = scratch("limit").join("replay.snapshot");
+    let (store, _) = restore(&path);
+    let accepted = now();
+    assert_eq!(
+        reserve(&store, 1, accepted, accepted).unwrap(),
+        Reservation::Reserved
+    );
+    let store = store.with_per_key_limit(1_000);
+    assert_eq!(
+        reserve(&store, 1, accepted, accepted).unwrap(),
+        Reservation::Replayed
+    );
+    assert!(matches!(
+        MemoryReplayStore::builder().restore(&path),
+        Err(SnapshotError::InUse { .. })
+    ));
+}

@@ -56,7 +56,7 @@ pub(crate) struct Index {
     shares: Shares,
     digester: Digester,
     capacity: u64,
-    per_key_limit: u64,
+    per_key_limit: AtomicU64,
     len: AtomicU64,
     created: Instant,
     /// The Unix second the index was made in, by the system clock.
@@ -120,7 +120,7 @@ impl Index {
             shares: Shares::new(),
             digester,
             capacity,
-            per_key_limit,
+            per_key_limit: AtomicU64::new(per_key_limit),
             len: AtomicU64::new(0),
             created: Instant::now(),
             created_wall: unix_seconds(),
@@ -240,10 +240,6 @@ impl Index {
         self.shares.restore(key, buckets);
     }
 
-    pub(crate) fn fence(&self) -> Fence {
-        self.fence
-    }
-
     pub(crate) fn len(&self) -> u64 {
         self.len.load(Ordering::Relaxed)
     }
@@ -253,7 +249,12 @@ impl Index {
     }
 
     pub(crate) fn per_key_limit(&self) -> u64 {
-        self.per_key_limit
+        self.per_key_limit.load(Ordering::Relaxed)
+    }
+
+    /// Changes the per-key limit in place: what is held stays.
+    pub(crate) fn set_per_key_limit(&self, limit: u64) {
+        self.per_key_limit.store(limit, Ordering::Relaxed);
     }
 
     /// Keys holding entries.
@@ -412,7 +413,7 @@ impl Index {
             let limits = Limits {
                 under_pressure: self.len() + added >= self.capacity / 2,
                 shared: self.capacity / 2,
-                per_key: self.per_key_limit,
+                per_key: self.per_key_limit(),
             };
             let key = self.digester.key(key_id);
             let count = digests.len() as u32;

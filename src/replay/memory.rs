@@ -118,10 +118,13 @@ impl MemoryReplayStore {
 
     /// At most `limit` entries for any one key, whatever the pressure (by
     /// default none: a key is held to its share only under pressure). A key
-    /// over it gets 429 `key_quota_exceeded` with `Retry-After`.
+    /// over it gets 429 `key_quota_exceeded` with `Retry-After`. The
+    /// limit changes in place, for every clone of the store: what it holds
+    /// stays.
     #[must_use]
     pub fn with_per_key_limit(self, limit: u64) -> Self {
-        Self::build(self.capacity(), limit, self.inner.index_fence())
+        self.inner.index.set_per_key_limit(limit);
+        self
     }
 
     /// Declares that this store's memory began in the second `began` (Unix
@@ -134,8 +137,19 @@ impl MemoryReplayStore {
     /// With `None`, or a `began` earlier than the store's real start, a
     /// request accepted before a restart can be replayed after it, until
     /// its timestamp leaves the window.
+    ///
+    /// # Panics
+    /// On a store restored from a snapshot
+    /// ([`MemoryReplayStoreBuilder::restore`]): its memory is the file's,
+    /// and a fresh one would forget it (use
+    /// [`MemoryReplayStoreBuilder::memory_since`] before
+    /// [`build`](MemoryReplayStoreBuilder::build) instead).
     #[must_use]
     pub fn with_memory_since(self, began: Option<u64>) -> Self {
+        assert!(
+            self.inner.lease.is_none(),
+            "with_memory_since on a store restored from a snapshot would forget its memory"
+        );
         let fence = began.map_or(Fence::Off, Fence::Since);
         Self::build(self.capacity(), self.per_key_limit(), fence)
     }
@@ -238,13 +252,17 @@ impl MemoryReplayStore {
             // A timestamp past what the marker promises: a crash after
             // this request is accepted must fence it. One synced write of a
             // small file, rare: the sweeping thread keeps the ceiling ahead
-            // of clients in step. Not for one further ahead of the horizon
-            // than an entry's lifetime: that is the layer's clock glitched,
-            // and a fence through it would refuse everyone after a crash.
+            // of clients in step. One further ahead of the horizon than an
+            // entry's lifetime is refused: the layer's clock stepped forward
+            // and not yet confirmed (or glitched), and a ceiling through it
+            // would refuse everyone after a crash.
             let timestamp = request.timestamp();
-            if !lease.covers(timestamp) && timestamp <= horizon.saturating_add(lifetime) {
+            if !lease.covers(timestamp) {
+                if timestamp > horizon.saturating_add(lifetime) {
+                    return Err(ReplayStoreError::Unavailable(Box::new(Unconfirmed)));
+                }
                 lease
-                    .raise(timestamp.max(horizon) + Lease::AHEAD)
+                    .raise(timestamp.max(horizon).saturating_add(Lease::AHEAD))
                     .map_err(|error| ReplayStoreError::Unavailable(Box::new(error)))?;
             }
         }
@@ -253,10 +271,6 @@ impl MemoryReplayStore {
 }
 
 impl Inner {
-    fn index_fence(&self) -> Fence {
-        self.index.fence()
-    }
-
     /// Keeps a restored store's ceiling [`Lease::AHEAD`] seconds ahead of
     /// the horizon (once a second, from the sweeping thread).
     fn keep_lease_ahead(&self) {
@@ -266,7 +280,7 @@ impl Inner {
         if horizon == 0 {
             return;
         }
-        if let Err(error) = lease.raise(horizon + Lease::AHEAD) {
+        if let Err(error) = lease.raise(horizon.saturating_add(Lease::AHEAD)) {
             tracing::error!(
                 %error,
                 "ARMOR-PSK replay store: cannot raise the running marker's ceiling; requests \
@@ -282,6 +296,14 @@ impl Inner {
             .call_once(|| sweeper::register(Arc::downgrade(self)));
     }
 }
+
+/// Why a restored store refuses a request signed far ahead of its clock.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "signed further ahead of the replay store's confirmed clock than an entry's lifetime: \
+     the clock stepped forward, or glitched, and the running marker cannot promise that far"
+)]
+struct Unconfirmed;
 
 /// One thread sweeps every default store of the process, once a second;
 /// it holds them weakly, so a dropped store is forgotten at the next turn.

@@ -52,7 +52,8 @@ impl ShardedReplayStore {
     /// [`MemoryReplayStore::with_per_key_limit`](crate::MemoryReplayStore::with_per_key_limit).
     #[must_use]
     pub fn with_per_key_limit(self, limit: u64) -> Self {
-        Self::build(self.capacity(), limit, self.index.fence())
+        self.index.set_per_key_limit(limit);
+        self
     }
 
     /// See [`MemoryReplayStore::with_memory_since`](crate::MemoryReplayStore::with_memory_since).

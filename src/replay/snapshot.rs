@@ -190,7 +190,8 @@ pub(crate) fn restore(
     per_key_limit: u64,
 ) -> Result<(Index, Memory, Lease), SnapshotError> {
     let lock = lock(path)?;
-    let (index, memory, ceiling) = match read(path, capacity, per_key_limit) {
+    let mut seen = 0;
+    let (index, memory, ceiling) = match read(path, capacity, per_key_limit, &mut seen) {
         Ok(Some(Found::Snapshot {
             index,
             entries,
@@ -206,7 +207,21 @@ pub(crate) fn restore(
             Memory::FirstStart,
             0,
         ),
-        Err(error) => (fresh(capacity, per_key_limit), Memory::Untrusted(error), 0),
+        Err(error) => {
+            // A file of ours found wrong (over the memory limit, cut short,
+            // flipped): its ceiling, if it is one a run could have reached,
+            // fences too. Believing a wrong one only refuses more.
+            let ceiling = if seen <= super::index::unix_seconds().saturating_add(LONGEST_LIFETIME) {
+                seen
+            } else {
+                0
+            };
+            (
+                fresh(capacity, per_key_limit).fenced_through(ceiling),
+                Memory::Untrusted(error),
+                ceiling,
+            )
+        }
     };
     let (_, _, began) = index.identity();
     // What the earlier run accepted, if its memory is lost with this one's,
@@ -236,16 +251,28 @@ fn lock(path: &Path) -> Result<File, SnapshotError> {
     let file = options
         .open(PathBuf::from(name))
         .map_err(SnapshotError::io(path, "cannot open its lock file"))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(SnapshotError::InUse {
-            path: path.to_owned(),
-        }),
-        Err(TryLockError::Error(source)) => Err(SnapshotError::Io {
-            path: path.to_owned(),
-            action: "cannot lock its lock file",
-            source,
-        }),
+    // A store of this process just dropped may still be held for one turn
+    // by the sweeping thread: it is waited for, briefly.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(SnapshotError::InUse {
+                    path: path.to_owned(),
+                });
+            }
+            Err(TryLockError::Error(source)) => {
+                return Err(SnapshotError::Io {
+                    path: path.to_owned(),
+                    action: "cannot lock its lock file",
+                    source,
+                });
+            }
+        }
     }
 }
 
@@ -311,6 +338,8 @@ pub(crate) fn save(
     index.for_each_share(|key, buckets| shares.push((key, buckets.to_vec())));
     let header = Header {
         state: SNAPSHOT,
+        // The entries' times are on the layer's clock: so is this.
+        written: index.horizon().max(super::index::unix_seconds()),
         began,
         ceiling,
         base: base.unwrap_or(0),
@@ -347,6 +376,8 @@ pub(crate) fn save(
 
 struct Header {
     state: u8,
+    /// When, on the layer's clock as far as the index knows it.
+    written: u64,
     began: Option<u64>,
     ceiling: u64,
     base: u64,
@@ -358,7 +389,7 @@ impl Header {
         out.put(MAGIC)?;
         out.put(&VERSION.to_le_bytes())?;
         out.put(&[self.state, 0, 0, 0])?;
-        out.put(&super::index::unix_seconds().to_le_bytes())?;
+        out.put(&self.written.to_le_bytes())?;
         out.put(&self.began.unwrap_or(FENCE_OFF).to_le_bytes())?;
         out.put(&self.ceiling.to_le_bytes())?;
         out.put(&self.base.to_le_bytes())?;
@@ -371,6 +402,7 @@ impl Header {
 fn write_marker(path: &Path, began: Option<u64>, ceiling: u64) -> Result<(), SnapshotError> {
     let header = Header {
         state: RUNNING,
+        written: super::index::unix_seconds(),
         began,
         ceiling,
         base: 0,
@@ -406,7 +438,10 @@ fn write_atomically(
     body: impl FnOnce(&mut Hashed<BufWriter<File>>) -> io::Result<()>,
 ) -> Result<u64, SnapshotError> {
     let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".{}.tmp", std::process::id()));
+    // Unique to this write: two processes of one pid (in two containers)
+    // never share a temporary file.
+    let unique = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), path);
+    temporary.push(format!(".{}.{unique:016x}.tmp", std::process::id()));
     let temporary = PathBuf::from(temporary);
     let result = (|| {
         let file = create_private(&temporary).map_err(SnapshotError::io(path, "cannot create"))?;
@@ -530,7 +565,14 @@ impl<R: io::Read> Reader<'_, R> {
 }
 
 /// The file at `path`: `None` when there is none.
-fn read(path: &Path, capacity: u64, per_key_limit: u64) -> Result<Option<Found>, SnapshotError> {
+/// `ceiling` is set as soon as the header's is read, so that a file found
+/// wrong later still tells how far a crashed run may have accepted.
+fn read(
+    path: &Path,
+    capacity: u64,
+    per_key_limit: u64,
+    ceiling_seen: &mut u64,
+) -> Result<Option<Found>, SnapshotError> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -557,6 +599,7 @@ fn read(path: &Path, capacity: u64, per_key_limit: u64) -> Result<Option<Found>,
     let written = input.u64()?;
     let began = input.u64()?;
     let ceiling = input.u64()?;
+    *ceiling_seen = ceiling;
     let base = input.u64()?;
     let digester = Digester::from_keys((input.u64()?, input.u64()?));
     let fence = match began {
@@ -574,7 +617,7 @@ fn read(path: &Path, capacity: u64, per_key_limit: u64) -> Result<Option<Found>,
     // No entry outlives the longest lifetime past the file's writing.
     let latest = written
         .checked_sub(base)
-        .and_then(|since| u32::try_from(since + LONGEST_LIFETIME).ok());
+        .and_then(|since| u32::try_from(since.saturating_add(LONGEST_LIFETIME)).ok());
     for _ in 0..entries {
         let digest = input.u64()?;
         let until = input.u32()?;

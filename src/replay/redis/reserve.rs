@@ -20,6 +20,17 @@ impl RedisReplayStore {
         self.pressure.horizon.observe_request(request);
         let keys: SmallVec<[Vec<u8>; 2]> = entries.iter().map(|entry| self.key(entry)).collect();
         let fresh_epoch = request.now().saturating_add(1);
+        // A restart may lose this entry: the watcher then fences through
+        // this timestamp too (a client ahead signs after the horizon).
+        // Noted before the entry is written, so that a watch racing it
+        // sees it. Not one further ahead than an entry's lifetime: that is
+        // the layer's clock glitched, whose fence would refuse everyone.
+        let lifetime = request.expires_at().saturating_sub(request.timestamp());
+        if request.timestamp() <= self.pressure.horizon.now().saturating_add(lifetime) {
+            self.pressure
+                .accepted
+                .fetch_max(request.timestamp(), Ordering::Relaxed);
+        }
 
         // Each entry's group epoch first, then the entry, in one slot.
         let reserve = |i: usize| {
@@ -89,16 +100,6 @@ impl RedisReplayStore {
         if request.timestamp() < began {
             self.take_back(&keys, set_signature, set_nonce).await;
             return Ok(Ok(Reservation::IssuedBeforeRestart { began }));
-        }
-        // A restart may lose this entry: the watcher then fences through
-        // this timestamp too (a client ahead signs after the horizon).
-        // Not one further ahead than an entry's lifetime: that is the
-        // layer's clock glitched, whose fence would refuse everyone.
-        let lifetime = request.expires_at().saturating_sub(request.timestamp());
-        if request.timestamp() <= self.pressure.horizon.now().saturating_add(lifetime) {
-            self.pressure
-                .accepted
-                .fetch_max(request.timestamp(), Ordering::Relaxed);
         }
         // Every request reserved counts against its key's share, whatever
         // the pressure (a key that filled Redis before the pressure

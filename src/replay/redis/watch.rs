@@ -74,7 +74,7 @@ pub(super) fn watch(
                     0 => {
                         crate::protocol::clock::Clock::now(&crate::protocol::clock::SystemClock) + 1
                     }
-                    latest => latest + 1,
+                    latest => latest.saturating_add(1),
                 };
                 match write_epochs(&connection, &prefix, now).await {
                     Ok(()) => {
