@@ -288,3 +288,34 @@ fn a_per_key_limit_set_on_a_restored_store_keeps_its_memory() {
         Err(SnapshotError::InUse { .. })
     ));
 }
+
+/// The sweeping thread keeps the ceiling 2 s ahead of the clock: a run
+/// that served requests for a few seconds, then crashed, fences the
+/// seconds up to its last one plus 2, even for requests it never saw (a
+/// nonce reused under a new signature, signed after the crash).
+#[test]
+fn the_ceiling_keeps_ahead_of_a_running_store() {
+    let path = scratch("ahead-kept").join("replay.snapshot");
+    // A run after a clean stop, as after a crash.
+    let (store, _) = restore(&path);
+    store.save(&path).unwrap();
+    drop(store);
+    let (store, memory) = restore(&path);
+    assert!(matches!(memory, Memory::Complete { .. }));
+    let start = now();
+    for n in 0..30 {
+        let at = now();
+        assert_eq!(reserve(&store, n, at, at).unwrap(), Reservation::Reserved);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let crashed = now();
+    drop(store);
+    let (store, _) = restore(&path);
+    assert!(
+        store
+            .fenced_through()
+            .is_some_and(|through| through > crashed),
+        "fenced through {:?}, crashed at {crashed}, started at {start}",
+        store.fenced_through()
+    );
+}

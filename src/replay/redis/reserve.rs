@@ -152,10 +152,10 @@ impl RedisReplayStore {
     }
 
     /// Dates a group's epoch that is still `written` (just written, a
-    /// second or more after `now`) from Redis's start instead:
-    /// everything accepted since Redis started is still there, unless
-    /// Redis was flushed, evicted keys or was promoted from a replica (then
-    /// the epoch stays). Only an epoch still holding `written` is
+    /// second or more after `now`) from Redis's start plus 3 s instead:
+    /// later when Redis started less than 2 s ago; earlier when everything
+    /// accepted since Redis started is still there (no flush, eviction or
+    /// promotion; otherwise the epoch stays). Only an epoch still holding `written` is
     /// replaced, so a fence another instance raised meanwhile stands. Any
     /// failure (a user without scripts) leaves `written`.
     async fn date_epoch(&self, group: u8, written: u64, now: u64) -> u64 {
@@ -276,27 +276,36 @@ const SHARE_BUCKET: u64 = 30;
 /// on the layer's clock (`ARGV[2]`, now, less `uptime_in_seconds`), plus
 /// 3 s: timestamps, the uptime and the two clocks each round to whole
 /// seconds, and the second Redis started in is fenced (a request accepted
-/// in it by the Redis before may be lost). Never later than `ARGV[1]`.
-/// Nothing changes after a `FLUSHALL`, `FLUSHDB` or `SWAPDB` (their
-/// command counts), an eviction (`evicted_keys`), or on a node that was a
-/// replica (`second_repl_offset`): memory since the start may be gone; nor
-/// when a watch wrote the epoch (`KEYS[2]` exists): a fence through what a
-/// restart lost, which requests signed ahead of its second may be among.
+/// in it by the Redis before may be lost); the 3 s also cover a client up
+/// to 3 s ahead whose request the Redis before accepted (signed after
+/// that second) until the watch fences it. Later than `ARGV[1]` (a first
+/// use within 3 s of the start) always; earlier only when Redis shows no
+/// `FLUSHALL`, `FLUSHDB` or `SWAPDB` (their command counts), no eviction
+/// (`evicted_keys`) and was no replica (`second_repl_offset`): memory since
+/// the start may be gone otherwise. Never when a watch wrote the epoch
+/// (`KEYS[2]` exists): a fence through what a restart lost.
 const DATE_EPOCH: &str = "\
 local held = redis.call('GET', KEYS[1])
 if held ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 1 then return held end
 local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
+if uptime == nil then return held end
+local began = tonumber(ARGV[2]) - uptime + 3
+if began < 0 then return held end
+if began > tonumber(held) then
+    began = string.format('%d', began)
+    redis.call('SET', KEYS[1], began)
+    return began
+end
 local commands = redis.call('INFO', 'commandstats')
 local evicted = tonumber(string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)') or '1')
 local replica = not string.find(redis.call('INFO', 'replication'), 'second_repl_offset:-1', 1, true)
-if uptime == nil or evicted > 0 or replica
+if evicted > 0 or replica
     or string.find(commands, 'cmdstat_flushall:', 1, true)
     or string.find(commands, 'cmdstat_flushdb:', 1, true)
-    or string.find(commands, 'cmdstat_swapdb:', 1, true) then
+    or string.find(commands, 'cmdstat_swapdb:', 1, true)
+    or began == tonumber(held) then
     return held
 end
-local began = tonumber(ARGV[2]) - uptime + 3
-if began < 0 or began >= tonumber(held) then return held end
 began = string.format('%d', began)
 redis.call('SET', KEYS[1], began)
 return began
