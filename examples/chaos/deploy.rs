@@ -1,0 +1,315 @@
+//! The deployment under test, on loopback: one Redis (no persistence),
+//! two example-server instances sharing it, one on the in-memory store
+//! with a snapshot file; each instance's wall clock under libfaketime, its
+//! offset read from a file the harness rewrites.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+/// Where libfaketime lives on Debian (`apt-get install libfaketime`).
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// Which replay memory an instance shares: a request accepted by one
+/// instance of a domain must be refused by every instance of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Domain {
+    Redis,
+    Memory,
+}
+
+pub struct Instance {
+    pub name: &'static str,
+    pub domain: Domain,
+    env: Vec<(String, String)>,
+    child: Mutex<Option<Child>>,
+    /// The URL while it serves; `None` while it is down or stopping (the
+    /// clients' balancer skips it).
+    url: Mutex<Option<String>>,
+    incarnation: Mutex<u32>,
+    clock_file: PathBuf,
+    dir: PathBuf,
+}
+
+impl Instance {
+    pub fn url(&self) -> Option<String> {
+        self.url.lock().clone()
+    }
+
+    /// Starts the instance and waits until it listens.
+    pub fn start(&self, server: &Path) -> Result<(), String> {
+        let incarnation = {
+            let mut n = self.incarnation.lock();
+            *n += 1;
+            *n
+        };
+        let log = |kind: &str| self.dir.join(format!("{}.{incarnation}.{kind}", self.name));
+        let stderr = File::create(log("stderr")).map_err(|e| e.to_string())?;
+        let mut command = Command::new(server);
+        command
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("ARMOR_PSK_ADDR", "127.0.0.1:0")
+            .env("ARMOR_PSK_LOG_ACCEPTED", "1")
+            .env("ARMOR_PSK_SHUTDOWN_TIMEOUT", "5")
+            .env("RUST_LOG", "warn,server=info")
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        if Path::new(FAKETIME).exists() {
+            command
+                .env("LD_PRELOAD", FAKETIME)
+                .env("FAKETIME_TIMESTAMP_FILE", &self.clock_file)
+                .env("FAKETIME_NO_CACHE", "1")
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("start {}: {e}", server.display()))?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tell, told) = std::sync::mpsc::channel();
+        let mut out = File::create(log("stdout")).map_err(|e| e.to_string())?;
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = writeln!(out, "{line}");
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tell.send(url.to_owned());
+                }
+            }
+        });
+        *self.child.lock() = Some(child);
+        let url = told
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| format!("{} did not listen (see {})", self.name, self.dir.display()))?;
+        *self.url.lock() = Some(url);
+        Ok(())
+    }
+
+    /// `kill -9`.
+    pub fn kill(&self) {
+        *self.url.lock() = None;
+        if let Some(mut child) = self.child.lock().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and waits for the exit (its drain, then its snapshot).
+    /// `false` when it did not exit 0.
+    pub fn terminate(&self) -> bool {
+        *self.url.lock() = None;
+        let Some(mut child) = self.child.lock().take() else {
+            return true;
+        };
+        signal(child.id(), "-TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sets the wall clock's offset (seconds; libfaketime reads it at
+    /// every call).
+    pub fn set_clock(&self, offset: i64) {
+        let _ = std::fs::write(&self.clock_file, format!("{offset:+}\n"));
+    }
+
+    /// The `/chaos/ID` paths each incarnation logged as accepted.
+    pub fn accepted(&self) -> Vec<u64> {
+        let mut ids = Vec::new();
+        for incarnation in 1..=*self.incarnation.lock() {
+            let path = self.dir.join(format!("{}.{incarnation}.stderr", self.name));
+            let mut text = String::new();
+            if File::open(&path)
+                .and_then(|mut file| file.read_to_string(&mut text))
+                .is_err()
+            {
+                continue;
+            }
+            for line in text.lines() {
+                let Some(at) = line.find(" accepted ") else {
+                    continue;
+                };
+                let rest = &line[at..];
+                if let Some(start) = rest.find("/chaos/") {
+                    let digits: String = rest[start + 7..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    if let Ok(id) = digits.parse() {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        ids
+    }
+}
+
+pub struct Redis {
+    pub port: u16,
+    server: PathBuf,
+    child: Mutex<Option<Child>>,
+    dir: PathBuf,
+}
+
+impl Redis {
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn start(&self) -> Result<(), String> {
+        let log = File::create(self.dir.join("redis.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(&self.server)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--maxmemory", "256mb", "--maxmemory-policy", "noeviction"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start {}: {e}", self.server.display()))?;
+        *self.child.lock() = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.ping() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err("redis-server did not answer PING".into())
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+
+    /// `kill -9` and a start on the same port: every entry gone.
+    pub fn restart(&self) -> Result<(), String> {
+        if let Some(mut child) = self.child.lock().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.start()
+    }
+
+    pub fn pause(&self, stopped: bool) {
+        if let Some(child) = self.child.lock().as_ref() {
+            signal(child.id(), if stopped { "-STOP" } else { "-CONT" });
+        }
+    }
+
+    pub fn stop(&self) {
+        self.pause(false);
+        if let Some(mut child) = self.child.lock().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status();
+}
+
+pub struct Deployment {
+    pub redis: Redis,
+    pub instances: Vec<Arc<Instance>>,
+    pub server: PathBuf,
+    pub faketime: bool,
+}
+
+impl Deployment {
+    pub fn start(server: &Path, dir: &Path, keys: &str) -> Result<Self, String> {
+        let redis_server = std::env::var_os("ARMOR_PSK_REDIS_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("redis-server"));
+        let redis = Redis {
+            port: free_port()?,
+            server: redis_server,
+            child: Mutex::new(None),
+            dir: dir.to_owned(),
+        };
+        redis.start()?;
+        let instance = |name: &'static str, domain: Domain, extra: Vec<(String, String)>| {
+            let clock_file = dir.join(format!("{name}.clock"));
+            let _ = std::fs::write(&clock_file, "+0\n");
+            let mut env = vec![("ARMOR_PSK_KEYS".to_owned(), keys.to_owned())];
+            env.extend(extra);
+            Arc::new(Instance {
+                name,
+                domain,
+                env,
+                child: Mutex::new(None),
+                url: Mutex::new(None),
+                incarnation: Mutex::new(0),
+                clock_file,
+                dir: dir.to_owned(),
+            })
+        };
+        let on_redis = vec![("ARMOR_PSK_REDIS_URL".to_owned(), redis.url())];
+        let snapshot = dir.join("c.snapshot").to_string_lossy().into_owned();
+        let instances = vec![
+            instance("A", Domain::Redis, on_redis.clone()),
+            instance("B", Domain::Redis, on_redis),
+            instance(
+                "C",
+                Domain::Memory,
+                vec![
+                    ("ARMOR_PSK_REPLAY_SNAPSHOT".to_owned(), snapshot),
+                    (
+                        "ARMOR_PSK_REPLAY_MEMORY_LIMIT".to_owned(),
+                        "64MiB".to_owned(),
+                    ),
+                ],
+            ),
+        ];
+        for instance in &instances {
+            instance.start(server)?;
+        }
+        Ok(Self {
+            redis,
+            instances,
+            server: server.to_owned(),
+            faketime: Path::new(FAKETIME).exists(),
+        })
+    }
+
+    pub fn stop(&self) {
+        for instance in &self.instances {
+            instance.terminate();
+        }
+        self.redis.stop();
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(|e| e.to_string())
+}
