@@ -641,7 +641,7 @@ async fn fresh_store(url: &str, prefix: &str) -> RedisReplayStore {
 /// A group's memory is dated from Redis's start, not from the group's
 /// first use: a Redis up 35 s serves a client 30 s behind in every group,
 /// where one just started refuses it (the stated cost: a client *d* s
-/// behind is refused while Redis has been up less than *d* + 3 s), and so
+/// behind is refused while Redis has been up less than *d* + 4 s), and so
 /// does a Redis that was flushed since it started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_up_for_a_while_serves_a_client_behind_by_less_than_its_uptime() {
@@ -696,8 +696,8 @@ async fn a_redis_up_for_a_while_serves_a_client_behind_by_less_than_its_uptime()
 
 /// Redis restarted without persistence within the second a request was
 /// accepted in, and an instance started after it: the replay, in that same
-/// second, is refused (the epoch is Redis's start plus 3 s), five times of
-/// five; once Redis has been up 3 s, 200 requests in step (all 64 groups)
+/// second, is refused (the epoch is Redis's start plus 4 s), five times of
+/// five; once Redis has been up 4 s, 200 requests in step (all 64 groups)
 /// are served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_within_the_requests_second_does_not_let_its_replay_through() {
@@ -733,9 +733,9 @@ async fn a_redis_restart_within_the_requests_second_does_not_let_its_replay_thro
             continue;
         }
         // What it costs the honest: what was signed before Redis's start
-        // plus 3 s is refused; once Redis has been up 3 s (and the layer's
+        // plus 4 s is refused; once Redis has been up 4 s (and the layer's
         // clock with it), a request in step is served in every group.
-        common::redis::wait_for_uptime(&redis.url(), 3).await;
+        common::redis::wait_for_uptime(&redis.url(), 4).await;
         let waited = restarted.elapsed().as_secs() + 1;
         clock.advance(waited);
         for n in 0..200 {
@@ -749,7 +749,7 @@ async fn a_redis_restart_within_the_requests_second_does_not_let_its_replay_thro
 /// Found by the chaos harness (seed 2): a client 2 s ahead served just
 /// before Redis restarts without persistence, its request replayed at once
 /// to another instance, before any watch has seen the restart. The first
-/// use's epoch (the next second) let it through; Redis's start plus 3 s
+/// use's epoch (the next second) let it through; Redis's start plus 4 s
 /// refuses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_ahead_served_just_before_a_redis_restart_is_not_served_again() {

@@ -36,8 +36,8 @@ impl RedisReplayStore {
         let reserve = |i: usize| {
             let mut pipe = redis::pipe();
             // A group without an epoch lost its memory (or never had
-            // one): it begins after this second, until `date_epoch` dates
-            // it from Redis's start.
+            // one): it begins after this second, until `date_epoch`
+            // dates it from Redis's start.
             pipe.cmd("SET")
                 .arg(self.epoch_key(group_of(entries[i].as_bytes())))
                 .arg(fresh_epoch)
@@ -152,7 +152,7 @@ impl RedisReplayStore {
     }
 
     /// Dates a group's epoch that is still `written` (just written, a
-    /// second or more after `now`) from Redis's start plus 3 s instead:
+    /// second or more after `now`) from Redis's start plus 4 s instead:
     /// later when Redis started less than 2 s ago; earlier when everything
     /// accepted since Redis started is still there (no flush, eviction or
     /// promotion; otherwise the epoch stays). Only an epoch still holding `written` is
@@ -274,12 +274,12 @@ const SHARE_BUCKET: u64 = 30;
 
 /// Replaces a group's epoch `ARGV[1]` (just written) by Redis's start
 /// on the layer's clock (`ARGV[2]`, now, less `uptime_in_seconds`), plus
-/// 3 s: timestamps, the uptime and the two clocks each round to whole
+/// 4 s: timestamps, the uptime and the two clocks each round to whole
 /// seconds, and the second Redis started in is fenced (a request accepted
-/// in it by the Redis before may be lost); the 3 s also cover a client up
-/// to 3 s ahead whose request the Redis before accepted (signed after
-/// that second) until the watch fences it. Later than `ARGV[1]` (a first
-/// use within 3 s of the start) always; earlier only when Redis shows no
+/// in it by the Redis before may be lost); the rest covers a client up to
+/// 3 s ahead whose request the Redis before accepted (signed after that
+/// second), on another instance, until the watch fences it. Later than
+/// `ARGV[1]` (a first use within 3 s of the start) always; earlier only when Redis shows no
 /// `FLUSHALL`, `FLUSHDB` or `SWAPDB` (their command counts), no eviction
 /// (`evicted_keys`) and was no replica (`second_repl_offset`): memory since
 /// the start may be gone otherwise. Never when a watch wrote the epoch
@@ -289,7 +289,7 @@ local held = redis.call('GET', KEYS[1])
 if held ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 1 then return held end
 local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
 if uptime == nil then return held end
-local began = tonumber(ARGV[2]) - uptime + 3
+local began = tonumber(ARGV[2]) - uptime + 4
 if began < 0 then return held end
 if began > tonumber(held) then
     began = string.format('%d', began)
@@ -303,9 +303,10 @@ if evicted > 0 or replica
     or string.find(commands, 'cmdstat_flushall:', 1, true)
     or string.find(commands, 'cmdstat_flushdb:', 1, true)
     or string.find(commands, 'cmdstat_swapdb:', 1, true)
-    or began == tonumber(held) then
+    then
     return held
 end
+if began >= tonumber(held) then return held end
 began = string.format('%d', began)
 redis.call('SET', KEYS[1], began)
 return began

@@ -33,7 +33,7 @@ use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreErr
 /// pipeline, to the second after the request's: a request accepted by the
 /// Redis before a restart in that very second is refused. A group's
 /// memory is then dated from Redis's start (`uptime_in_seconds`, on the
-/// layer's clock, plus 3 s for the roundings), not from its first use: a
+/// layer's clock, plus 4 s for the roundings and a client up to 3 s ahead), not from its first use: a
 /// Redis up for *U* seconds serves a client up to *U* − 3 s behind, in
 /// every group, the first time it is used. Not after a `FLUSHALL`,
 /// `FLUSHDB` or `SWAPDB`, an eviction, or on a promoted replica: there the
