@@ -65,6 +65,8 @@
 //! cloned with axum's per-connection service and bound nothing.
 
 mod serve;
+#[cfg(armor_psk_chaos_forgetful)]
+mod forgetful;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -422,6 +424,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             );
             fenced_since = store.fenced_through();
             memory_store = Some(store.clone());
+            #[cfg(armor_psk_chaos_forgetful)]
+            let store = forgetful::Forgetful::new(store);
             ArmorPskLayer::new(keys).with_replay_store(store)
         }
     };
