@@ -406,13 +406,7 @@ async fn after_a_redis_restart_no_instance_accepts_a_request_signed_before() {
     };
     let prefix = prefix();
     let clock = ManualClock::new(NOW);
-    let instance = |store: RedisReplayStore| {
-        app(
-            ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
-                .with_clock(clock.clone())
-                .with_replay_store(store),
-        )
-    };
+    let instance = |store: RedisReplayStore| app(layer_with(store).with_clock(clock.clone()));
     let (store_a, store_b) = (
         store(&redis.url(), &prefix).await,
         store(&redis.url(), &prefix).await,
@@ -707,13 +701,7 @@ async fn a_redis_restart_within_the_requests_second_does_not_let_its_replay_thro
     for round in 0..5 {
         let prefix = prefix();
         let clock = ManualClock::new(NOW);
-        let layer = |store: RedisReplayStore| {
-            app(
-                ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
-                    .with_clock(clock.clone())
-                    .with_replay_store(store),
-            )
-        };
+        let layer = |store: RedisReplayStore| app(layer_with(store).with_clock(clock.clone()));
         let before = layer(store(&redis.url(), &prefix).await);
         let header = signer()
             .sign_at("POST", "/pay", b"{}", &format!("same-second-{round}"), NOW)
@@ -758,13 +746,7 @@ async fn a_client_ahead_served_just_before_a_redis_restart_is_not_served_again()
     };
     let prefix = prefix();
     let clock = ManualClock::new(NOW);
-    let layer = |store: RedisReplayStore| {
-        app(
-            ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
-                .with_clock(clock.clone())
-                .with_replay_store(store),
-        )
-    };
+    let layer = |store: RedisReplayStore| app(layer_with(store).with_clock(clock.clone()));
     let before = layer(store(&redis.url(), &prefix).await);
     let header = signer()
         .sign_at("POST", "/pay", b"{}", "ahead-2", NOW + 2)

@@ -64,9 +64,9 @@
 //! (`GlobalConcurrencyLimitLayer`): a `ConcurrencyLimitLayer` would be
 //! cloned with axum's per-connection service and bound nothing.
 
-mod serve;
 #[cfg(armor_psk_chaos_forgetful)]
 mod forgetful;
+mod serve;
 
 use std::io::Write;
 use std::sync::Arc;
