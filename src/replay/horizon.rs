@@ -109,7 +109,7 @@ impl Horizon {
         let monotonic = request
             .monotonic()
             .unwrap_or_else(crate::protocol::clock::process_monotonic);
-        let lifetime = request.expires_at().saturating_sub(request.timestamp());
+        let lifetime = request.lifetime();
         self.observe(request.now(), monotonic.as_secs(), lifetime);
     }
 

@@ -248,7 +248,7 @@ impl MemoryReplayStore {
         self.inner.start_housekeeping();
         if let Some(lease) = &self.inner.lease {
             let horizon = self.inner.index.horizon_with(request);
-            let lifetime = request.expires_at().saturating_sub(request.timestamp());
+            let lifetime = request.lifetime();
             // A timestamp past what the marker promises: a crash after
             // this request is accepted must fence it. One synced write of a
             // small file, rare: the sweeping thread keeps the ceiling ahead

@@ -126,6 +126,12 @@ impl<'a> ReplayRequest<'a> {
         self.expires_at
     }
 
+    /// Seconds from the timestamp to [`expires_at`](Self::expires_at): the
+    /// window and the skew allowance, an entry's lifetime.
+    pub(crate) fn lifetime(&self) -> u64 {
+        self.expires_at.saturating_sub(self.timestamp)
+    }
+
     /// How long from `now` the entries must be kept (at least 1 s).
     pub fn ttl(&self) -> Duration {
         Duration::from_secs(self.expires_at.saturating_sub(self.now).max(1))

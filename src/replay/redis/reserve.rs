@@ -25,7 +25,7 @@ impl RedisReplayStore {
         // Noted before the entry is written, so that a watch racing it
         // sees it. Not one further ahead than an entry's lifetime: that is
         // the layer's clock glitched, whose fence would refuse everyone.
-        let lifetime = request.expires_at().saturating_sub(request.timestamp());
+        let lifetime = request.lifetime();
         if request.timestamp() <= self.pressure.horizon.now().saturating_add(lifetime) {
             self.pressure
                 .accepted
