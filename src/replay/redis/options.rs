@@ -156,21 +156,24 @@ impl RedisStoreOptions {
         // The fence needs scripts: try one now (it touches no key, so an
         // ACL limited to the prefix passes) rather than learn after a
         // restart.
-        if let Err(source) = can_run_scripts(&connection).await {
-            if self.allow_without_scripts {
+        let scripts = match can_run_scripts(&connection).await {
+            Ok(()) => true,
+            Err(source) if self.allow_without_scripts => {
                 tracing::error!(
                     %source,
                     "ARMOR-PSK Redis replay store: this Redis user cannot run scripts (EVAL); \
                      after a restart from a snapshot, lost requests can be replayed"
                 );
-            } else {
+                false
+            }
+            Err(source) => {
                 return Err(RedisStoreError::new(
                     "the restart fence needs EVAL, and it failed (an ACL without +@scripting?); \
                      grant it, or accept the risk with RedisStoreOptions::allow_without_scripts",
                     source,
                 ));
             }
-        }
+        };
         let prefix: Arc<[u8]> = Arc::from(RedisReplayStore::DEFAULT_PREFIX.as_bytes());
         let (_, maxmemory) = connection
             .memory()
@@ -208,6 +211,7 @@ impl RedisStoreOptions {
             timeout: RedisReplayStore::DEFAULT_TIMEOUT,
             policy: FailurePolicy::Closed,
             pressure,
+            scripts,
         })
     }
 }

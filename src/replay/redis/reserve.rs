@@ -6,7 +6,7 @@ use super::error::FailurePolicy;
 use super::groups::group_of;
 use super::store::RedisReplayStore;
 use crate::boxed::BoxError;
-use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStoreError, Reservation};
+use crate::replay::store::{ReplayRequest, ReplayStoreError, Reservation};
 
 impl RedisReplayStore {
     /// The reservation, or a quota refusal; a Redis error apart.
@@ -32,26 +32,44 @@ impl RedisReplayStore {
                 .fetch_max(request.timestamp(), Ordering::Relaxed);
         }
 
-        // Each entry's group epoch first, then the entry, in one slot.
+        // Each entry's group epoch first, then the entry, in one slot:
+        // answers the epoch, then what setting the entry answered.
         let reserve = |i: usize| {
-            let mut pipe = redis::pipe();
-            // A group without an epoch lost its memory (or never had
-            // one): it begins after this second, until `date_epoch`
-            // dates it from Redis's start.
-            pipe.cmd("SET")
-                .arg(self.epoch_key(group_of(entries[i].as_bytes())))
-                .arg(fresh_epoch)
-                .arg("NX")
-                .arg("GET");
-            let command = pipe.cmd("SET").arg(&keys[i]);
-            if i == 0 {
-                command.arg(b"1").arg("NX");
-            } else {
-                // The nonce's value names the request that holds it.
-                command.arg(owner).arg("NX").arg("GET");
+            let group = group_of(entries[i].as_bytes());
+            let keys = &keys;
+            // The signature's value is a mark; the nonce's names the
+            // request that holds it.
+            let value: &[u8] = if i == 0 { b"1" } else { owner };
+            async move {
+                if self.scripts {
+                    self.reserve_entry(
+                        group,
+                        &keys[i],
+                        value,
+                        i > 0,
+                        fresh_epoch,
+                        request.now(),
+                        ttl_ms,
+                    )
+                    .await
+                } else {
+                    // Without scripts: a group without an epoch lost its
+                    // memory (or never had one) and begins after this
+                    // second, never dated from Redis's start.
+                    let mut pipe = redis::pipe();
+                    pipe.cmd("SET")
+                        .arg(self.epoch_key(group))
+                        .arg(fresh_epoch)
+                        .arg("NX")
+                        .arg("GET");
+                    let command = pipe.cmd("SET").arg(&keys[i]).arg(value).arg("NX");
+                    if i > 0 {
+                        command.arg("GET");
+                    }
+                    command.arg("PX").arg(ttl_ms);
+                    self.connection.pipeline(&pipe).await
+                }
             }
-            command.arg("PX").arg(ttl_ms);
-            async move { self.connection.pipeline(&pipe).await }
         };
         let (signature, nonce) = if entries.len() > 1 {
             let (signature, nonce) = tokio::join!(reserve(0), reserve(1));
@@ -85,18 +103,12 @@ impl RedisReplayStore {
             return Ok(Ok(Reservation::Replayed));
         }
         // Redis's memory began at the later of the two groups' epochs.
-        let (signature_began, nonce_began) = tokio::join!(
-            self.began(&signature, &entries[0], fresh_epoch, request.now()),
-            async {
-                match (&nonce, entries.get(1)) {
-                    (Some(replies), Some(entry)) => {
-                        self.began(replies, entry, fresh_epoch, request.now()).await
-                    }
-                    _ => 0,
-                }
-            }
-        );
-        let began = signature_began.max(nonce_began);
+        let began = |replies: &[redis::Value]| match replies.first() {
+            Some(value @ (redis::Value::BulkString(_) | redis::Value::Int(_))) => number(value),
+            // Just written, without scripts.
+            _ => fresh_epoch,
+        };
+        let began = began(&signature).max(nonce.as_deref().map_or(0, began));
         if request.timestamp() < began {
             self.take_back(&keys, set_signature, set_nonce).await;
             return Ok(Ok(Reservation::IssuedBeforeRestart { began }));
@@ -127,49 +139,57 @@ impl RedisReplayStore {
         }))
     }
 
-    /// When the memory of `entry`'s group began, from the epoch the
-    /// reservation's `SET NX GET` answered.
-    async fn began(
+    /// Reserves one entry with `RESERVE`: its group's epoch (written and
+    /// dated at the group's first use, in the same script, so that no
+    /// instance ever reads an epoch not yet dated), then what `SET NX`
+    /// (with `GET` when `get`) answered. `EVALSHA`, then `EVAL` when Redis
+    /// does not hold the script yet (a restart empties its cache; a
+    /// refused `EVALSHA` ran nothing).
+    #[allow(clippy::too_many_arguments)]
+    async fn reserve_entry(
         &self,
-        replies: &[redis::Value],
-        entry: &ReplayKey,
-        written: u64,
+        group: u8,
+        key: &[u8],
+        value: &[u8],
+        get: bool,
+        fresh_epoch: u64,
         now: u64,
-    ) -> u64 {
-        let group = group_of(entry.as_bytes());
-        match replies.first() {
-            // An epoch after now was just written, by a first use in this
-            // second (this request's other entry, or another instance's
-            // request) or by a watch: dated from Redis's start too, else a
-            // request racing the first use would be refused.
-            Some(value @ redis::Value::BulkString(_)) => match number(value) {
-                began if began > now => self.date_epoch(group, began, now).await,
-                began => began,
-            },
-            // Just written: dated from Redis's start where that is sound.
-            _ => self.date_epoch(group, written, now).await,
-        }
-    }
-
-    /// Dates a group's epoch that is still `written` (just written, a
-    /// second or more after `now`) from Redis's start plus 4 s instead:
-    /// later when Redis started less than 2 s ago; earlier when everything
-    /// accepted since Redis started is still there (no flush, eviction or
-    /// promotion; otherwise the epoch stays). Only an epoch still holding `written` is
-    /// replaced, so a fence another instance raised meanwhile stands. Any
-    /// failure (a user without scripts) leaves `written`.
-    async fn date_epoch(&self, group: u8, written: u64, now: u64) -> u64 {
-        let mut pipe = redis::pipe();
-        pipe.cmd("EVAL")
-            .arg(DATE_EPOCH)
-            .arg(2)
-            .arg(self.epoch_key(group))
-            .arg(self.fence_key(group))
-            .arg(written)
-            .arg(now);
-        match self.connection.pipeline(&pipe).await.as_deref() {
-            Ok([value @ (redis::Value::BulkString(_) | redis::Value::Int(_))]) => number(value),
-            _ => written,
+        ttl_ms: u64,
+    ) -> Result<Vec<redis::Value>, redis::RedisError> {
+        let invoke = |by_hash: bool| {
+            let mut pipe = redis::pipe();
+            let command = if by_hash {
+                pipe.cmd("EVALSHA").arg(reserve_script().get_hash())
+            } else {
+                pipe.cmd("EVAL").arg(RESERVE)
+            };
+            command
+                .arg(3)
+                .arg(self.epoch_key(group))
+                .arg(self.fence_key(group))
+                .arg(key)
+                .arg(fresh_epoch)
+                .arg(now)
+                .arg(value)
+                .arg(ttl_ms)
+                .arg(if get { "1" } else { "0" });
+            async move { self.connection.pipeline(&pipe).await }
+        };
+        let replies = match invoke(true).await {
+            Err(error)
+                if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                invoke(false).await?
+            }
+            replies => replies?,
+        };
+        match replies.into_iter().next() {
+            Some(redis::Value::Array(values)) => Ok(values),
+            other => Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "unexpected reply to the reservation script",
+                format!("{other:?}"),
+            ))),
         }
     }
 
@@ -272,45 +292,66 @@ impl RedisReplayStore {
 /// The span of one share counter, in seconds.
 const SHARE_BUCKET: u64 = 30;
 
-/// Replaces a group's epoch `ARGV[1]` (just written) by Redis's start
-/// on the layer's clock (`ARGV[2]`, now, less `uptime_in_seconds`), plus
-/// 4 s: timestamps, the uptime and the two clocks each round to whole
-/// seconds, and the second Redis started in is fenced (a request accepted
-/// in it by the Redis before may be lost); the rest covers a client up to
-/// 3 s ahead whose request the Redis before accepted (signed after that
-/// second), on another instance, until the watch fences it. Later than
-/// `ARGV[1]` (a first use within 3 s of the start) always; earlier only when Redis shows no
-/// `FLUSHALL`, `FLUSHDB` or `SWAPDB` (their command counts), no eviction
-/// (`evicted_keys`) and was no replica (`second_repl_offset`): memory since
-/// the start may be gone otherwise. Never when a watch wrote the epoch
-/// (`KEYS[2]` exists): a fence through what a restart lost.
-const DATE_EPOCH: &str = "\
-local held = redis.call('GET', KEYS[1])
-if held ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 1 then return held end
-local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
-if uptime == nil then return held end
-local began = tonumber(ARGV[2]) - uptime + 4
-if began < 0 then return held end
-if began > tonumber(held) then
-    began = string.format('%d', began)
-    redis.call('SET', KEYS[1], began)
-    return began
+/// Reserves one entry, `KEYS[3]`, set to `ARGV[3]` (`NX`, for `ARGV[4]`
+/// ms; answering what it held when `ARGV[5]` is `1`), after reading its
+/// group's epoch `KEYS[1]`; answers both. A group without an epoch lost
+/// its memory (or never had one): the script writes it, at once dated from
+/// Redis's start on the layer's clock (`ARGV[2]`, now, less
+/// `uptime_in_seconds`) plus 4 s: timestamps, the uptime and the two clocks
+/// each round to whole seconds, and the second Redis started in is fenced
+/// (a request accepted in it by the Redis before may be lost); the rest
+/// covers a client up to 3 s ahead whose request the Redis before
+/// accepted (signed after that second), on another instance, until the
+/// watch fences it. That is later than the second after now (`ARGV[1]`)
+/// within Redis's first 3 s, and then taken; earlier only when Redis shows
+/// no `FLUSHALL`, `FLUSHDB` or `SWAPDB` (their command counts), no
+/// eviction (`evicted_keys`) and was no replica (`second_repl_offset`):
+/// memory since the start may be gone otherwise. Never dated when a watch
+/// marked the group (`KEYS[2]` exists): its fence is through what a
+/// restart lost. One script, so no instance ever reads an epoch its first
+/// use has not dated yet (the chaos harness saw one served a replay that
+/// way, its clock a second ahead of the instance that wrote it).
+const RESERVE: &str = "\
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+    epoch = tonumber(ARGV[1])
+    local uptime = nil
+    if redis.call('EXISTS', KEYS[2]) == 0 then
+        uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
+    end
+    if uptime ~= nil then
+        local began = tonumber(ARGV[2]) - uptime + 4
+        if began > epoch then
+            epoch = began
+        elseif began >= 0 then
+            local commands = redis.call('INFO', 'commandstats')
+            local evicted = tonumber(string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)') or '1')
+            local replica = not string.find(redis.call('INFO', 'replication'), 'second_repl_offset:-1', 1, true)
+            if not (evicted > 0 or replica
+                or string.find(commands, 'cmdstat_flushall:', 1, true)
+                or string.find(commands, 'cmdstat_flushdb:', 1, true)
+                or string.find(commands, 'cmdstat_swapdb:', 1, true)) then
+                epoch = began
+            end
+        end
+    end
+    epoch = string.format('%d', epoch)
+    redis.call('SET', KEYS[1], epoch)
 end
-local commands = redis.call('INFO', 'commandstats')
-local evicted = tonumber(string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)') or '1')
-local replica = not string.find(redis.call('INFO', 'replication'), 'second_repl_offset:-1', 1, true)
-if evicted > 0 or replica
-    or string.find(commands, 'cmdstat_flushall:', 1, true)
-    or string.find(commands, 'cmdstat_flushdb:', 1, true)
-    or string.find(commands, 'cmdstat_swapdb:', 1, true)
-    then
-    return held
+local held
+if ARGV[5] == '1' then
+    held = redis.call('SET', KEYS[3], ARGV[3], 'NX', 'GET', 'PX', ARGV[4])
+else
+    held = redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4])
 end
-if began >= tonumber(held) then return held end
-began = string.format('%d', began)
-redis.call('SET', KEYS[1], began)
-return began
+return {epoch, held}
 ";
+
+/// [`RESERVE`], hashed once.
+fn reserve_script() -> &'static redis::Script {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(RESERVE))
+}
 
 /// A count or an epoch as Redis answers it, an integer or its decimal
 /// text (0 when unreadable: for an epoch, no fence).

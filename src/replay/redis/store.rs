@@ -29,15 +29,19 @@ use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreErr
 /// # Restarts and data loss
 ///
 /// Each group has an epoch key (no expiry) holding the time its memory
-/// began; every reservation sets it if absent (`SET NX GET`) in the same
-/// pipeline, to the second after the request's: a request accepted by the
-/// Redis before a restart in that very second is refused. A group's
-/// memory is then dated from Redis's start (`uptime_in_seconds`, on the
-/// layer's clock, plus 4 s for the roundings and a client up to 3 s ahead), not from its first use: a
-/// Redis up for *U* seconds serves a client up to *U* − 3 s behind, in
-/// every group, the first time it is used. Not after a `FLUSHALL`,
-/// `FLUSHDB` or `SWAPDB`, an eviction, or on a promoted replica: there the
-/// epoch stays at the first use.
+/// began; every reservation reads it and sets its entry in one script, and
+/// writes it when absent: dated from Redis's start (`uptime_in_seconds`,
+/// on the layer's clock, plus 4 s for the roundings and a client up to 3 s
+/// ahead), and never before the second after the request's, so a request
+/// accepted by the Redis before a restart in that very second is refused.
+/// Written and dated in one step, no instance reads an epoch not yet
+/// dated. A Redis up for *U* seconds serves a client up to *U* − 4 s
+/// behind, in every group, the first time it is used. Not after a
+/// `FLUSHALL`, `FLUSHDB` or `SWAPDB`, an eviction, or on a promoted
+/// replica: there the epoch is the second after the first use. (A Redis
+/// user without scripts, allowed with
+/// [`allow_without_scripts`](crate::RedisStoreOptions::allow_without_scripts),
+/// sets it with `SET NX GET`, never dated.)
 ///
 /// When Redis restarts without persistence, or a cluster node loses its
 /// data, the epoch goes with the entries: requests signed before the new
@@ -88,6 +92,9 @@ pub struct RedisReplayStore {
     pub(super) timeout: Duration,
     pub(super) policy: FailurePolicy,
     pub(super) pressure: Arc<Pressure>,
+    /// Whether this Redis user may run scripts: a group's first use then
+    /// dates its epoch in the script that writes it (see `RESERVE`).
+    pub(super) scripts: bool,
 }
 
 impl RedisReplayStore {
