@@ -1,7 +1,9 @@
 //! The deployment under test, on loopback: one Redis (no persistence),
 //! two example-server instances sharing it, one on the in-memory store
 //! with a snapshot file; each instance's wall clock under libfaketime, its
-//! offset read from a file the harness rewrites.
+//! offset read from a file the harness rewrites; the keys in the
+//! environment, or in a PostgreSQL database of the run's own, reached
+//! through a relay that can go silent.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -9,6 +11,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -95,6 +98,19 @@ impl Instance {
         Ok(())
     }
 
+    /// Starts it again and again, as a supervisor does, until it listens
+    /// (an instance exits 1 when its database does not answer at start)
+    /// or `stop` is set.
+    pub fn start_until_up(&self, server: &Path, stop: &AtomicBool) {
+        while let Err(error) = self.start(server) {
+            eprintln!("chaos: {error}; starting it again");
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// `kill -9`.
     pub fn kill(&self) {
         *self.url.lock() = None;
@@ -112,7 +128,9 @@ impl Instance {
             return true;
         };
         signal(child.id(), "-TERM");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Its drain waits at most 5 s (ARMOR_PSK_SHUTDOWN_TIMEOUT), its
+        // snapshot well under one.
+        let deadline = Instant::now() + Duration::from_secs(8);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 return status.success();
@@ -161,6 +179,12 @@ impl Instance {
             }
         }
         ids
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -234,6 +258,12 @@ impl Redis {
     }
 }
 
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 fn signal(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .arg(signal)
@@ -249,7 +279,9 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    pub fn start(server: &Path, dir: &Path, keys: &str) -> Result<Self, String> {
+    /// Starts Redis and the instances; `keys` is the instances' key
+    /// settings (`ARMOR_PSK_KEYS`, or the database's URL and KEK).
+    pub fn start(server: &Path, dir: &Path, keys: Vec<(String, String)>) -> Result<Self, String> {
         let redis_server = std::env::var_os("ARMOR_PSK_REDIS_SERVER")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("redis-server"));
@@ -263,7 +295,8 @@ impl Deployment {
         let instance = |name: &'static str, domain: Domain, extra: Vec<(String, String)>| {
             let clock_file = dir.join(format!("{name}.clock"));
             let _ = std::fs::write(&clock_file, "+0\n");
-            let mut env = vec![("ARMOR_PSK_KEYS".to_owned(), keys.to_owned())];
+            let mut env = keys.clone();
+            env.push(("ARMOR_PSK_REDIS_TIMEOUT".to_owned(), "1".to_owned()));
             env.extend(extra);
             Arc::new(Instance {
                 name,
@@ -318,4 +351,149 @@ fn free_port() -> Result<u16, String> {
         .local_addr()
         .map(|addr| addr.port())
         .map_err(|e| e.to_string())
+}
+
+/// A TCP relay in front of PostgreSQL that can go silent: connections stay
+/// open and new ones are accepted, but no byte crosses until it speaks
+/// again (a partition as a firewall dropping packets makes it).
+pub struct Relay {
+    pub port: u16,
+    silent: Arc<AtomicBool>,
+}
+
+impl Relay {
+    pub fn start(upstream: std::net::SocketAddr) -> Result<Self, String> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let silent = Arc::new(AtomicBool::new(false));
+        let relay_silent = Arc::clone(&silent);
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let (Ok(client_out), Ok(server_out)) = (client.try_clone(), server.try_clone())
+                else {
+                    continue;
+                };
+                for (from, to) in [(client, server_out), (server, client_out)] {
+                    let silent = Arc::clone(&relay_silent);
+                    std::thread::spawn(move || pump(from, to, &silent));
+                }
+            }
+        });
+        Ok(Self { port, silent })
+    }
+
+    pub fn silence(&self, silent: bool) {
+        self.silent.store(silent, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to`, holding what it read while the relay is silent.
+fn pump(mut from: TcpStream, mut to: TcpStream, silent: &AtomicBool) {
+    let mut buffer = [0u8; 16 << 10];
+    loop {
+        let read = match from.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        while silent.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if to.write_all(&buffer[..read]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
+
+/// A database of the run's own on the PostgreSQL at a `postgres://` URL,
+/// dropped at the end.
+pub struct Database {
+    /// The run's database, directly.
+    pub url: String,
+    /// The run's database through the relay.
+    pub relayed_url: String,
+    pub relay: Relay,
+    admin_url: String,
+    name: String,
+}
+
+impl Database {
+    pub fn create(admin_url: &str, name: &str) -> Result<Self, String> {
+        let url = with_database(admin_url, name)?;
+        let config: tokio_postgres::Config = admin_url
+            .parse()
+            .map_err(|e| format!("the database URL: {e}"))?;
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            _ => return Err("the database URL names no TCP host".into()),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let upstream = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+            .map_err(|e| format!("{host}:{port}: {e}"))?
+            .next()
+            .ok_or(format!("{host}:{port}: no address"))?;
+        let relay = Relay::start(upstream)?;
+        let relayed_url = with_host(&url, &format!("127.0.0.1:{}", relay.port))?;
+        admin_sql(admin_url, &format!("DROP DATABASE IF EXISTS {name}"))?;
+        admin_sql(admin_url, &format!("CREATE DATABASE {name}"))?;
+        Ok(Self {
+            url,
+            relayed_url,
+            relay,
+            admin_url: admin_url.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(error) = admin_sql(&self.admin_url, &sql) {
+            eprintln!("chaos: {error}");
+        }
+    }
+}
+
+fn admin_sql(url: &str, sql: &str) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("PostgreSQL at the database URL: {e}"))?;
+        tokio::spawn(connection);
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| format!("{sql}: {e}"))
+    })
+}
+
+/// `url` with its database replaced by `name`.
+fn with_database(url: &str, name: &str) -> Result<String, String> {
+    let after_scheme = url.find("://").ok_or("not a postgres:// URL")? + 3;
+    let path = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |at| after_scheme + at);
+    let query = url[path..].find('?').map_or("", |at| &url[path + at..]);
+    Ok(format!("{}/{name}{query}", &url[..path]))
+}
+
+/// `url` with its host and port replaced by `host`.
+fn with_host(url: &str, host: &str) -> Result<String, String> {
+    let after_scheme = url.find("://").ok_or("not a postgres:// URL")? + 3;
+    let path = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |at| after_scheme + at);
+    let start = url[after_scheme..path]
+        .rfind('@')
+        .map_or(after_scheme, |at| after_scheme + at + 1);
+    Ok(format!("{}{host}{}", &url[..start], &url[path..]))
 }

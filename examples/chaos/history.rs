@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::deploy::Domain;
+use super::keys::{HANDOVER_MS, Slot};
 
 /// Milliseconds since the Unix epoch, by the harness's (true) clock.
 pub type Millis = u64;
@@ -16,6 +17,9 @@ pub enum Kind {
     Replay { of: u64 },
     /// A new signature with the nonce of request `of` (same key).
     NonceReuse { of: u64 },
+    /// A new request signed with a revoked key, or with a secret past its
+    /// rotation's overlap: whoever kept it after it was taken back.
+    Stale,
 }
 
 impl Request {
@@ -32,7 +36,10 @@ impl Request {
 pub struct Request {
     pub id: u64,
     pub kind: Kind,
-    pub key: String,
+    /// The key's slot in the key book (`k{slot}` in the report).
+    pub key: usize,
+    /// The secret version it was signed with.
+    pub version: u32,
     pub nonce: String,
     /// The signed timestamp (the client's clock).
     pub timestamp: u64,
@@ -66,10 +73,21 @@ pub enum FaultKind {
     ClockStep,
     /// An instance's wall clock a day ahead for a moment.
     ClockGlitch,
+    /// A key added to PostgreSQL (before a revocation, so that the honest
+    /// clients keep as many keys).
+    KeyAdd,
+    /// A key revoked in PostgreSQL.
+    KeyRevoke,
+    /// A key's secret rotated in PostgreSQL, the old one kept for an
+    /// overlap of a few seconds.
+    KeyRotate,
+    /// The instances' database connections silent (a relay that holds
+    /// every byte), and speaking again.
+    DatabaseSilent,
 }
 
 impl FaultKind {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 12] = [
         Self::Start,
         Self::KillRestart,
         Self::KillPauseRestart,
@@ -78,7 +96,27 @@ impl FaultKind {
         Self::RedisPause,
         Self::ClockStep,
         Self::ClockGlitch,
+        Self::KeyAdd,
+        Self::KeyRevoke,
+        Self::KeyRotate,
+        Self::DatabaseSilent,
     ];
+
+    /// The faults the nemesis draws from (the others come with one).
+    pub fn drawn(keys_in_database: bool, clock: bool) -> Vec<Self> {
+        Self::ALL
+            .into_iter()
+            .filter(|kind| !matches!(kind, Self::Start | Self::KeyAdd))
+            .filter(|kind| clock || !matches!(kind, Self::ClockStep | Self::ClockGlitch))
+            .filter(|kind| {
+                keys_in_database
+                    || !matches!(
+                        kind,
+                        Self::KeyRevoke | Self::KeyRotate | Self::DatabaseSilent
+                    )
+            })
+            .collect()
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -90,6 +128,10 @@ impl FaultKind {
             Self::RedisPause => "Redis paused (SIGSTOP)",
             Self::ClockStep => "clock step ±30 s",
             Self::ClockGlitch => "clock glitch +1 day",
+            Self::KeyAdd => "key added (PostgreSQL)",
+            Self::KeyRevoke => "key revoked (PostgreSQL)",
+            Self::KeyRotate => "key rotated (PostgreSQL)",
+            Self::DatabaseSilent => "database connections silent",
         }
     }
 }
@@ -97,8 +139,10 @@ impl FaultKind {
 #[derive(Debug, Clone)]
 pub struct Fault {
     pub kind: FaultKind,
-    /// The instance, or "redis".
-    pub target: &'static str,
+    /// The instance, "redis", "database", or the key (`k{slot}`).
+    pub target: String,
+    /// The key's slot, for a key's change.
+    pub key: Option<usize>,
     pub detail: String,
     pub start: Millis,
     pub end: Millis,
@@ -110,7 +154,7 @@ impl Fault {
         match self.kind {
             FaultKind::RedisRestart | FaultKind::Start => domain == Domain::Redis,
             FaultKind::KillRestart | FaultKind::KillPauseRestart => {
-                domain == Domain::Memory && instance_domain(self.target) == Domain::Memory
+                domain == Domain::Memory && instance_domain(&self.target) == Domain::Memory
             }
             _ => false,
         }
@@ -125,6 +169,13 @@ impl Fault {
 pub const FENCE_SPAN: u64 = 6;
 /// How long after a Redis fault ends a 503 is allowed (reconnects).
 pub const RECOVERY_MS: u64 = 5_000;
+/// How long after the database speaks again every instance has seen the
+/// changes made meanwhile: README's "at most about 4 s once the database
+/// answers", and a second of slack.
+pub const DATABASE_CATCH_UP_MS: u64 = 5_000;
+/// How far a stepped clock moves (a secret's validity is read on the
+/// server's clock: one 30 s behind keeps an old secret 30 s longer).
+pub const CLOCK_STEP_MS: u64 = 30_000;
 
 pub struct History {
     pub requests: Vec<Request>,
@@ -132,11 +183,34 @@ pub struct History {
     /// Per instance, the ids its logs show accepted.
     pub accepted: HashMap<&'static str, Vec<u64>>,
     pub domains: HashMap<&'static str, Domain>,
+    /// The key book at the end: when each key was added, rotated, revoked.
+    pub keys: Vec<Slot>,
 }
 
 pub struct Violation {
+    /// The promise broken: 1 (accepted twice), 2 (a key taken back still
+    /// working), 3 (an honest request refused without cause); 0 for a
+    /// history the servers' logs contradict.
+    pub promise: u8,
     pub what: String,
     pub request: u64,
+}
+
+/// Why an honest request was refused.
+pub enum Cause<'a> {
+    Fault(&'a Fault),
+    /// An attacker's copy of it, sent while it was in flight, came first
+    /// (and was served, or held its entries until it was refused).
+    ReplayWonRace,
+}
+
+impl Cause<'_> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Fault(fault) => fault.kind.name(),
+            Self::ReplayWonRace => "a copy sent while it was in flight came first",
+        }
+    }
 }
 
 impl History {
@@ -166,6 +240,7 @@ impl History {
         twice.sort_by_key(|((_, id), _)| *id);
         for ((domain, id), instances) in twice {
             violations.push(Violation {
+                promise: 1,
                 what: format!(
                     "request {id} accepted {} times in the {domain:?} domain (by {})",
                     instances.len(),
@@ -174,6 +249,46 @@ impl History {
                 request: *id,
             });
         }
+        // 2. No key accepted once taken back, later than the stated bound.
+        for request in self.requests.iter().filter(|r| r.status == Some(200)) {
+            if let Some((what, bound)) = self.taken_back(request)
+                && request.sent > bound
+            {
+                violations.push(Violation {
+                    promise: 2,
+                    what: format!(
+                        "request {} with key k{} v{} accepted by {}: sent {} ms past the bound after {what}",
+                        request.id,
+                        request.key,
+                        request.version,
+                        request.instance,
+                        request.sent - bound,
+                    ),
+                    request: request.id,
+                });
+            }
+        }
+        // The servers' logs are the history checked above: every 200 a
+        // client saw must be in them.
+        let logged: HashSet<(&str, u64)> = self
+            .accepted
+            .iter()
+            .flat_map(|(instance, ids)| ids.iter().map(move |id| (*instance, *id)))
+            .collect();
+        for request in self.requests.iter().filter(|r| r.status == Some(200)) {
+            if !logged.contains(&(request.instance, request.path_id())) {
+                violations.push(Violation {
+                    promise: 0,
+                    what: format!(
+                        "request {} answered 200 by {}, which logged no acceptance of /chaos/{}",
+                        request.id,
+                        request.instance,
+                        request.path_id()
+                    ),
+                    request: request.id,
+                });
+            }
+        }
         // 3. Every refusal of an honest request explained.
         for request in self.requests.iter().filter(|r| r.kind == Kind::Honest) {
             if request.status == Some(200) {
@@ -181,6 +296,7 @@ impl History {
             }
             if self.explain(request).is_none() {
                 violations.push(Violation {
+                    promise: 3,
                     what: format!(
                         "honest request {} to {} refused without a cause the docs allow: {} {}",
                         request.id,
@@ -207,9 +323,9 @@ impl History {
         by_id: &HashMap<u64, &Request>,
     ) -> bool {
         let domain_of = |name: &str| self.domains.get(name).copied().unwrap_or(Domain::Redis);
-        let Some(original) = by_id.get(&id) else {
+        if !by_id.contains_key(&id) {
             return false;
-        };
+        }
         let mut seen = HashSet::new();
         for (&instance, ids) in &self.accepted {
             if self.domains[instance] != domain {
@@ -224,17 +340,24 @@ impl History {
                 }
             }
         }
-        seen.iter()
-            .filter(|&&accepted| accepted != id)
-            .all(|reuse| {
-                let reuse = by_id[reuse];
-                self.faults.iter().any(|fault| {
-                    fault.loses_memory_of(domain, domain_of)
-                        && (domain == Domain::Redis || fault.target == original.instance)
-                        && fault.start >= original.sent
-                        && fault.start <= reuse.timestamp * 1000 + 999
-                })
+        // The first acceptance of the nonce is free; each later one needs
+        // a fault that lost the domain's memory after the one before, and
+        // a signature made after that fault.
+        let mut members: Vec<&Request> = seen
+            .iter()
+            .filter_map(|id| by_id.get(id).copied())
+            .collect();
+        members.sort_by_key(|r| r.sent);
+        members.windows(2).all(|pair| {
+            let (before, reuse) = (pair[0], pair[1]);
+            self.faults.iter().any(|fault| {
+                fault.loses_memory_of(domain, domain_of)
+                    && (domain == Domain::Redis || fault.target == reuse.instance)
+                    && fault.start >= before.sent
+                    && reuse.sent >= fault.start
+                    && fault.start <= reuse.timestamp * 1000 + 999
             })
+        })
     }
 
     /// Nonce reuses accepted after a memory loss (allowed, counted).
@@ -245,8 +368,96 @@ impl History {
             .count()
     }
 
+    /// When every instance has seen a change of the keys committed at
+    /// `at`: within [`HANDOVER_MS`] while the database speaks; once it
+    /// speaks again plus [`DATABASE_CATCH_UP_MS`] when a silence began
+    /// before the change was seen (silences chain).
+    pub fn seen_by(&self, at: Millis) -> Millis {
+        let mut silences: Vec<&Fault> = self
+            .faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::DatabaseSilent)
+            .collect();
+        silences.sort_by_key(|f| f.start);
+        let mut until = at + HANDOVER_MS;
+        for silence in silences {
+            if silence.start <= until {
+                until = until.max(silence.end + DATABASE_CATCH_UP_MS);
+            }
+        }
+        until
+    }
+
+    /// When the key or the secret `request` was signed with was taken
+    /// back (revoked, or past its overlap), if it was.
+    fn taken_back_at(&self, request: &Request) -> Option<Millis> {
+        let slot = self.keys.get(request.key)?;
+        let expired = slot
+            .secrets
+            .iter()
+            .find(|s| s.version == request.version)
+            .and_then(|s| s.expires);
+        match (slot.revoked, expired) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// What took back the key or secret `request` was signed with, and the
+    /// latest a request sent with it may still be accepted: the stated
+    /// bound after a revocation; after a rotation, the overlap's end or
+    /// the bound after the rotation, whichever is later, plus a clock step
+    /// back of its instance (validity is read on the server's clock).
+    fn taken_back(&self, request: &Request) -> Option<(String, Millis)> {
+        let slot = self.keys.get(request.key)?;
+        let mut bounds = Vec::new();
+        if let Some(revoked) = slot.revoked {
+            bounds.push(("its key's revocation".to_owned(), self.seen_by(revoked)));
+        }
+        let secret = slot.secrets.iter().find(|s| s.version == request.version)?;
+        if let Some(expires) = secret.expires {
+            // The rotation that made version + 1 bounded this one.
+            let rotated = self
+                .faults
+                .iter()
+                .filter(|f| f.kind == FaultKind::KeyRotate && f.key == Some(request.key))
+                .nth(request.version.saturating_sub(1) as usize)
+                .map_or(expires, |f| f.end);
+            let stepped_back = self.faults.iter().any(|f| {
+                f.kind == FaultKind::ClockStep
+                    && f.target == request.instance
+                    && f.detail.starts_with('-')
+                    && f.start <= request.done
+                    && f.end + CLOCK_STEP_MS >= expires
+            });
+            let bound = (expires + 999).max(self.seen_by(rotated))
+                + if stepped_back { CLOCK_STEP_MS } else { 0 };
+            bounds.push((format!("the end of v{}'s overlap", request.version), bound));
+        }
+        bounds.into_iter().min_by_key(|(_, bound)| *bound)
+    }
+
+    /// What explains an honest request's refusal, if anything does.
+    pub fn explain(&self, request: &Request) -> Option<Cause<'_>> {
+        if request.status == Some(401) && request.reason == "replayed_request" {
+            // Only one copy may hold the entries; the one holding them
+            // can still be refused afterwards (a fence), and then neither
+            // is served.
+            let raced = self.requests.iter().any(|r| {
+                r.kind == (Kind::Replay { of: request.id })
+                    && r.domain == request.domain
+                    && r.sent <= request.done
+                    && (r.status == Some(200) || r.done >= request.sent)
+            });
+            if raced {
+                return Some(Cause::ReplayWonRace);
+            }
+        }
+        self.explaining_fault(request).map(Cause::Fault)
+    }
+
     /// The fault that explains an honest request's refusal, if any.
-    pub fn explain(&self, request: &Request) -> Option<&Fault> {
+    fn explaining_fault(&self, request: &Request) -> Option<&Fault> {
         let domain_of = |name: &str| self.domains.get(name).copied().unwrap_or(Domain::Redis);
         let overlaps = |fault: &Fault, before: u64, after: u64| {
             fault.start <= request.done + before && request.sent <= fault.end + after
@@ -288,6 +499,36 @@ impl History {
                         && fault.kind == FaultKind::ClockGlitch
                         && overlaps(fault, 0, 1_000)
                 }
+                // A change of its key not seen yet: the key revoked while
+                // the client held it, a key or secret handed out before
+                // every instance saw it (its database silent); or the old
+                // secret in its overlap, on a clock stepped ahead.
+                (Some(401), "invalid_signature") => {
+                    let expires = self.keys.get(request.key).and_then(|slot| {
+                        slot.secrets
+                            .iter()
+                            .find(|s| s.version == request.version)
+                            .and_then(|s| s.expires)
+                    });
+                    (fault.key == Some(request.key)
+                        && match fault.kind {
+                            FaultKind::KeyRevoke => {
+                                fault.start <= request.done && request.sent <= fault.end + 100
+                            }
+                            FaultKind::KeyAdd | FaultKind::KeyRotate => {
+                                fault.end <= request.sent && request.sent <= self.seen_by(fault.end)
+                            }
+                            _ => false,
+                        })
+                        || (on_instance(fault)
+                            && fault.kind == FaultKind::ClockStep
+                            && !fault.detail.starts_with('-')
+                            && overlaps(fault, 0, 1_000)
+                            && expires.is_some_and(|at| request.done + CLOCK_STEP_MS + 1_000 >= at))
+                }
+                (Some(503), "key_store_unavailable") => {
+                    fault.kind == FaultKind::DatabaseSilent && overlaps(fault, 0, RECOVERY_MS)
+                }
                 _ => false,
             }
         })
@@ -304,13 +545,23 @@ impl History {
         let attacks: Vec<_> = self
             .requests
             .iter()
-            .filter(|r| r.kind != Kind::Honest)
+            .filter(|r| !matches!(r.kind, Kind::Honest | Kind::Stale))
+            .collect();
+        let stale: Vec<_> = self
+            .requests
+            .iter()
+            .filter(|r| r.kind == Kind::Stale)
             .collect();
         let served = honest.iter().filter(|r| r.status == Some(200)).count();
         let _ = writeln!(out, "chaos: seed {seed}, {seconds} s");
+        let keys = if self.keys.iter().any(|k| k.added > 0) {
+            "keys in PostgreSQL through a relay"
+        } else {
+            "keys in the environment"
+        };
         let _ = writeln!(
             out,
-            "deployment: A, B on one Redis; C in memory with a snapshot file"
+            "deployment: A, B on one Redis; C in memory with a snapshot file; {keys}"
         );
         let _ = writeln!(out);
         let _ = writeln!(out, "| requests | count |");
@@ -331,6 +582,24 @@ impl History {
             out,
             "| of which nonce reuses (a new signature, signed after the fence) | {} |",
             self.reuses_after_memory_loss()
+        );
+        let stale_served: Vec<_> = stale.iter().filter(|r| r.status == Some(200)).collect();
+        let latest = stale_served
+            .iter()
+            .filter_map(|r| Some(r.sent as i64 - self.taken_back_at(r)? as i64))
+            .max();
+        let _ = writeln!(
+            out,
+            "| revoked keys and expired secrets tried (new signatures) | {} |",
+            stale.len()
+        );
+        let _ = writeln!(
+            out,
+            "| of which accepted (within the bound, or a violation below) | {}{} |",
+            stale_served.len(),
+            latest.map_or(String::new(), |ms| format!(
+                ", the latest sent {ms} ms after the change committed"
+            ))
         );
         let _ = writeln!(out);
         let mut faults: BTreeMap<FaultKind, usize> = BTreeMap::new();
@@ -360,11 +629,9 @@ impl History {
             };
             let cause = self
                 .explain(request)
-                .map_or("UNEXPLAINED".to_owned(), |fault| {
-                    fault.kind.name().to_owned()
-                });
+                .map_or("UNEXPLAINED", |cause| cause.name());
             *refusals
-                .entry((format!("{status} {reason}"), cause))
+                .entry((format!("{status} {reason}"), cause.to_owned()))
                 .or_default() += 1;
         }
         let _ = writeln!(out, "| honest refusal | explained by | count |");
@@ -394,13 +661,34 @@ impl History {
             "longest fence seen after a memory-losing fault: {span} s of timestamps past its end (allowed {FENCE_SPAN})"
         );
         let _ = writeln!(out, "violations: {}", violations.len());
+        for (promise, what) in [
+            (1, "accepted twice"),
+            (2, "a revoked key or expired secret accepted past the bound"),
+            (
+                3,
+                "an honest request refused without a cause the docs allow",
+            ),
+            (0, "a 200 the servers did not log"),
+        ] {
+            let count = violations.iter().filter(|v| v.promise == promise).count();
+            if count > 0 {
+                let _ = writeln!(out, "  {what}: {count}");
+            }
+        }
         let by_id: HashMap<u64, &Request> = self.requests.iter().map(|r| (r.id, r)).collect();
-        for violation in violations.iter().take(20) {
+        // The first few of each kind.
+        let shown = [0, 1, 2, 3].into_iter().flat_map(|promise| {
+            violations
+                .iter()
+                .filter(move |v| v.promise == promise)
+                .take(8)
+        });
+        for violation in shown {
             let _ = writeln!(out, "- {}", violation.what);
             if let Some(request) = by_id.get(&violation.request) {
                 let _ = writeln!(
                     out,
-                    "  request {}: key {} ts {} to {} sent {} ms",
+                    "  request {}: key k{} ts {} to {} sent {} ms",
                     request.id, request.key, request.timestamp, request.instance, request.sent
                 );
                 for fault in self
@@ -431,7 +719,7 @@ impl History {
             if request.kind != Kind::Honest || request.reason != "issued_before_restart" {
                 continue;
             }
-            if let Some(fault) = self.explain(request) {
+            if let Some(Cause::Fault(fault)) = self.explain(request) {
                 longest = longest.max(request.timestamp as i64 - (fault.end / 1000) as i64);
             }
         }
@@ -458,9 +746,11 @@ impl History {
                 Kind::Honest => ("honest", None),
                 Kind::Replay { of } => ("replay", Some(of)),
                 Kind::NonceReuse { of } => ("nonce_reuse", Some(of)),
+                Kind::Stale => ("stale", None),
             };
             let line = serde_json::json!({
-                "event": "request", "id": r.id, "kind": kind, "of": of, "key": r.key,
+                "event": "request", "id": r.id, "kind": kind, "of": of, "key": format!("k{}", r.key),
+                "key_id": self.keys.get(r.key).map(|k| k.id.as_str()), "version": r.version,
                 "nonce": r.nonce, "timestamp": r.timestamp, "instance": r.instance,
                 "body_bytes": r.body_bytes, "keep_alive": r.keep_alive,
                 "sent_ms": r.sent, "done_ms": r.done, "status": r.status, "reason": r.reason,

@@ -1,35 +1,50 @@
 //! A fault harness that checks the crate's three promises together, over
 //! a whole history: a real deployment on loopback (two example-server
 //! instances on one Redis, one on the in-memory store with a snapshot
-//! file), honest traffic from clients whose clocks spread ±3 s, replays and
-//! nonce reuses of accepted and in-flight requests, and faults drawn from a
-//! seed (`kill -9` and restart, at once or later, SIGTERM and restart,
-//! Redis restarted without persistence, Redis paused, a wall-clock step of
-//! ±30 s and a glitch of a day through libfaketime). At the end it checks
-//! the history and exits 1 on any violation:
+//! file, the keys of all three in a PostgreSQL database of the run's own,
+//! reached through a relay), honest traffic from clients whose clocks
+//! spread ±3 s, replays and nonce reuses of accepted and in-flight
+//! requests, requests signed with revoked keys and expired secrets, and
+//! faults drawn from a seed (`kill -9` and restart, at once or later,
+//! SIGTERM and restart, Redis restarted without persistence, Redis paused,
+//! a wall-clock step of ±30 s and a glitch of a day through libfaketime,
+//! keys revoked and rotated, the database connections gone silent). After
+//! each fault the attackers send what was in flight when it began to every
+//! instance of its domain, at once and 1, 3 and 6 s later. At the end it
+//! checks the history and exits 1 on any violation:
 //!
 //! 1. no request accepted twice within a replay domain, by its bytes or by
-//!    its nonce (from the servers' own logs of what they accepted);
-//! 2. (not yet: keys in PostgreSQL and their revocation);
+//!    its nonce (from the servers' own logs of what they accepted; every
+//!    200 a client saw must be in them);
+//! 2. no request signed with a revoked key, or with a secret past its
+//!    rotation's overlap, accepted later than the bound README states
+//!    (a second; with the database silent, 5 s after it speaks again);
 //! 3. every refusal of an honest request explained by a fault the docs
 //!    allow: `issued_before_restart` only after a start that lost memory
 //!    and only for timestamps within a few seconds of it, 503 only while
-//!    Redis was down or paused (and 5 s after), an answer missing only
-//!    while its instance went down, `timestamp_out_of_window` only during a
-//!    clock glitch.
+//!    Redis or the database was down, paused or silent (and 5 s after), an
+//!    answer missing only while its instance went down,
+//!    `timestamp_out_of_window` only during a clock glitch,
+//!    `invalid_signature` only for a key change not yet seen within its
+//!    bound.
 //!
 //! ```text
 //! cargo build --release --all-features --example server --example chaos
 //! target/release/examples/chaos --seconds 600 --seed 42
 //! ```
 //!
-//! `--server PATH` runs another build of the example server (an older
-//! release, a deliberately broken store); `--out DIR` keeps the logs and
-//! the history (`history.jsonl`, written on a violation or when asked with
-//! `--keep`).
+//! The PostgreSQL server comes from `--database-url` or
+//! `ARMOR_PSK_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
+//! the run creates a database of its own there and drops it at the end.
+//! `--keys env` keeps the keys in the instances' environment instead (no
+//! PostgreSQL; no key faults). `--server PATH` runs another build of the
+//! example server (an older release, a deliberately broken store); `--out
+//! DIR` keeps the logs and the history (`history.jsonl`, written on a
+//! violation or when asked with `--keep`).
 
 mod deploy;
 mod history;
+mod keys;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,15 +55,18 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use armor_psk::Signer;
-use deploy::{Deployment, Domain, Instance};
+use deploy::{Database, Deployment, Domain, Instance};
 use history::{Fault, FaultKind, History, Kind, Millis, Request};
+use keys::Keys;
 
 const KEYS: usize = 4;
 const HONEST_CLIENTS: usize = 4;
 const ATTACKERS: usize = 2;
 /// Client clocks spread this far either way, in milliseconds.
 const CLOCK_SPREAD_MS: i64 = 3_000;
+/// When the attackers send again what was in flight as a fault began:
+/// milliseconds after it ended.
+const BURSTS_MS: [Millis; 4] = [0, 1_000, 3_000, 6_000];
 
 struct Options {
     seconds: u64,
@@ -56,6 +74,8 @@ struct Options {
     server: PathBuf,
     out: PathBuf,
     keep: bool,
+    /// `None`: keys in the instances' environment.
+    database_url: Option<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -65,6 +85,8 @@ fn options() -> Result<Options, String> {
     let mut server = None;
     let mut out = None;
     let mut keep = false;
+    let mut in_database = true;
+    let mut database_url = std::env::var("ARMOR_PSK_DATABASE_URL").ok();
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
@@ -73,8 +95,17 @@ fn options() -> Result<Options, String> {
             "--server" => server = Some(PathBuf::from(value()?)),
             "--out" => out = Some(PathBuf::from(value()?)),
             "--keep" => keep = true,
+            "--database-url" => database_url = Some(value()?),
+            "--keys" => match value()?.as_str() {
+                "postgres" => in_database = true,
+                "env" => in_database = false,
+                other => return Err(format!("--keys: postgres or env, not {other:?}")),
+            },
             "--help" | "-h" => {
-                println!("chaos [--seconds N] [--seed S] [--server PATH] [--out DIR] [--keep]");
+                println!(
+                    "chaos [--seconds N] [--seed S] [--keys postgres|env] [--database-url URL] \
+                     [--server PATH] [--out DIR] [--keep]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}")),
@@ -90,12 +121,16 @@ fn options() -> Result<Options, String> {
         ));
     }
     let out = out.unwrap_or_else(|| std::env::temp_dir().join(format!("armor-psk-chaos-{seed}")));
+    let database_url = in_database.then(|| {
+        database_url.unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    });
     Ok(Options {
         seconds,
         seed,
         server,
         out,
         keep,
+        database_url,
     })
 }
 
@@ -108,13 +143,14 @@ fn now_ms() -> Millis {
 /// What the run shares between its threads.
 struct Run {
     deployment: Deployment,
-    signers: Vec<Signer>,
+    keys: Keys,
+    database: Option<Database>,
     requests: Mutex<Vec<Request>>,
     faults: Mutex<Vec<Fault>>,
     /// Requests sent recently (answered or not), for the attackers.
     recent: Mutex<Vec<Sent>>,
-    /// Set by a fault: the attackers replay at once what was recent.
-    burst: AtomicBool,
+    /// What was in flight as a fault began, and when to send it again.
+    bursts: Mutex<Vec<(Millis, Arc<Vec<Sent>>)>>,
     next_id: AtomicU64,
     stop: AtomicBool,
 }
@@ -124,11 +160,11 @@ struct Run {
 struct Sent {
     id: u64,
     key: usize,
+    version: u32,
     nonce: String,
     header: String,
     body: Vec<u8>,
     domain: Domain,
-    accepted: bool,
 }
 
 impl Run {
@@ -136,20 +172,35 @@ impl Run {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// An instance that serves now, of `domain` if given.
-    fn pick(&self, rng: &mut StdRng, domain: Option<Domain>) -> Option<(Arc<Instance>, String)> {
-        let up: Vec<_> = self
-            .deployment
+    fn up(&self, domain: Option<Domain>) -> Vec<(Arc<Instance>, String)> {
+        self.deployment
             .instances
             .iter()
             .filter(|i| domain.is_none_or(|d| i.domain == d))
             .filter_map(|i| i.url().map(|url| (Arc::clone(i), url)))
-            .collect();
-        if up.is_empty() {
-            None
-        } else {
-            Some(up[rng.random_range(0..up.len())].clone())
+            .collect()
+    }
+
+    /// An instance that serves now, of `domain` if given.
+    fn pick(&self, rng: &mut StdRng, domain: Option<Domain>) -> Option<(Arc<Instance>, String)> {
+        let up = self.up(domain);
+        (!up.is_empty()).then(|| up[rng.random_range(0..up.len())].clone())
+    }
+
+    /// The last requests sent, answered or not: what is in flight now.
+    fn in_flight(&self) -> Arc<Vec<Sent>> {
+        let recent = self.recent.lock();
+        Arc::new(recent[recent.len().saturating_sub(30)..].to_vec())
+    }
+
+    /// Logs a fault that ended, and has the attackers send what was in
+    /// flight as it began again.
+    fn record(&self, fault: Fault, in_flight: &Arc<Vec<Sent>>) {
+        let mut bursts = self.bursts.lock();
+        for after in BURSTS_MS {
+            bursts.push((fault.end + after, Arc::clone(in_flight)));
         }
+        self.faults.lock().push(fault);
     }
 }
 
@@ -198,26 +249,28 @@ fn honest_client(run: &Run, seed: u64) {
         let Some((instance, url)) = run.pick(&mut rng, None) else {
             continue;
         };
-        let key = rng.random_range(0..KEYS);
+        let Some(key) = run.keys.honest(&mut rng, now_ms()) else {
+            continue;
+        };
         let id = run.id();
         let path = format!("/chaos/{id}");
         let body = vec![b'x'; [0, 64, 1024, 16 << 10][rng.random_range(0..4)]];
         let nonce = armor_psk::new_uuid_v4();
         let sent = now_ms();
         let timestamp = (sent as i64 + offset).max(0) as u64 / 1000;
-        let header = run.signers[key]
+        let header = key
+            .signer
             .sign_at("POST", &path, &body, &nonce, timestamp)
             .expect("signable");
-        let mut note = Sent {
+        run.recent.lock().push(Sent {
             id,
-            key,
+            key: key.slot,
+            version: key.version,
             nonce: nonce.clone(),
             header: header.clone(),
             body: body.clone(),
             domain: instance.domain,
-            accepted: false,
-        };
-        run.recent.lock().push(note.clone());
+        });
         let fresh;
         let agent = if keep_alive {
             &kept
@@ -226,17 +279,11 @@ fn honest_client(run: &Run, seed: u64) {
             &fresh
         };
         let (status, reason) = send(agent, &url, &path, &header, &body);
-        if status == Some(200) {
-            note.accepted = true;
-            let mut recent = run.recent.lock();
-            if let Some(slot) = recent.iter_mut().rev().find(|s| s.id == id) {
-                slot.accepted = true;
-            }
-        }
         run.requests.lock().push(Request {
             id,
             kind: Kind::Honest,
-            key: format!("k{key}"),
+            key: key.slot,
+            version: key.version,
             nonce,
             timestamp,
             instance: instance.name,
@@ -251,12 +298,39 @@ fn honest_client(run: &Run, seed: u64) {
     }
 }
 
+/// Replays (the same bytes), nonce reuses (a new signature under an old
+/// nonce) and requests signed with what was taken back.
 fn attacker(run: &Run, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let agent = agent();
     while !run.stop.load(Ordering::Relaxed) {
-        let burst = run.burst.swap(false, Ordering::Relaxed);
-        let targets: Vec<Sent> = {
+        let due = {
+            let mut bursts = run.bursts.lock();
+            let now = now_ms();
+            bursts
+                .iter()
+                .position(|(at, _)| *at <= now)
+                .map(|at| bursts.swap_remove(at).1)
+        };
+        if let Some(burst) = due {
+            // What was in flight as the fault began, to every instance of
+            // its domain.
+            for target in burst.iter() {
+                if run.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                for (instance, url) in run.up(Some(target.domain)) {
+                    replay(run, &agent, &mut rng, target, &instance, &url);
+                }
+            }
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(20..120)));
+        if run.keys.in_database() && rng.random_bool(0.2) {
+            stale(run, &agent, &mut rng);
+            continue;
+        }
+        let target = {
             let mut recent = run.recent.lock();
             let len = recent.len();
             if len > 2_000 {
@@ -264,152 +338,332 @@ fn attacker(run: &Run, seed: u64) {
             }
             let len = recent.len();
             if len == 0 {
-                Vec::new()
-            } else if burst {
-                // Right after a fault: the last requests, answered or not.
-                recent[len.saturating_sub(30)..].to_vec()
-            } else {
-                vec![recent[len - 1 - rng.random_range(0..len.min(300))].clone()]
-            }
-        };
-        if !burst {
-            std::thread::sleep(Duration::from_millis(rng.random_range(20..120)));
-        }
-        for target in targets {
-            let Some((instance, url)) = run.pick(&mut rng, Some(target.domain)) else {
                 continue;
-            };
-            let reuse = rng.random_bool(0.15);
-            let (kind, path, header, nonce, timestamp, id) = if reuse {
-                // The same key and nonce, a new signature: the key holder
-                // sending a request again under its nonce.
-                let id = run.id();
-                let path = format!("/chaos/{id}");
-                let timestamp = now_ms() / 1000;
-                let header = run.signers[target.key]
-                    .sign_at("POST", &path, &target.body, &target.nonce, timestamp)
-                    .expect("signable");
-                (
-                    Kind::NonceReuse { of: target.id },
-                    path,
-                    header,
-                    target.nonce.clone(),
-                    timestamp,
-                    id,
-                )
-            } else {
-                let timestamp = armor_psk::Credentials::parse(target.header.as_bytes())
-                    .map_or(0, |c| c.timestamp());
-                (
-                    Kind::Replay { of: target.id },
-                    format!("/chaos/{}", target.id),
-                    target.header.clone(),
-                    target.nonce.clone(),
-                    timestamp,
-                    run.id(),
-                )
-            };
-            let sent = now_ms();
-            let (status, reason) = send(&agent, &url, &path, &header, &target.body);
-            run.requests.lock().push(Request {
-                id,
-                kind,
-                key: format!("k{}", target.key),
-                nonce,
-                timestamp,
-                instance: instance.name,
-                domain: instance.domain,
-                body_bytes: target.body.len(),
-                keep_alive: true,
-                sent,
-                done: now_ms(),
-                status,
-                reason,
-            });
+            }
+            recent[len - 1 - rng.random_range(0..len.min(300))].clone()
+        };
+        if let Some((instance, url)) = run.pick(&mut rng, Some(target.domain)) {
+            replay(run, &agent, &mut rng, &target, &instance, &url);
         }
     }
 }
 
-/// Draws and injects faults until the run stops.
-fn nemesis(run: &Run, seed: u64) {
+/// Sends `target` again: its very bytes, or (one time in seven) a new
+/// signature under its nonce.
+fn replay(
+    run: &Run,
+    agent: &ureq::Agent,
+    rng: &mut StdRng,
+    target: &Sent,
+    instance: &Instance,
+    url: &str,
+) {
+    let slot = run.keys.slot(target.key);
+    let (kind, path, header, timestamp, id) = if rng.random_bool(0.15) {
+        // The key holder sending a request again under its nonce.
+        let id = run.id();
+        let path = format!("/chaos/{id}");
+        let timestamp = now_ms() / 1000;
+        let secret = slot
+            .secrets
+            .iter()
+            .find(|s| s.version == target.version)
+            .expect("the version signed with");
+        let header = secret
+            .signer
+            .sign_at("POST", &path, &target.body, &target.nonce, timestamp)
+            .expect("signable");
+        (
+            Kind::NonceReuse { of: target.id },
+            path,
+            header,
+            timestamp,
+            id,
+        )
+    } else {
+        let timestamp =
+            armor_psk::Credentials::parse(target.header.as_bytes()).map_or(0, |c| c.timestamp());
+        let path = format!("/chaos/{}", target.id);
+        let kind = Kind::Replay { of: target.id };
+        (kind, path, target.header.clone(), timestamp, run.id())
+    };
+    let sent = now_ms();
+    let (status, reason) = send(agent, url, &path, &header, &target.body);
+    run.requests.lock().push(Request {
+        id,
+        kind,
+        key: target.key,
+        version: target.version,
+        nonce: target.nonce.clone(),
+        timestamp,
+        instance: instance.name,
+        domain: instance.domain,
+        body_bytes: target.body.len(),
+        keep_alive: true,
+        sent,
+        done: now_ms(),
+        status,
+        reason,
+    });
+}
+
+/// A fresh request signed with a revoked key or an expired secret.
+fn stale(run: &Run, agent: &ureq::Agent, rng: &mut StdRng) {
+    let Some(key) = run.keys.stale(rng, now_ms()) else {
+        return;
+    };
+    let Some((instance, url)) = run.pick(rng, None) else {
+        return;
+    };
+    let id = run.id();
+    let path = format!("/chaos/{id}");
+    let nonce = armor_psk::new_uuid_v4();
+    let sent = now_ms();
+    let timestamp = sent / 1000;
+    let header = key
+        .signer
+        .sign_at("POST", &path, b"", &nonce, timestamp)
+        .expect("signable");
+    let (status, reason) = send(agent, &url, &path, &header, b"");
+    run.requests.lock().push(Request {
+        id,
+        kind: Kind::Stale,
+        key: key.slot,
+        version: key.version,
+        nonce,
+        timestamp,
+        instance: instance.name,
+        domain: instance.domain,
+        body_bytes: 0,
+        keep_alive: true,
+        sent,
+        done: now_ms(),
+        status,
+        reason,
+    });
+}
+
+/// Draws and injects faults until the run stops. Faults held for a while
+/// (Redis paused, a clock stepped, the database silent) are ended by a
+/// thread of their own half the time, so that the next faults overlap
+/// them; two faults never hold one target at once (an instance, Redis,
+/// the database), and an instance of the Redis domain whose clock is
+/// stepped holds Redis too (instances whose clocks disagree date a Redis
+/// restart apart: a limit SECURITY.md states).
+fn nemesis(run: &Arc<Run>, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let deployment = &run.deployment;
-    let mut kinds: Vec<FaultKind> = FaultKind::ALL[1..].to_vec();
     if !deployment.faketime {
         eprintln!("chaos: libfaketime not found: no clock faults (apt-get install libfaketime)");
-        kinds.retain(|k| !matches!(k, FaultKind::ClockStep | FaultKind::ClockGlitch));
     }
+    let kinds = FaultKind::drawn(run.keys.in_database(), deployment.faketime);
+    let busy: Arc<Mutex<Vec<&'static str>>> = Arc::default();
     // Let traffic build up first.
     std::thread::sleep(Duration::from_secs(2));
     while !run.stop.load(Ordering::Relaxed) {
         let kind = kinds[rng.random_range(0..kinds.len())];
-        let instance = &deployment.instances[rng.random_range(0..deployment.instances.len())];
-        let start = now_ms();
-        let (target, detail): (&'static str, String) = match kind {
-            FaultKind::KillRestart => {
-                instance.kill();
-                if let Err(error) = instance.start(&deployment.server) {
-                    eprintln!("chaos: {error}");
-                }
-                (instance.name, String::new())
+        let instance =
+            Arc::clone(&deployment.instances[rng.random_range(0..deployment.instances.len())]);
+        let holds: Vec<&'static str> = match kind {
+            FaultKind::RedisRestart | FaultKind::RedisPause => vec!["redis"],
+            FaultKind::DatabaseSilent => vec!["database"],
+            FaultKind::KeyRevoke | FaultKind::KeyRotate => vec!["keys"],
+            FaultKind::ClockStep | FaultKind::ClockGlitch if instance.domain == Domain::Redis => {
+                vec![instance.name, "redis"]
             }
-            FaultKind::KillPauseRestart => {
-                instance.kill();
-                let pause = rng.random_range(200..2_000);
-                std::thread::sleep(Duration::from_millis(pause));
-                if let Err(error) = instance.start(&deployment.server) {
-                    eprintln!("chaos: {error}");
-                }
-                (instance.name, format!("down {pause} ms"))
-            }
-            FaultKind::TermRestart => {
-                let clean = instance.terminate();
-                if let Err(error) = instance.start(&deployment.server) {
-                    eprintln!("chaos: {error}");
-                }
-                (instance.name, format!("exit 0: {clean}"))
-            }
-            FaultKind::RedisRestart => {
-                if let Err(error) = deployment.redis.restart() {
-                    eprintln!("chaos: {error}");
-                }
-                ("redis", String::new())
-            }
-            FaultKind::RedisPause => {
-                let pause = rng.random_range(300..3_000);
-                deployment.redis.pause(true);
-                std::thread::sleep(Duration::from_millis(pause));
-                deployment.redis.pause(false);
-                ("redis", format!("{pause} ms"))
-            }
-            FaultKind::ClockStep => {
-                let step = if rng.random_bool(0.5) { 30 } else { -30 };
-                let hold = rng.random_range(2_000..8_000);
-                instance.set_clock(step);
-                std::thread::sleep(Duration::from_millis(hold));
-                instance.set_clock(0);
-                (instance.name, format!("{step:+} s for {hold} ms"))
-            }
-            FaultKind::Start => unreachable!("not drawn"),
-            FaultKind::ClockGlitch => {
-                let hold = rng.random_range(200..1_500);
-                instance.set_clock(86_400);
-                std::thread::sleep(Duration::from_millis(hold));
-                instance.set_clock(0);
-                (instance.name, format!("+1 day for {hold} ms"))
-            }
+            _ => vec![instance.name],
         };
-        run.faults.lock().push(Fault {
-            kind,
-            target,
-            detail,
-            start,
-            end: now_ms(),
-        });
-        run.burst.store(true, Ordering::Relaxed);
+        if holds.iter().any(|target| busy.lock().contains(target)) {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let in_flight = run.in_flight();
+        match kind {
+            FaultKind::RedisPause | FaultKind::ClockStep | FaultKind::DatabaseSilent => {
+                held(run, &mut rng, kind, &instance, in_flight, holds, &busy);
+            }
+            _ => {
+                if let Some(fault) = inject(run, &mut rng, kind, &instance) {
+                    run.record(fault, &in_flight);
+                }
+            }
+        }
         let gap = rng.random_range(1_000..3_000);
         std::thread::sleep(Duration::from_millis(gap));
     }
+    // Whatever is still held ends with the run.
+    while !busy.lock().is_empty() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A fault that holds for a while, then ends: in this thread or, half the
+/// time, in one of its own.
+fn held(
+    run: &Arc<Run>,
+    rng: &mut StdRng,
+    kind: FaultKind,
+    instance: &Arc<Instance>,
+    in_flight: Arc<Vec<Sent>>,
+    holds: Vec<&'static str>,
+    busy: &Arc<Mutex<Vec<&'static str>>>,
+) {
+    let start = now_ms();
+    let (target, hold, detail): (String, u64, String) = match kind {
+        FaultKind::RedisPause => {
+            let hold = rng.random_range(300..3_000);
+            run.deployment.redis.pause(true);
+            ("redis".into(), hold, format!("{hold} ms"))
+        }
+        FaultKind::ClockStep => {
+            let step = if rng.random_bool(0.5) { 30 } else { -30 };
+            let hold = rng.random_range(2_000..8_000);
+            instance.set_clock(step);
+            (
+                instance.name.into(),
+                hold,
+                format!("{step:+} s for {hold} ms"),
+            )
+        }
+        FaultKind::DatabaseSilent => {
+            let Some(database) = &run.database else {
+                return;
+            };
+            let hold = rng.random_range(500..6_000);
+            database.relay.silence(true);
+            ("database".into(), hold, format!("{hold} ms"))
+        }
+        _ => unreachable!("not held"),
+    };
+    let ends = {
+        let (run, instance) = (Arc::clone(run), Arc::clone(instance));
+        move || {
+            std::thread::sleep(Duration::from_millis(hold));
+            match kind {
+                FaultKind::RedisPause => run.deployment.redis.pause(false),
+                FaultKind::ClockStep => instance.set_clock(0),
+                _ => {
+                    if let Some(database) = &run.database {
+                        database.relay.silence(false);
+                    }
+                }
+            }
+            let fault = Fault {
+                kind,
+                target,
+                key: None,
+                detail,
+                start,
+                end: now_ms(),
+            };
+            run.record(fault, &in_flight);
+        }
+    };
+    if rng.random_bool(0.5) {
+        busy.lock().extend(holds.iter().copied());
+        let busy = Arc::clone(busy);
+        std::thread::spawn(move || {
+            ends();
+            busy.lock().retain(|target| !holds.contains(target));
+        });
+    } else {
+        ends();
+    }
+}
+
+/// Injects a fault that is over when it returns; the fault, to log.
+fn inject(run: &Run, rng: &mut StdRng, kind: FaultKind, instance: &Instance) -> Option<Fault> {
+    let deployment = &run.deployment;
+    let mut kind = kind;
+    let mut start = now_ms();
+    let mut key = None;
+    let (target, detail): (String, String) = match kind {
+        FaultKind::KillRestart => {
+            instance.kill();
+            instance.start_until_up(&deployment.server, &run.stop);
+            (instance.name.into(), String::new())
+        }
+        FaultKind::KillPauseRestart => {
+            instance.kill();
+            let pause = rng.random_range(200..2_000);
+            std::thread::sleep(Duration::from_millis(pause));
+            instance.start_until_up(&deployment.server, &run.stop);
+            (instance.name.into(), format!("down {pause} ms"))
+        }
+        FaultKind::TermRestart => {
+            let clean = instance.terminate();
+            instance.start_until_up(&deployment.server, &run.stop);
+            if !clean {
+                // Killed after its deadline: a crash, as far as its
+                // memory goes.
+                kind = FaultKind::KillRestart;
+            }
+            (instance.name.into(), format!("exit 0: {clean}"))
+        }
+        FaultKind::RedisRestart => {
+            if let Err(error) = deployment.redis.restart() {
+                eprintln!("chaos: {error}");
+            }
+            ("redis".into(), String::new())
+        }
+        FaultKind::ClockGlitch => {
+            let hold = rng.random_range(200..1_500);
+            instance.set_clock(86_400);
+            std::thread::sleep(Duration::from_millis(hold));
+            instance.set_clock(0);
+            (instance.name.into(), format!("+1 day for {hold} ms"))
+        }
+        FaultKind::KeyRevoke => {
+            // A new key first, so that the honest clients keep as many.
+            match run.keys.add() {
+                Ok(slot) => run.faults.lock().push(Fault {
+                    kind: FaultKind::KeyAdd,
+                    target: format!("k{slot}"),
+                    key: Some(slot),
+                    detail: String::new(),
+                    start,
+                    end: now_ms(),
+                }),
+                Err(error) => eprintln!("chaos: {error}"),
+            }
+            let slot = run.keys.victim(rng, 2)?;
+            key = Some(slot);
+            start = now_ms();
+            if let Err(error) = run.keys.revoke(slot, now_ms) {
+                eprintln!("chaos: {error}");
+                return None;
+            }
+            (format!("k{slot}"), String::new())
+        }
+        FaultKind::KeyRotate => {
+            let slot = run.keys.victim(rng, 0)?;
+            key = Some(slot);
+            let overlap = Duration::from_secs(rng.random_range(3..=5));
+            match run.keys.rotate(slot, overlap, now_ms()) {
+                Ok(version) => (
+                    format!("k{slot}"),
+                    format!("v{version}, overlap {} s", overlap.as_secs()),
+                ),
+                Err(error) => {
+                    eprintln!("chaos: {error}");
+                    return None;
+                }
+            }
+        }
+        FaultKind::RedisPause
+        | FaultKind::ClockStep
+        | FaultKind::DatabaseSilent
+        | FaultKind::Start
+        | FaultKind::KeyAdd => unreachable!("held, or not drawn"),
+    };
+    Some(Fault {
+        kind,
+        target,
+        key,
+        detail,
+        start,
+        end: now_ms(),
+    })
 }
 
 fn main() {
@@ -429,53 +683,54 @@ fn main() {
         options.out.display()
     );
     let mut rng = StdRng::seed_from_u64(options.seed);
-    let secrets: Vec<(String, String)> = (0..KEYS)
-        .map(|k| {
-            (
-                format!("k{k}"),
-                format!("secret-{k}-{}", rng.random::<u64>()),
-            )
-        })
-        .collect();
-    let keys = secrets
-        .iter()
-        .map(|(id, secret)| format!("{id}={secret}"))
-        .collect::<Vec<_>>()
-        .join(",");
     let started = now_ms();
-    let deployment = match Deployment::start(&options.server, &options.out, &keys) {
-        Ok(deployment) => deployment,
-        Err(error) => {
-            eprintln!("chaos: the deployment did not start: {error}");
-            std::process::exit(2);
+    let fail = |error: String| -> ! {
+        eprintln!("chaos: the deployment did not start: {error}");
+        std::process::exit(2);
+    };
+    let (keys, database, key_env) = match &options.database_url {
+        None => {
+            let (keys, spec) = Keys::fixed(KEYS, &mut rng);
+            (keys, None, vec![("ARMOR_PSK_KEYS".to_owned(), spec)])
+        }
+        Some(url) => {
+            let name = format!("armor_psk_chaos_{}_{}", std::process::id(), options.seed);
+            let database = Database::create(url, &name).unwrap_or_else(|e| fail(e));
+            let (keys, kek) = Keys::in_postgres(&database.url, KEYS).unwrap_or_else(|e| fail(e));
+            let env = vec![
+                (
+                    "ARMOR_PSK_DATABASE_URL".to_owned(),
+                    database.relayed_url.clone(),
+                ),
+                ("ARMOR_PSK_KEK".to_owned(), kek),
+            ];
+            (keys, Some(database), env)
         }
     };
+    let deployment =
+        Deployment::start(&options.server, &options.out, key_env).unwrap_or_else(|e| fail(e));
     let run = Arc::new(Run {
         deployment,
-        signers: secrets
-            .iter()
-            .map(|(id, secret)| Signer::new(id.as_str(), secret.as_str()).expect("a key"))
-            .collect(),
+        keys,
+        database,
         requests: Mutex::new(Vec::new()),
         faults: Mutex::new(vec![Fault {
             kind: FaultKind::Start,
-            target: "redis",
+            target: "redis".into(),
+            key: None,
             detail: String::new(),
             start: started,
             end: now_ms(),
         }]),
         recent: Mutex::new(Vec::new()),
-        burst: AtomicBool::new(false),
+        bursts: Mutex::new(Vec::new()),
         next_id: AtomicU64::new(1),
         stop: AtomicBool::new(false),
     });
     let mut threads = Vec::new();
-    for n in 0..HONEST_CLIENTS {
+    for _ in 0..HONEST_CLIENTS {
         let (run, seed) = (Arc::clone(&run), rng.random());
-        threads.push(std::thread::spawn(move || {
-            let _ = n;
-            honest_client(&run, seed);
-        }));
+        threads.push(std::thread::spawn(move || honest_client(&run, seed)));
     }
     for _ in 0..ATTACKERS {
         let (run, seed) = (Arc::clone(&run), rng.random());
@@ -483,11 +738,12 @@ fn main() {
     }
     let nemesis_seed = rng.random();
     let nemesis_run = Arc::clone(&run);
-    let nemesis = std::thread::spawn(move || nemesis(&nemesis_run, nemesis_seed));
+    threads.push(std::thread::spawn(move || {
+        nemesis(&nemesis_run, nemesis_seed);
+    }));
 
     std::thread::sleep(Duration::from_secs(options.seconds));
     run.stop.store(true, Ordering::Relaxed);
-    let _ = nemesis.join();
     for thread in threads {
         let _ = thread.join();
     }
@@ -508,7 +764,11 @@ fn main() {
             .iter()
             .map(|i| (i.name, i.domain))
             .collect(),
+        keys: (0..run.keys.len())
+            .map(|slot| run.keys.slot(slot))
+            .collect(),
     };
+    drop(run);
     let violations = history.check();
     let report = history.report(&violations, options.seed, options.seconds);
     println!("{report}");

@@ -32,6 +32,8 @@
 //! - `ARMOR_PSK_REDIS_ALLOW_EVICTION=1`: accept a Redis whose
 //!   `maxmemory-policy` may evict entries (refused otherwise: an evicted
 //!   entry is a replay accepted).
+//! - `ARMOR_PSK_REDIS_TIMEOUT`: seconds a reservation in Redis may take
+//!   before the request is refused with 503 (default 0.1).
 //! - `ARMOR_PSK_DATABASE_URL`: take the keys from PostgreSQL (needs
 //!   `--features postgres`), sealed under `ARMOR_PSK_KEK` (32 bytes,
 //!   base64; or in the file `ARMOR_PSK_KEK_FILE` names), cached, and dropped from the cache within a second of a
@@ -274,6 +276,10 @@ async fn with_redis(
         Redis::Single(url) => options.connect(&url).await?,
         Redis::Cluster(urls) => options.connect_cluster(&urls).await?,
     };
+    let store = match std::env::var("ARMOR_PSK_REDIS_TIMEOUT") {
+        Ok(_) => store.with_timeout(seconds_from_env("ARMOR_PSK_REDIS_TIMEOUT", 0)?),
+        Err(_) => store,
+    };
     println!("replay store: {store:?} (shared by every server using it)");
     Ok(layer.with_replay_store(store))
 }
@@ -305,6 +311,7 @@ Variables:
   ARMOR_PSK_REDIS_URL            a Redis replay store (--features redis)
   ARMOR_PSK_REDIS_CLUSTER_URLS   a Redis Cluster replay store, comma-separated node URLs
   ARMOR_PSK_REDIS_ALLOW_EVICTION 1: accept a Redis that may evict entries
+  ARMOR_PSK_REDIS_TIMEOUT        seconds a reservation may take before 503 (default 0.1)
   ARMOR_PSK_DATABASE_URL         keys from PostgreSQL (--features postgres), with ARMOR_PSK_KEK or ARMOR_PSK_KEK_FILE
   ARMOR_PSK_NONCE_FORMAT         uuid: accept only UUID nonces (dashed or 32 hex), closing every path/nonce re-cut
   ARMOR_PSK_LOG_ACCEPTED         1: one log line per accepted request too (refused ones always)
@@ -359,6 +366,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         Ok(url) => postgres_keys(&url).await?,
         Err(_) => Box::new(keys_from_env()?),
     };
+    #[cfg(armor_psk_chaos_forgetful)]
+    let keys: Box<dyn KeyStore> = Box::new(forgetful::Remembering::new(keys));
     let addr = std::env::var("ARMOR_PSK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let redis = match (
         std::env::var("ARMOR_PSK_REDIS_URL"),
