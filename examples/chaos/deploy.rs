@@ -91,9 +91,16 @@ impl Instance {
             }
         });
         *self.child.lock() = Some(child);
-        let url = told
-            .recv_timeout(Duration::from_secs(30))
-            .map_err(|_| format!("{} did not listen (see {})", self.name, self.dir.display()))?;
+        let Ok(url) = told.recv_timeout(Duration::from_secs(30)) else {
+            // Never left behind: it would hold its port, its snapshot's
+            // lock, and outlive the run.
+            self.kill();
+            return Err(format!(
+                "{} did not listen (see {})",
+                self.name,
+                self.dir.display()
+            ));
+        };
         *self.url.lock() = Some(url);
         Ok(())
     }
@@ -221,6 +228,31 @@ impl Redis {
             std::thread::sleep(Duration::from_millis(20));
         }
         Err("redis-server did not answer PING".into())
+    }
+
+    /// Whether every group of the instances' prefix has its epoch: the
+    /// deployment's first uses are over (a clock stepped before a group's
+    /// first use would date it on the stepped clock).
+    pub fn epochs_ready(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let keys: Vec<String> = (0..64)
+            .map(|g| format!("armor-psk:{{g{g:02}}}epoch"))
+            .collect();
+        let mut command = format!("*{}\r\n$6\r\nEXISTS\r\n", keys.len() + 1);
+        for key in &keys {
+            command.push_str(&format!("${}\r\n{key}\r\n", key.len()));
+        }
+        let mut reply = [0u8; 16];
+        if stream.write_all(command.as_bytes()).is_err() {
+            return false;
+        }
+        let Ok(read) = stream.read(&mut reply) else {
+            return false;
+        };
+        reply[..read].starts_with(b":64\r\n")
     }
 
     fn ping(&self) -> bool {

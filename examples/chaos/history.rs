@@ -423,12 +423,13 @@ impl History {
                 .filter(|f| f.kind == FaultKind::KeyRotate && f.key == Some(request.key))
                 .nth(request.version.saturating_sub(1) as usize)
                 .map_or(expires, |f| f.end);
+            // Its instance's clock behind while it served this request.
             let stepped_back = self.faults.iter().any(|f| {
                 f.kind == FaultKind::ClockStep
                     && f.target == request.instance
                     && f.detail.starts_with('-')
                     && f.start <= request.done
-                    && f.end + CLOCK_STEP_MS >= expires
+                    && request.sent <= f.end + 1_000
             });
             let bound = (expires + 999).max(self.seen_by(rotated))
                 + if stepped_back { CLOCK_STEP_MS } else { 0 };
@@ -443,8 +444,9 @@ impl History {
             // Only one copy may hold the entries; the one holding them
             // can still be refused afterwards (a fence), and then neither
             // is served.
+            // A replay takes its entries; a nonce reuse, its nonce.
             let raced = self.requests.iter().any(|r| {
-                r.kind == (Kind::Replay { of: request.id })
+                matches!(r.kind, Kind::Replay { of } | Kind::NonceReuse { of } if of == request.id)
                     && r.domain == request.domain
                     && r.sent <= request.done
                     && (r.status == Some(200) || r.done >= request.sent)

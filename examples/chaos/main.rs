@@ -458,8 +458,15 @@ fn nemesis(run: &Arc<Run>, seed: u64) {
     }
     let kinds = FaultKind::drawn(run.keys.in_database(), deployment.faketime);
     let busy: Arc<Mutex<Vec<&'static str>>> = Arc::default();
-    // Let traffic build up first.
+    // Let traffic build up first, and every Redis group see its first use
+    // (on true clocks).
     std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..100 {
+        if deployment.redis.epochs_ready() || run.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     while !run.stop.load(Ordering::Relaxed) {
         let kind = kinds[rng.random_range(0..kinds.len())];
         let instance =
@@ -696,7 +703,13 @@ fn main() {
         Some(url) => {
             let name = format!("armor_psk_chaos_{}_{}", std::process::id(), options.seed);
             let database = Database::create(url, &name).unwrap_or_else(|e| fail(e));
-            let (keys, kek) = Keys::in_postgres(&database.url, KEYS).unwrap_or_else(|e| fail(e));
+            let (keys, kek) = match Keys::in_postgres(&database.url, KEYS) {
+                Ok(keys) => keys,
+                Err(error) => {
+                    drop(database);
+                    fail(error)
+                }
+            };
             let env = vec![
                 (
                     "ARMOR_PSK_DATABASE_URL".to_owned(),
@@ -707,8 +720,13 @@ fn main() {
             (keys, Some(database), env)
         }
     };
-    let deployment =
-        Deployment::start(&options.server, &options.out, key_env).unwrap_or_else(|e| fail(e));
+    let deployment = match Deployment::start(&options.server, &options.out, key_env) {
+        Ok(deployment) => deployment,
+        Err(error) => {
+            drop(database);
+            fail(error)
+        }
+    };
     let run = Arc::new(Run {
         deployment,
         keys,
@@ -744,9 +762,12 @@ fn main() {
 
     std::thread::sleep(Duration::from_secs(options.seconds));
     run.stop.store(true, Ordering::Relaxed);
-    for thread in threads {
-        let _ = thread.join();
-    }
+    // A thread that died (a panic) sent less than the report says.
+    let panicked = threads
+        .into_iter()
+        .map(std::thread::JoinHandle::join)
+        .filter(Result::is_err)
+        .count();
     run.deployment.stop();
 
     let history = History {
@@ -777,6 +798,10 @@ fn main() {
         let path = options.out.join("history.jsonl");
         let _ = std::fs::write(&path, history.json_lines());
         println!("history: {}", path.display());
+    }
+    if panicked > 0 {
+        println!("chaos: {panicked} of the harness's threads panicked: the run is not valid");
+        std::process::exit(2);
     }
     if violations.is_empty() {
         if !options.keep {

@@ -132,7 +132,7 @@ async fn access_log(
                 rejection.code()
             );
         }
-        None if log_accepted => {
+        None if log_accepted && response.status().is_success() => {
             let key_id = response
                 .extensions()
                 .get::<Identity>()

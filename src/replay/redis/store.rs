@@ -32,8 +32,9 @@ use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreErr
 /// began; every reservation reads it and sets its entry in one script, and
 /// writes it when absent: dated from Redis's start (`uptime_in_seconds`,
 /// on the layer's clock, plus 4 s for the roundings and a client up to 3 s
-/// ahead), and never before the second after the request's, so a request
-/// accepted by the Redis before a restart in that very second is refused.
+/// ahead); within Redis's first 3 s that is after the request's second, so
+/// a request accepted by the Redis before a restart in that very second is
+/// refused.
 /// Written and dated in one step, no instance reads an epoch not yet
 /// dated. A Redis up for *U* seconds serves a client up to *U* − 4 s
 /// behind, in every group, the first time it is used. Not after a
