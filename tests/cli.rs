@@ -974,3 +974,16 @@ fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// A fragment is never sent by a client, so a signature over it never
+/// verifies: `sign` refuses it (exit 2) rather than print a header that
+/// fails, whether given a path or a URL.
+#[test]
+fn sign_refuses_a_fragment() {
+    for target in ["/p#frag", "http://127.0.0.1:1/p#frag"] {
+        let (code, out, err) = run(&["sign", "--key-id", KEY_ID, "GET", target]);
+        assert_eq!(code, 2, "{target}: {out}{err}");
+        assert!(out.is_empty(), "{target}: printed {out}");
+        assert!(err.contains("fragment"), "{target}: {err}");
+    }
+}

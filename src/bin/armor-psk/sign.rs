@@ -31,8 +31,15 @@ pub(crate) struct SignArgs {
 }
 
 /// The path a `sign` target signs: a URL's path (its query dropped, as
-/// the server does), or the path given, which must start with `/`.
+/// the server does), or the path given, which must start with `/`. A
+/// fragment is refused: no client sends one, so its signature would
+/// never verify.
 fn signed_target(target: &str) -> Result<String, String> {
+    if let Some((_, fragment)) = target.split_once('#') {
+        return Err(format!(
+            "{target:?} has a fragment (#{fragment}), which no client sends: sign the path without it"
+        ));
+    }
     if target.contains("://") {
         let uri: http::Uri = target
             .parse()

@@ -3,8 +3,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::document::{answers, check_refs, json_media, server_path};
-use super::model::{Operation, Operations, Param, Place, Segment};
+use super::document::{answers, check_refs, server_path};
+use super::model::{Body, Operation, Operations, Param, Place, Segment};
 use super::schema::Doc;
 
 /// The HTTP methods an OpenAPI path item may hold.
@@ -20,6 +20,15 @@ pub struct OpenApiError {
     problem: String,
 }
 
+/// Whether a file that does not load stops a directory's loading.
+enum Kind {
+    /// Not an OpenAPI or Swagger document (or one with nothing to serve):
+    /// skipped in a directory, with a warning.
+    NotADocument,
+    /// A document that cannot be served, or a file that cannot be read.
+    Unservable,
+}
+
 fn refuse(file: &Path, problem: impl Into<String>) -> OpenApiError {
     OpenApiError {
         file: file.display().to_string(),
@@ -29,41 +38,75 @@ fn refuse(file: &Path, problem: impl Into<String>) -> OpenApiError {
 
 impl Operations {
     /// Loads `path`: a `*.json`/`*.yaml`/`*.yml` file, or a directory of
-    /// them (in name order).
+    /// them (in name order). In a directory, hidden files are skipped, and
+    /// so is a file that is not an OpenAPI or Swagger document (a report, a
+    /// configuration), each with a warning; one that is, but cannot be
+    /// served, is an error as when named alone.
     ///
     /// # Errors
     /// A file that is not JSON or YAML, or is neither OpenAPI 3.x nor
-    /// Swagger 2.0 (named in the error). Flaws in a document are warnings
-    /// ([`warnings`](Self::warnings)), never errors.
+    /// Swagger 2.0 (named in the error); a directory with no document.
+    /// Flaws in a document are warnings ([`warnings`](Self::warnings)),
+    /// never errors.
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<(), OpenApiError> {
         let path = path.as_ref();
-        let files: Vec<PathBuf> = if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|error| refuse(path, error.to_string()))?
-                .filter_map(Result::ok)
-                .map(|entry| entry.path())
-                .filter(|file| {
-                    file.extension()
-                        .and_then(|ext| ext.to_str())
-                        .is_some_and(|ext| matches!(ext, "json" | "yaml" | "yml"))
-                })
-                .collect();
-            files.sort();
-            files
-        } else {
-            vec![path.to_path_buf()]
-        };
+        if !path.is_dir() {
+            return self.load_file(path).map_err(|(error, _)| error);
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|error| refuse(path, error.to_string()))?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|file| {
+                file.extension()
+                    .and_then(|ext| ext.to_str())
+                    .is_some_and(|ext| matches!(ext, "json" | "yaml" | "yml"))
+            })
+            .collect();
+        files.sort();
+        let mut loaded = 0;
         for file in files {
-            self.load_file(&file)?;
+            let hidden = file
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with('.'));
+            if hidden {
+                self.warn("hidden files skipped", file.display().to_string());
+                continue;
+            }
+            match self.load_file(&file) {
+                Ok(()) => loaded += 1,
+                Err((error, Kind::NotADocument)) => {
+                    self.warn(
+                        "files that are not OpenAPI or Swagger documents skipped",
+                        error.to_string(),
+                    );
+                }
+                Err((error, Kind::Unservable)) => return Err(error),
+            }
+        }
+        if loaded == 0 {
+            return Err(refuse(
+                path,
+                "no OpenAPI or Swagger document in this directory",
+            ));
         }
         Ok(())
     }
 
-    fn load_file(&mut self, file: &Path) -> Result<(), OpenApiError> {
-        let text =
-            std::fs::read_to_string(file).map_err(|error| refuse(file, error.to_string()))?;
+    fn warn(&mut self, kind: &str, example: String) {
+        let entry = self.warnings.entry(kind.to_owned()).or_insert((0, example));
+        entry.0 += 1;
+    }
+
+    /// Loads one file; an error says whether it is no document at all
+    /// (skipped in a directory) or a document that cannot be served.
+    fn load_file(&mut self, file: &Path) -> Result<(), (OpenApiError, Kind)> {
+        let not_a_document = |problem: String| (refuse(file, problem), Kind::NotADocument);
+        let unservable = |problem: String| (refuse(file, problem), Kind::Unservable);
+        let text = std::fs::read_to_string(file).map_err(|error| unservable(error.to_string()))?;
         if text.trim().is_empty() {
-            return Err(refuse(file, "the file is empty"));
+            return Err(not_a_document("the file is empty".into()));
         }
         let json_looking = text.trim_start().starts_with(['{', '[']);
         let document: Value = match serde_json::from_str(&text) {
@@ -71,15 +114,14 @@ impl Operations {
             // JSON that does not parse is not tried as YAML (a deep one
             // would take long): its JSON error is the answer.
             Err(json_error) if json_looking => {
-                return Err(refuse(file, format!("not JSON: {json_error}")));
+                return Err(not_a_document(format!("not JSON: {json_error}")));
             }
-            Err(json_error) => match serde_norway::from_str::<serde_norway::Value>(&text) {
-                Ok(yaml) => yaml_to_json(yaml),
+            Err(json_error) => match super::yaml::from_str(&text) {
+                Ok(yaml) => yaml,
                 Err(yaml_error) => {
-                    return Err(refuse(
-                        file,
-                        format!("neither JSON ({json_error}) nor YAML ({yaml_error})"),
-                    ));
+                    return Err(not_a_document(format!(
+                        "neither JSON ({json_error}) nor YAML ({yaml_error})"
+                    )));
                 }
             },
         };
@@ -89,23 +131,22 @@ impl Operations {
         );
         let version = if let Some(version) = document.get("openapi").and_then(Value::as_str) {
             if !version.starts_with('3') {
-                return Err(refuse(
-                    file,
-                    format!("OpenAPI {version} is not supported (3.x)"),
-                ));
+                return Err(unservable(format!(
+                    "OpenAPI {version} is not supported (3.x)"
+                )));
             }
             3
         } else if document.get("swagger").and_then(Value::as_str) == Some("2.0") {
             2
         } else {
-            return Err(refuse(
-                file,
+            return Err(not_a_document(
                 "neither an OpenAPI 3.x document (`openapi: 3...`) nor a Swagger 2.0 one \
-                 (`swagger: \"2.0\"`)",
+                 (`swagger: \"2.0\"`)"
+                    .into(),
             ));
         };
         let Some(paths) = document.get("paths").and_then(Value::as_object) else {
-            return Err(refuse(file, "no `paths`"));
+            return Err(not_a_document("no `paths`".into()));
         };
         let index = self.documents.len();
         let base = if version == 3 {
@@ -136,6 +177,23 @@ impl Operations {
                 let full = format!("{base}{template}");
                 let mut params = Vec::new();
                 let mut body = None;
+                // Swagger 2.0: the media types the operation consumes, and
+                // its form fields (`in: formData`) as one object.
+                let consumes: Vec<String> = operation
+                    .get("consumes")
+                    .or_else(|| document.get("consumes"))
+                    .and_then(Value::as_array)
+                    .map(|types| {
+                        types
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_ascii_lowercase)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut form = serde_json::Map::new();
+                let mut form_required = Vec::new();
+                let mut form_has_file = false;
                 for raw in shared.into_iter().flatten().chain(
                     operation
                         .get("parameters")
@@ -156,25 +214,37 @@ impl Operations {
                         Some("path") => Place::Path,
                         Some("query") => Place::Query,
                         Some("header") => Place::Header,
+                        Some("cookie") => Place::Cookie,
                         Some("body") => {
-                            body = Some((
-                                param.get("schema").cloned().unwrap_or(Value::Null),
+                            let schema = param.get("schema").cloned().unwrap_or(Value::Null);
+                            let types = if consumes.is_empty() {
+                                vec!["application/json".to_owned()]
+                            } else {
+                                consumes.clone()
+                            };
+                            body = Some(Body {
                                 required,
-                            ));
+                                media: types.into_iter().map(|t| (t, schema.clone())).collect(),
+                            });
+                            continue;
+                        }
+                        Some("formData") => {
+                            form_has_file |=
+                                param.get("type").and_then(Value::as_str) == Some("file");
+                            form.insert(name.to_owned(), swagger_schema(param));
+                            if required {
+                                form_required.push(json!(name));
+                            }
                             continue;
                         }
                         _ => continue,
                     };
                     // Swagger 2.0 puts the type on the parameter itself.
-                    let schema = param.get("schema").cloned().unwrap_or_else(|| {
-                        let mut schema = serde_json::Map::new();
-                        for field in ["type", "format", "enum", "items"] {
-                            if let Some(value) = param.get(field) {
-                                schema.insert(field.to_owned(), value.clone());
-                            }
-                        }
-                        Value::Object(schema)
-                    });
+                    let schema = param
+                        .get("schema")
+                        .cloned()
+                        .unwrap_or_else(|| swagger_schema(param));
+                    let joined_by = query_separator(param, version);
                     params.retain(|existing: &Param| {
                         !(existing.name == name && existing.place == place)
                     });
@@ -183,6 +253,27 @@ impl Operations {
                         place,
                         required: required || place == Place::Path,
                         schema,
+                        joined_by,
+                    });
+                }
+                if !form.is_empty() && body.is_none() {
+                    let schema =
+                        json!({"type": "object", "properties": form, "required": form_required});
+                    let mut types: Vec<String> = consumes
+                        .iter()
+                        .filter(|t| t.contains("form"))
+                        .cloned()
+                        .collect();
+                    if types.is_empty() {
+                        types.push(if form_has_file {
+                            "multipart/form-data".to_owned()
+                        } else {
+                            "application/x-www-form-urlencoded".to_owned()
+                        });
+                    }
+                    body = Some(Body {
+                        required: !form_required.is_empty(),
+                        media: types.into_iter().map(|t| (t, schema.clone())).collect(),
                     });
                 }
                 if let Some(request_body) = operation.get("requestBody").map(|b| doc.deref(b)) {
@@ -190,10 +281,19 @@ impl Operations {
                         .get("required")
                         .and_then(Value::as_bool)
                         .unwrap_or(false);
-                    if let Some(schema) =
-                        json_media(request_body).and_then(|media| media.get("schema"))
+                    if let Some(content) = request_body.get("content").and_then(Value::as_object)
+                        && !content.is_empty()
                     {
-                        body = Some((schema.clone(), required));
+                        body = Some(Body {
+                            required,
+                            media: content
+                                .iter()
+                                .map(|(media, holder)| {
+                                    let schema = doc.deref(holder).get("schema").cloned();
+                                    (media.to_ascii_lowercase(), schema.unwrap_or(Value::Null))
+                                })
+                                .collect(),
+                        });
                     }
                 }
                 let answers = answers(&doc, operation, version, &full, &mut warnings);
@@ -271,38 +371,61 @@ fn segments(path: &str) -> Vec<Segment> {
         .collect()
 }
 
-/// YAML's values as JSON's (keys that are numbers, as `200:`, become
-/// strings).
-fn yaml_to_json(value: serde_norway::Value) -> Value {
-    use serde_norway::Value as Yaml;
-    match value {
-        Yaml::Null => Value::Null,
-        Yaml::Bool(flag) => Value::Bool(flag),
-        Yaml::Number(number) => {
-            if let Some(n) = number.as_i64() {
-                json!(n)
-            } else if let Some(n) = number.as_u64() {
-                json!(n)
-            } else {
-                json!(number.as_f64().unwrap_or(0.0))
-            }
+/// A Swagger 2.0 parameter's schema, from the fields it carries itself.
+fn swagger_schema(param: &Value) -> Value {
+    const FIELDS: [&str; 16] = [
+        "type",
+        "format",
+        "enum",
+        "items",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "default",
+    ];
+    let mut schema = serde_json::Map::new();
+    for field in FIELDS {
+        if let Some(value) = param.get(field) {
+            schema.insert(field.to_owned(), value.clone());
         }
-        Yaml::String(text) => Value::String(text),
-        Yaml::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect()),
-        Yaml::Mapping(map) => Value::Object(
-            map.into_iter()
-                .map(|(key, value)| {
-                    let key = match key {
-                        Yaml::String(text) => text,
-                        other => match yaml_to_json(other) {
-                            Value::String(text) => text,
-                            other => other.to_string(),
-                        },
-                    };
-                    (key, yaml_to_json(value))
-                })
-                .collect(),
-        ),
-        Yaml::Tagged(tagged) => yaml_to_json(tagged.value),
+    }
+    // A file field is a string on the wire.
+    if schema.get("type").and_then(Value::as_str) == Some("file") {
+        schema.insert("type".to_owned(), json!("string"));
+    }
+    Value::Object(schema)
+}
+
+/// How an array query parameter is written: `None` for the name repeated
+/// (OpenAPI's `form` with `explode`, its default; Swagger's `multi`), or
+/// the separator its items are joined by.
+fn query_separator(param: &Value, version: u8) -> Option<char> {
+    if version == 2 {
+        return match param.get("collectionFormat").and_then(Value::as_str) {
+            Some("multi") => None,
+            Some("ssv") => Some(' '),
+            Some("tsv") => Some('\t'),
+            Some("pipes") => Some('|'),
+            _ => Some(','),
+        };
+    }
+    let style = param.get("style").and_then(Value::as_str).unwrap_or("form");
+    let explode = param
+        .get("explode")
+        .and_then(Value::as_bool)
+        .unwrap_or(style == "form");
+    match (style, explode) {
+        (_, true) => None,
+        ("spaceDelimited", false) => Some(' '),
+        ("pipeDelimited", false) => Some('|'),
+        _ => Some(','),
     }
 }

@@ -9,6 +9,7 @@ pub(super) enum Place {
     Path,
     Query,
     Header,
+    Cookie,
 }
 
 impl Place {
@@ -17,6 +18,7 @@ impl Place {
             Self::Path => "path",
             Self::Query => "query",
             Self::Header => "header",
+            Self::Cookie => "cookie",
         }
     }
 }
@@ -27,6 +29,19 @@ pub(super) struct Param {
     pub(super) place: Place,
     pub(super) required: bool,
     pub(super) schema: Value,
+    /// How an array is written in a query: `form` with `explode` (the
+    /// name repeated, OpenAPI's default and Swagger's `multi`), or joined
+    /// by this separator (`,` for `explode: false` and Swagger's `csv`).
+    pub(super) joined_by: Option<char>,
+}
+
+/// A documented request body.
+#[derive(Debug, Clone)]
+pub(super) struct Body {
+    pub(super) required: bool,
+    /// Its media types (lowercase, as documented) and their schemas
+    /// (`Null`: none given), in document order.
+    pub(super) media: Vec<(String, Value)>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,7 +68,7 @@ pub(super) struct Operation {
     pub(super) source: String,
     pub(super) document: usize,
     pub(super) params: Vec<Param>,
-    pub(super) body: Option<(Value, bool)>,
+    pub(super) body: Option<Body>,
     pub(super) answers: Vec<Answer>,
 }
 

@@ -54,12 +54,17 @@ impl Operations {
         let doc = Doc {
             root: &self.documents[operation.document],
         };
-        let problems = check_request(&doc, operation, parts, body);
-        if !problems.is_empty() {
+        if let Err(refusal) = check_request(&doc, operation, parts, body) {
+            let problems = refusal.problems;
+            let error = if refusal.status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                "unsupported_media_type"
+            } else {
+                "request_invalid"
+            };
             let mut response = (
-                StatusCode::BAD_REQUEST,
+                refusal.status,
                 Json(json!({
-                    "error": "request_invalid",
+                    "error": error,
                     "Message": format!("the request does not follow {} {} as {} documents it", operation.method, operation.path, operation.source),
                     "errors": problems,
                 })),
