@@ -66,11 +66,10 @@ pub(super) fn check_request(
                 .map(|(_, value)| value.clone())
                 .collect(),
         };
-        // Without X-Account-Context the mock acts on the primary account.
-        let account_context =
-            param.place == Place::Header && param.name.eq_ignore_ascii_case(ACCOUNT_CONTEXT);
+        // A required X-Account-Context is required as documented (the
+        // built-in routes act on the primary account without one).
         if values.is_empty() {
-            if param.required && !account_context {
+            if param.required {
                 problems.push(json!({"in": param.place.name(), "name": param.name, "message": "required, missing"}));
             }
             continue;
@@ -116,7 +115,13 @@ fn check_body(
     body: &Bytes,
     problems: &mut Vec<Value>,
 ) -> Result<(), Refusal> {
-    if body.is_empty() {
+    let form_given = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| essence(value) == "application/x-www-form-urlencoded");
+    // An empty form is a form without fields, not a missing body.
+    if body.is_empty() && !form_given {
         if documented.required {
             problems.push(json!({"in": "body", "pointer": "", "message": "a body is required"}));
         }
@@ -259,12 +264,34 @@ fn form_value(doc: &Doc<'_>, schema: &Value, pairs: &[(String, String)]) -> Valu
     Value::Object(object)
 }
 
-/// A text value read as `kind` would be written, or as text when it is not.
+/// Whether `text` is an integer as JSON Schema reads one: digits of any
+/// size, or a number without a fraction (`5.0`, `1e3`).
+fn is_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let plain = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    plain
+        || (text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+            && text
+                .parse::<f64>()
+                .is_ok_and(|n| n.is_finite() && n.fract() == 0.0))
+}
+
+/// A text value read as `kind` would be written, or as text when it is not
+/// (an integer too large for 64 bits as the nearest double: its bounds and
+/// format are then checked, not refused as not an integer).
 fn typed(kind: Option<&str>, text: &str) -> Value {
     match kind {
-        Some("integer") => text
-            .parse::<i64>()
-            .map_or_else(|_| json!(text), |n| json!(n)),
+        Some("integer") => match text.parse::<i64>() {
+            Ok(n) => json!(n),
+            Err(_) if is_integer(text) => text
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or_else(|| json!(text), Value::Number),
+            Err(_) => json!(text),
+        },
         Some("number") => text
             .parse::<f64>()
             .ok()
@@ -287,8 +314,10 @@ fn check_array(doc: &Doc<'_>, param: &super::model::Param, values: &[String]) ->
     let kind = items.and_then(schema::schema_type);
     let texts: Vec<&str> = match param.joined_by {
         // A header's list is comma-separated whatever the style.
+        // `ids=` is the empty array.
         Some(separator) => values
             .iter()
+            .filter(|value| !value.is_empty())
             .flat_map(|value| value.split(separator))
             .collect(),
         None if param.place == Place::Header => {
@@ -324,9 +353,7 @@ fn check_array(doc: &Doc<'_>, param: &super::model::Param, values: &[String]) ->
 /// Why `text` cannot be a value of `kind`, if it cannot.
 fn scalar_problem(kind: Option<&str>, text: &str) -> Option<String> {
     match kind {
-        Some("integer") if text.parse::<i64>().is_err() => {
-            Some(format!("{text:?} is not an integer"))
-        }
+        Some("integer") if !is_integer(text) => Some(format!("{text:?} is not an integer")),
         Some("number") if text.parse::<f64>().is_err() => Some(format!("{text:?} is not a number")),
         Some("boolean") if text != "true" && text != "false" => {
             Some(format!("{text:?} is not true or false"))

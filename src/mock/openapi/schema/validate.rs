@@ -323,7 +323,13 @@ fn string_problems(schema: &Value, text: &str, problem: &mut impl FnMut(String))
     {
         problem(format!("does not match the pattern {pattern}"));
     }
-    let format = schema.get("format").and_then(Value::as_str);
+    // A format is checked on what is there: an empty string is the
+    // absence of a value (schemathesis, and JSON Schema's annotation
+    // reading of `format`, take it as valid).
+    let format = schema
+        .get("format")
+        .and_then(Value::as_str)
+        .filter(|_| !text.is_empty());
     let fits = match format {
         Some("date-time") => is_date_time(text),
         Some("date") => is_date(text),
