@@ -374,7 +374,7 @@ fn stubs_dir() -> String {
 fn python_client_calls_documented_operations_and_its_raw_body_mistake_is_named() {
     let documents = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openapi");
     let server = mock_with(&["--openapi", documents]);
-    run_python("mock_openapi.py", &server.url, KEY_ID, SECRET, 7);
+    run_python("mock_openapi.py", &server.url, KEY_ID, SECRET, 8);
 }
 
 #[test]

@@ -21,9 +21,14 @@ fn fixtures(name: &str) -> PathBuf {
 }
 
 async fn server() -> MockArmorServer {
+    serving(fixtures("openapi")).await
+}
+
+/// The mock serving the documents at `path`.
+async fn serving(path: PathBuf) -> MockArmorServer {
     MockArmorServer::builder()
-        .openapi(fixtures("openapi"))
-        .expect("the fixture documents load")
+        .openapi(&path)
+        .unwrap_or_else(|error| panic!("{} loads: {error}", path.display()))
         .start()
         .await
         .unwrap()
@@ -380,12 +385,7 @@ async fn call_raw(
 }
 
 async fn strict_server() -> MockArmorServer {
-    MockArmorServer::builder()
-        .openapi(fixtures("openapi-strict"))
-        .expect("the strict fixture loads")
-        .start()
-        .await
-        .unwrap()
+    serving(fixtures("openapi-strict")).await
 }
 
 /// Bodies by media type: JSON and form bodies checked against the same

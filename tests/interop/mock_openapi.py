@@ -1,5 +1,6 @@
 """The seed's way of calling Armor (standard library only, no
-X-Account-Context), against `armor-psk mock --openapi tests/fixtures/openapi`:
+X-Account-Context but where the document requires it), against
+`armor-psk mock --openapi tests/fixtures/openapi`:
 three operations of the documents, a 400 for a bad body, and a client that
 signs the raw body as Armor's published script does (its TODO says so),
 which the mock names in its journal.
@@ -24,10 +25,10 @@ key_id, secret = os.environ["ARMOR_PSK_KEY_ID"], os.environ["ARMOR_PSK_SECRET"]
 checks = Checks()
 
 
-def signed(method, path, body=None):
+def signed(method, path, body=None, headers=None):
     payload = json.dumps(body).encode() if body is not None else b""
     header = auth_header(key_id, secret, method, path, payload)
-    return send(base + path, method, payload, {"Authorization": header})
+    return send(base + path, method, payload, {"Authorization": header, **(headers or {})})
 
 
 status, ticket = signed("GET", "/tickets/42")
@@ -35,7 +36,11 @@ checks.check("GET /tickets/42 (Swagger 2.0)", status == 200 and "title" in ticke
 status, comments = signed("GET", "/tickets/ABC-1/comments?limit=5")
 checks.check("GET /tickets/ABC-1/comments, the document's example", status == 200
              and comments == {"items": [{"id": 7, "body": "Looking into it"}], "total": 1}, (status, comments))
-status, account = signed("GET", "/containers/accounts")
+# The containers document declares X-Account-Context required.
+status, refused = signed("GET", "/containers/accounts")
+checks.check("GET /containers/accounts without its required X-Account-Context: 400", status == 400
+             and refused.get("errors", [{}])[0].get("name") == "x-account-context", (status, refused))
+status, account = signed("GET", "/containers/accounts", headers={"X-Account-Context": "1024"})
 checks.check("GET /containers/accounts (OpenAPI 3.1, server path)", status == 200
              and account.get("name") == "Acme", (status, account))
 status, created = signed("POST", "/tickets", {"title": "Disk full", "priority": "high"})
