@@ -139,12 +139,13 @@ impl RedisReplayStore {
         }))
     }
 
-    /// Reserves one entry with `RESERVE`: its group's epoch (written and
-    /// dated at the group's first use, in the same script, so that no
-    /// instance ever reads an epoch not yet dated), then what `SET NX`
-    /// (with `GET` when `get`) answered. `EVALSHA`, then `EVAL` when Redis
-    /// does not hold the script yet (a restart empties its cache; a
-    /// refused `EVALSHA` ran nothing).
+    /// Reserves one entry: its group's epoch, then what `SET NX` (with
+    /// `GET` when `get`) answered. One pipeline reads the epoch and sets
+    /// the entry; only when the epoch is absent (a group's first use) does
+    /// `FIRST_EPOCH` write it, dated in the same script, so that no
+    /// instance ever reads an epoch not yet dated. (Redis restarted
+    /// between the two: the new Redis's epoch is after its start plus 4 s,
+    /// later than this request's timestamp, which is then refused.)
     #[allow(clippy::too_many_arguments)]
     async fn reserve_entry(
         &self,
@@ -156,23 +157,46 @@ impl RedisReplayStore {
         now: u64,
         ttl_ms: u64,
     ) -> Result<Vec<redis::Value>, redis::RedisError> {
+        let epoch_key = self.epoch_key(group);
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(&epoch_key);
+        let command = pipe.cmd("SET").arg(key).arg(value).arg("NX");
+        if get {
+            command.arg("GET");
+        }
+        command.arg("PX").arg(ttl_ms);
+        let mut replies = self.connection.pipeline(&pipe).await?;
+        if matches!(replies.first(), Some(redis::Value::Nil)) {
+            replies[0] = self
+                .first_epoch(&epoch_key, group, fresh_epoch, now)
+                .await?;
+        }
+        Ok(replies)
+    }
+
+    /// A group's epoch at its first use, by `FIRST_EPOCH`: `EVALSHA`, then
+    /// `EVAL` when Redis does not hold the script yet (a restart empties
+    /// its cache; a refused `EVALSHA` ran nothing).
+    async fn first_epoch(
+        &self,
+        epoch_key: &[u8],
+        group: u8,
+        fresh_epoch: u64,
+        now: u64,
+    ) -> Result<redis::Value, redis::RedisError> {
         let invoke = |by_hash: bool| {
             let mut pipe = redis::pipe();
             let command = if by_hash {
-                pipe.cmd("EVALSHA").arg(reserve_script().get_hash())
+                pipe.cmd("EVALSHA").arg(first_epoch_script().get_hash())
             } else {
-                pipe.cmd("EVAL").arg(RESERVE)
+                pipe.cmd("EVAL").arg(FIRST_EPOCH)
             };
             command
-                .arg(3)
-                .arg(self.epoch_key(group))
+                .arg(2)
+                .arg(epoch_key)
                 .arg(self.fence_key(group))
-                .arg(key)
                 .arg(fresh_epoch)
-                .arg(now)
-                .arg(value)
-                .arg(ttl_ms)
-                .arg(if get { "1" } else { "0" });
+                .arg(now);
             async move { self.connection.pipeline(&pipe).await }
         };
         let replies = match invoke(true).await {
@@ -183,14 +207,7 @@ impl RedisReplayStore {
             }
             replies => replies?,
         };
-        match replies.into_iter().next() {
-            Some(redis::Value::Array(values)) => Ok(values),
-            other => Err(redis::RedisError::from((
-                redis::ErrorKind::Client,
-                "unexpected reply to the reservation script",
-                format!("{other:?}"),
-            ))),
-        }
+        Ok(replies.into_iter().next().unwrap_or(redis::Value::Nil))
     }
 
     /// Adds a request's entries to its key's count: counters by 30-second
@@ -292,10 +309,8 @@ impl RedisReplayStore {
 /// The span of one share counter, in seconds.
 const SHARE_BUCKET: u64 = 30;
 
-/// Reserves one entry, `KEYS[3]`, set to `ARGV[3]` (`NX`, for `ARGV[4]`
-/// ms; answering what it held when `ARGV[5]` is `1`), after reading its
-/// group's epoch `KEYS[1]`; answers both. A group without an epoch lost
-/// its memory (or never had one): the script writes it, at once dated from
+/// A group's epoch `KEYS[1]`, written when absent. A group without an
+/// epoch lost its memory (or never had one): the script writes it, at once dated from
 /// Redis's start on the layer's clock (`ARGV[2]`, now, less
 /// `uptime_in_seconds`) plus 4 s: timestamps, the uptime and the two clocks
 /// each round to whole seconds, and the second Redis started in is fenced
@@ -308,10 +323,11 @@ const SHARE_BUCKET: u64 = 30;
 /// eviction (`evicted_keys`) and was no replica (`second_repl_offset`):
 /// memory since the start may be gone otherwise. Never dated when a watch
 /// marked the group (`KEYS[2]` exists): its fence is through what a
-/// restart lost. One script, so no instance ever reads an epoch its first
-/// use has not dated yet (the chaos harness saw one served a replay that
-/// way, its clock a second ahead of the instance that wrote it).
-const RESERVE: &str = "\
+/// restart lost. Written and dated in one script, so no instance ever
+/// reads an epoch its first use has not dated yet (the chaos harness saw
+/// one served a replay that way, its clock a second ahead of the instance
+/// that wrote it). Answers the epoch.
+const FIRST_EPOCH: &str = "\
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
     epoch = tonumber(ARGV[1])
@@ -338,19 +354,13 @@ if not epoch then
     epoch = string.format('%d', epoch)
     redis.call('SET', KEYS[1], epoch)
 end
-local held
-if ARGV[5] == '1' then
-    held = redis.call('SET', KEYS[3], ARGV[3], 'NX', 'GET', 'PX', ARGV[4])
-else
-    held = redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4])
-end
-return {epoch, held}
+return epoch
 ";
 
-/// [`RESERVE`], hashed once.
-fn reserve_script() -> &'static redis::Script {
+/// [`FIRST_EPOCH`], hashed once.
+fn first_epoch_script() -> &'static redis::Script {
     static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
-    SCRIPT.get_or_init(|| redis::Script::new(RESERVE))
+    SCRIPT.get_or_init(|| redis::Script::new(FIRST_EPOCH))
 }
 
 /// A count or an epoch as Redis answers it, an integer or its decimal

@@ -29,8 +29,8 @@ use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreErr
 /// # Restarts and data loss
 ///
 /// Each group has an epoch key (no expiry) holding the time its memory
-/// began; every reservation reads it and sets its entry in one script, and
-/// writes it when absent: dated from Redis's start (`uptime_in_seconds`,
+/// began; every reservation reads it in the pipeline that sets its entry,
+/// and where it is absent a script writes it: dated from Redis's start (`uptime_in_seconds`,
 /// on the layer's clock, plus 4 s for the roundings and a client up to 3 s
 /// ahead); within Redis's first 3 s that is after the request's second, so
 /// a request accepted by the Redis before a restart in that very second is
@@ -94,7 +94,7 @@ pub struct RedisReplayStore {
     pub(super) policy: FailurePolicy,
     pub(super) pressure: Arc<Pressure>,
     /// Whether this Redis user may run scripts: a group's first use then
-    /// dates its epoch in the script that writes it (see `RESERVE`).
+    /// dates its epoch in the script that writes it (see `FIRST_EPOCH`).
     pub(super) scripts: bool,
 }
 
