@@ -55,6 +55,9 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // The buffer's bound alone lets the read that crosses it finish a
+        // head; the head's own bound is exact.
+        .max_header_size(limits.header_bytes)
         .max_buf_size(limits.header_bytes);
     loop {
         // A place first: past the bound, connections wait in the backlog.

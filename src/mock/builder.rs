@@ -17,7 +17,7 @@ use super::key::{ApiKey, add_key};
 use super::openapi::{OpenApiError, Operations};
 use super::server::MockArmorServer;
 use super::stubs::{Stub, StubError};
-use super::{admin, api, stubs};
+use super::{admin, api, serve, stubs};
 use crate::keys::MemoryKeyStore;
 use crate::middleware::layer::ArmorPskLayer;
 use crate::protocol::options::DEFAULT_WINDOW;
@@ -46,6 +46,8 @@ pub struct MockArmorServerBuilder {
     journal_limit: usize,
     journal_body_limit: usize,
     on_request: Option<RequestHook>,
+    header_timeout: Duration,
+    body_timeout: Duration,
 }
 
 impl fmt::Debug for MockArmorServerBuilder {
@@ -75,6 +77,8 @@ impl Default for MockArmorServerBuilder {
             journal_limit: 10_000,
             journal_body_limit: 64 << 10,
             on_request: None,
+            header_timeout: serve::HEAD_TIMEOUT,
+            body_timeout: serve::BODY_TIMEOUT,
         }
     }
 }
@@ -209,6 +213,23 @@ impl MockArmorServerBuilder {
         self
     }
 
+    /// How long a client may take to send a request's head (default
+    /// 10 s): past it the connection is closed.
+    pub fn with_header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send a request's body (default
+    /// 10 s): past it the request is answered 408 `body_timeout`. The
+    /// bodies of requests not verified yet also hold 64 MiB at most, all
+    /// connections together: past that a request with a body is answered
+    /// 503 `mock_busy` (`Retry-After: 1`).
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
     /// Calls `hook` with each journal entry as it is written (the CLI logs
     /// them with it).
     pub fn on_request(mut self, hook: impl Fn(&JournalEntry) + Send + Sync + 'static) -> Self {
@@ -260,6 +281,8 @@ impl MockArmorServerBuilder {
             default_user: first_user,
             nonces: Arc::default(),
             journal_body_limit: self.journal_body_limit,
+            buffered: serve::Buffered::default(),
+            body_timeout: self.body_timeout,
         };
         let recorder = control.clone();
         let stubs = stubs::Stubs {
@@ -308,16 +331,7 @@ impl MockArmorServerBuilder {
             })?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-        });
+        let task = tokio::spawn(serve::serve(listener, app, self.header_timeout, stopped));
         Ok(MockArmorServer {
             addr,
             key: keys[0].0.clone(),

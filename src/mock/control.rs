@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use super::api::{ACCOUNT_CONTEXT, Directory, ErrorCode};
 use super::journal::{Journal, JournalEntry, Outcome};
 use super::openapi;
+use super::serve::{self, Unread};
 use crate::keys::MemoryKeyStore;
 use crate::protocol::clock::{Clock, SystemClock};
 use crate::protocol::identity::Identity;
@@ -51,6 +52,10 @@ pub(crate) struct Control {
     pub(crate) nonces: Arc<parking_lot::Mutex<SeenNonces>>,
     /// How many bytes of each body the journal keeps.
     pub(crate) journal_body_limit: usize,
+    /// The body bytes held by requests not verified yet.
+    pub(crate) buffered: serve::Buffered,
+    /// How long a body may take to arrive.
+    pub(crate) body_timeout: std::time::Duration,
 }
 
 /// The most recent accepted (key id, nonce) pairs, bounded.
@@ -147,19 +152,40 @@ pub(crate) async fn record(
         .and_then(|value| crate::protocol::header::Credentials::parse(value.as_bytes()).ok());
     let (parts, body) = request.into_parts();
     let request_parts = parts.clone();
-    // The body is kept for the diagnosis and the journal: read whole, up
-    // to the layer's limit (past it the layer answers 413 anyway).
-    let body =
-        match axum::body::to_bytes(body, crate::middleware::body::DEFAULT_BODY_LIMIT + 1).await {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                let rejection = Rejection::new(
-                    crate::protocol::rejection::RejectionKind::BodyTooLarge,
-                    "the body is larger than the limit",
-                );
-                return rejection.into_response();
+    // The body is kept for the diagnosis and the journal: read whole
+    // before the signature is checked, so within the layer's limit (past
+    // it the layer answers 413 anyway), the body timeout, and the bytes
+    // all unverified requests may hold together.
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    let read = control
+        .buffered
+        .read(
+            body,
+            declared,
+            crate::middleware::body::DEFAULT_BODY_LIMIT,
+            control.body_timeout,
+            serve::BUFFERED_BYTES,
+        )
+        .await;
+    let (body, _held) = match read {
+        Ok(read) => read,
+        Err(unread) => {
+            let response = unread_response(unread);
+            let entry = JournalEntry {
+                status: response.status().as_u16(),
+                outcome: Outcome::Rejected(unread_code(unread)),
+                ..JournalEntry::unread(time, &request_parts, credentials.as_ref())
+            };
+            if let Some(hook) = &hook {
+                hook(&entry);
             }
-        };
+            control.journal.push(entry);
+            return response;
+        }
+    };
     let request = Request::from_parts(parts, axum::body::Body::from(body.clone()));
     let account_context = request
         .headers()
@@ -181,7 +207,7 @@ pub(crate) async fn record(
         .as_ref()
         .map(|credentials| client_issues(&control, &request_parts, credentials, &outcome, &body))
         .unwrap_or_default();
-    let kept = &body[..body.len().min(control.journal_body_limit)];
+    let kept = body.len().min(control.journal_body_limit);
     let entry = JournalEntry {
         time,
         method,
@@ -200,7 +226,7 @@ pub(crate) async fn record(
             .get::<openapi::RequestProblems>()
             .map(|problems| problems.0.clone())
             .unwrap_or_default(),
-        body: (!body.is_empty()).then(|| axum::body::Bytes::copy_from_slice(kept)),
+        body: (!body.is_empty()).then(|| body.slice(..kept)),
         body_len: body.len(),
     };
     if let Some(hook) = &hook {
@@ -208,4 +234,48 @@ pub(crate) async fn record(
     }
     journal.push(entry);
     response
+}
+
+/// The answer to a request whose body could not be read.
+fn unread_response(unread: Unread) -> Response {
+    let (status, message) = match unread {
+        Unread::TooLarge => (
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than the limit",
+        ),
+        Unread::Timeout => (
+            http::StatusCode::REQUEST_TIMEOUT,
+            "the body was not sent whole within the body timeout",
+        ),
+        Unread::Busy => (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "the mock holds as many unverified bodies as it may; try again",
+        ),
+        Unread::Broken => (
+            http::StatusCode::BAD_REQUEST,
+            "the connection failed while the body was sent",
+        ),
+    };
+    let code = unread_code(unread);
+    let mut response = (
+        status,
+        axum::Json(serde_json::json!({ "Message": message, "error": code })),
+    )
+        .into_response();
+    if unread == Unread::Busy {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(1));
+    }
+    response
+}
+
+/// The journal's code for a body that could not be read.
+fn unread_code(unread: Unread) -> &'static str {
+    match unread {
+        Unread::TooLarge => "body_too_large",
+        Unread::Timeout => "body_timeout",
+        Unread::Busy => "mock_busy",
+        Unread::Broken => "invalid_body",
+    }
 }

@@ -47,6 +47,7 @@ mod fixtures;
 mod journal;
 mod key;
 mod openapi;
+mod serve;
 mod server;
 mod stubs;
 

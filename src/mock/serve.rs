@@ -1,0 +1,230 @@
+//! The mock's accept loop, and what bounds an unauthenticated client.
+//!
+//! `axum::serve` sets no header timeout and no bound on connections, and
+//! its connections outlive the serving task when that is aborted. Here
+//! hyper reads at most [`HEAD_BYTES`] of a request head (more is 431)
+//! within [`HEAD_TIMEOUT`] (else the connection is closed), at most
+//! [`CONNECTIONS`] connections are open at once (more wait in the kernel's
+//! backlog), the bodies read before their signature is checked hold
+//! [`BUFFERED_BYTES`] in all, and dropping the serving future drops every
+//! connection with it: a stop's deadline holds whatever a handler does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinSet;
+use tower_service::Service as _;
+
+/// A request head not complete within this closes its connection (by
+/// default).
+pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most bytes of a request head (hyper's read buffer; more is 431).
+pub(crate) const HEAD_BYTES: usize = 64 << 10;
+/// The most connections open at once.
+pub(crate) const CONNECTIONS: usize = 512;
+/// A body not read whole within this is answered 408 `body_timeout` (by
+/// default).
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most body bytes held by requests whose signature is not checked
+/// yet, all connections together; past it a request is answered 503
+/// `mock_busy`.
+pub(crate) const BUFFERED_BYTES: usize = 64 << 20;
+
+/// Serves `app` until `stopped` fires, then stops accepting and lets the
+/// open connections finish their requests. Dropping the returned future
+/// (the server's deadline passed) drops every connection still open.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    stopped: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let open = Arc::new(Semaphore::new(CONNECTIONS));
+    let mut connections: JoinSet<()> = JoinSet::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        // The buffer's bound alone lets the read that crosses it finish a
+        // head; the head's own bound is exact.
+        .max_header_size(HEAD_BYTES)
+        .max_buf_size(HEAD_BYTES);
+    tokio::pin!(stopped);
+    loop {
+        while connections.try_join_next().is_some() {}
+        // A place first: past the bound, connections wait in the backlog.
+        let permit = tokio::select! {
+            permit = Arc::clone(&open).acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = &mut stopped => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait, go on.
+                    tracing::warn!("the mock cannot accept a connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(remote));
+            app.clone().call(request)
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        connections.spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// The body bytes held by requests not verified yet, all connections
+/// together.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Buffered(Arc<AtomicUsize>);
+
+/// A share of [`Buffered`], given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Held {
+    buffered: Buffered,
+    bytes: usize,
+}
+
+impl Held {
+    fn take(&mut self, bytes: usize, budget: usize) -> bool {
+        let counter = &self.buffered.0;
+        let taken = counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(bytes).filter(|total| *total <= budget)
+            })
+            .is_ok();
+        if taken {
+            self.bytes += bytes;
+        }
+        taken
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.buffered.0.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unread {
+    /// Longer than the limit (declared or sent).
+    TooLarge,
+    /// Not complete within the body timeout.
+    Timeout,
+    /// The mock holds [`BUFFERED_BYTES`] of other bodies already.
+    Busy,
+    /// The connection failed while the body was sent.
+    Broken,
+}
+
+impl Buffered {
+    /// Reads `body` whole: at most `limit` bytes, within `timeout`, and
+    /// within `budget` bytes held by every read in flight. The share it
+    /// holds is given back when the returned [`Held`] is dropped.
+    pub(crate) async fn read(
+        &self,
+        body: Body,
+        declared: Option<u64>,
+        limit: usize,
+        timeout: Duration,
+        budget: usize,
+    ) -> Result<(Bytes, Held), Unread> {
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(Unread::TooLarge);
+        }
+        let mut held = Held {
+            buffered: self.clone(),
+            bytes: 0,
+        };
+        let read = async {
+            let mut body = body;
+            let mut bytes = bytes::BytesMut::new();
+            while let Some(frame) = body.frame().await {
+                let Ok(data) = frame.map_err(|_| Unread::Broken)?.into_data() else {
+                    continue;
+                };
+                if bytes.len() + data.len() > limit {
+                    return Err(Unread::TooLarge);
+                }
+                // What is held is the buffer's capacity, its growth
+                // included.
+                bytes.reserve(data.len());
+                if !held.take(bytes.capacity() - held.bytes, budget) {
+                    return Err(Unread::Busy);
+                }
+                bytes.extend_from_slice(&data);
+            }
+            Ok(bytes.freeze())
+        };
+        let bytes = tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| Unread::Timeout)??;
+        Ok((bytes, held))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_holds_its_bytes_until_dropped_and_refuses_past_the_budget() {
+        let buffered = Buffered::default();
+        let second = Duration::from_secs(1);
+        let (bytes, held) = buffered
+            .read(Body::from(vec![1u8; 600]), None, 1000, second, 1000)
+            .await
+            .unwrap();
+        assert_eq!(bytes.len(), 600);
+        let busy = buffered
+            .read(Body::from(vec![1u8; 600]), None, 1000, second, 1000)
+            .await;
+        assert_eq!(busy.unwrap_err(), Unread::Busy);
+        drop(held);
+        assert_eq!(buffered.0.load(Ordering::Acquire), 0);
+        let again = buffered
+            .read(Body::from(vec![1u8; 600]), None, 1000, second, 1000)
+            .await;
+        assert!(again.is_ok());
+        drop(again);
+        let declared = buffered
+            .read(Body::empty(), Some(1001), 1000, second, 1000)
+            .await;
+        assert_eq!(declared.unwrap_err(), Unread::TooLarge);
+        let sent = buffered
+            .read(Body::from(vec![1u8; 1001]), None, 1000, second, 5000)
+            .await;
+        assert_eq!(sent.unwrap_err(), Unread::TooLarge);
+        assert_eq!(buffered.0.load(Ordering::Acquire), 0);
+    }
+}
