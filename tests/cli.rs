@@ -559,6 +559,87 @@ fn a_recording_mock_forwards_re_signed_and_a_playback_mock_answers_alike() {
     let _ = std::fs::remove_file(&results);
 }
 
+#[test]
+fn a_recording_keeps_no_redacted_field_nor_signature_whatever_shape_the_upstream_answers() {
+    let dir = std::env::temp_dir().join(format!("armor-psk-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (stubs, recordings) = (dir.join("stubs"), dir.join("recordings"));
+    std::fs::create_dir_all(&stubs).unwrap();
+    let long = format!("/{}", "segment/".repeat(60));
+    let deep = format!(
+        "{}{{\"username\": \"ann\"}}{}",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let answers = serde_json::json!([
+        {"method": "GET", "path": "/bom", "headers": {
+            "Content-Type": "application/json",
+            "X-Debug": "signed with ARMOR-PSK upstream-key:c2ln:bm9uY2U:1"},
+         "text": "\u{feff}{\"username\": \"ann\", \"id\": 1}"},
+        {"method": "GET", "path": "/ndjson", "headers": {"Content-Type": "application/x-ndjson"},
+         "text": "{\"username\": \"ann\"}\n{\"id\": 2}\n"},
+        {"method": "GET", "path": "/deep", "headers": {"Content-Type": "application/json"},
+         "text": deep},
+        {"method": "GET", "path": long, "body": {"ok": true}},
+    ]);
+    std::fs::write(stubs.join("answers.json"), answers.to_string()).unwrap();
+    let upstream = mock_with(&[
+        "--key",
+        "upstream-key=upstream-secret",
+        "--stubs",
+        stubs.to_str().unwrap(),
+    ]);
+    let mut command = armor_psk();
+    command
+        .args(["mock", "--listen", "127.0.0.1:0", "--key"])
+        .arg(format!("{KEY_ID}={SECRET}"))
+        .args(["--record-from", &upstream.url, "--record-to"])
+        .arg(&recordings)
+        .args(["--redact", "username"])
+        .env("ARMOR_PSK_UPSTREAM_KEY_ID", "upstream-key")
+        .env("ARMOR_PSK_UPSTREAM_SECRET", "upstream-secret")
+        .stderr(std::process::Stdio::piped());
+    let mut recorder = Server::start(command);
+    let signer = armor_psk::Signer::new(KEY_ID, SECRET).unwrap();
+    for path in ["/bom", "/ndjson", "/deep", long.as_str()] {
+        let header = signer.sign("GET", path, b"");
+        let (status, body) = http_get(
+            &format!("{}{path}", recorder.url),
+            &[("authorization", &header)],
+        );
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let stderr = recorder.stop_and_stderr();
+    assert!(
+        stderr.contains("GET /deep: not recorded"),
+        "the body that cannot be redacted is named: {stderr}"
+    );
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&recordings).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for forbidden in ["ARMOR-PSK", "username", "\"ann\""] {
+            assert!(!text.contains(forbidden), "{forbidden:?} in {name}: {text}");
+        }
+        armor_psk::mock::Stub::from_json(&text).expect("a recording is a stub file");
+        assert!(name.len() < 200, "{name}");
+        if name.contains("ndjson") {
+            let stub: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(stub["text"], "{}\n{\"id\":2}\n", "{text}");
+            assert_eq!(stub["headers"]["content-type"], "application/x-ndjson");
+        }
+        names.push(name);
+    }
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        names.iter().any(|name| name.contains("segment_segment")),
+        "{names:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A client holding half-sent requests (headers not finished, a body
 /// shorter than its Content-Length) cannot keep the mock running: SIGINT
 /// and SIGTERM stop it within its shutdown deadline, exit code 0.

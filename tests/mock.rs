@@ -422,6 +422,36 @@ async fn stubs_from_a_directory_answer_after_verification_and_before_the_api() {
     assert_eq!(deleted.headers["x-deleted"], "yes");
 }
 
+#[tokio::test]
+async fn a_text_stub_is_sent_byte_for_byte_with_its_content_type() {
+    let stubs = armor_psk::mock::Stub::from_json(
+        r#"[{"method": "GET", "path": "/events", "text": "{\"a\":1}\n{\"a\":2}\n",
+             "headers": {"Content-Type": "application/x-ndjson"}},
+            {"method": "GET", "path": "/plain", "text": "\ufeffhello"}]"#,
+    )
+    .unwrap();
+    let mut builder = MockArmorServer::builder();
+    for stub in stubs {
+        builder = builder.stub(stub);
+    }
+    let server = builder.start().await.unwrap();
+    let signer = server.key().signer();
+    let events = get_signed(&server, &signer, "/events", None).await;
+    assert_eq!(events.text, "{\"a\":1}\n{\"a\":2}\n");
+    assert_eq!(events.headers["content-type"], "application/x-ndjson");
+    let plain = get_signed(&server, &signer, "/plain", None).await;
+    assert_eq!(plain.text, "\u{feff}hello");
+    assert_eq!(plain.headers["content-type"], "text/plain; charset=utf-8");
+    let both = armor_psk::mock::Stub::from_json(
+        r#"{"method": "GET", "path": "/x", "text": "a", "body": {}}"#,
+    );
+    assert!(
+        both.unwrap_err()
+            .to_string()
+            .contains("cannot both be given")
+    );
+}
+
 /// One raw HTTP/1.1 exchange with the `Host` and headers given (a browser
 /// after DNS rebinding sends its own name); the status and the body.
 async fn raw(

@@ -13,8 +13,10 @@ use serde_json::Value;
 use super::api::Directory;
 
 /// One stubbed endpoint: a method and a path pattern (`{name}` matches one
-/// segment), the status, headers and JSON body to answer with, and
-/// optionally the only account context it answers in.
+/// segment), the status, headers and body to answer with (`body`, JSON,
+/// or `text`, sent as it is: `text/plain` unless the stub's headers name
+/// a `Content-Type`), and optionally the only account context it answers
+/// in.
 ///
 /// ```
 /// use armor_psk::mock::Stub;
@@ -31,6 +33,8 @@ pub struct Stub {
     status: StatusCode,
     headers: BTreeMap<String, String>,
     body: Value,
+    /// A body sent byte for byte instead of `body` as JSON.
+    text: Option<String>,
     account: Option<i64>,
 }
 
@@ -143,7 +147,15 @@ impl Stub {
     }
 
     fn respond(&self) -> Response {
-        let mut response = (self.status, Json(self.body.clone())).into_response();
+        let mut response = match &self.text {
+            Some(text) => (
+                self.status,
+                [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                text.clone(),
+            )
+                .into_response(),
+            None => (self.status, Json(self.body.clone())).into_response(),
+        };
         for (name, value) in &self.headers {
             if let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(name.as_bytes()),
@@ -224,9 +236,17 @@ fn parse(file: &Path, value: Value) -> Result<Vec<Stub>, StubError> {
                     .collect::<Result<_, _>>()?,
                 Some(_) => return Err(at("headers", "must be an object of strings")),
             };
-            let body = object
-                .remove("body")
-                .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+            let text = match object.remove("text") {
+                None => None,
+                Some(Value::String(text)) => Some(text),
+                Some(_) => return Err(at("text", "must be a string (the body as it is sent)")),
+            };
+            let body = match object.remove("body") {
+                Some(_) if text.is_some() => {
+                    return Err(at("body", "and `text` cannot both be given"));
+                }
+                body => body.unwrap_or_else(|| Value::Object(serde_json::Map::new())),
+            };
             let account = match object.remove("account") {
                 None | Some(Value::Null) => None,
                 Some(Value::Number(number)) if number.as_i64().is_some() => number.as_i64(),
@@ -235,7 +255,7 @@ fn parse(file: &Path, value: Value) -> Result<Vec<Stub>, StubError> {
             if let Some(unknown) = object.keys().next() {
                 return Err(at(
                     unknown,
-                    "is not a stub field (method, path, status, headers, body, account)",
+                    "is not a stub field (method, path, status, headers, body, text, account)",
                 ));
             }
             Ok(Stub {
@@ -244,6 +264,7 @@ fn parse(file: &Path, value: Value) -> Result<Vec<Stub>, StubError> {
                 status,
                 headers,
                 body,
+                text,
                 account,
             })
         })

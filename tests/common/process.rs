@@ -46,6 +46,21 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Kills it and returns what it wrote to its standard error (piped by
+    /// the caller's command).
+    pub fn stop_and_stderr(&mut self) -> String {
+        use std::io::Read as _;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        stderr
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -15,6 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use sha2::Digest as _;
 
 /// Headers never forwarded nor recorded: the signature's, the
 /// connection's, and those the client library sets again.
@@ -128,44 +129,88 @@ impl Recorder {
         body: &[u8],
         counter: &AtomicU64,
     ) -> std::io::Result<()> {
+        let body = self.redacted_body(body).map_err(|why| {
+            std::io::Error::other(format!(
+                "{} {}: not recorded: {why}",
+                request.method(),
+                request.uri().path()
+            ))
+        })?;
         let mut kept = Map::new();
         for (name, value) in headers {
             let name = name.as_str();
+            // A JSON body is played back as JSON; text keeps its type.
+            let json = !body.is_text();
             if DROPPED.contains(&name)
                 || self.redacted(name)
                 || name == "date"
-                || name == "content-type"
+                || (json && name == "content-type")
             {
                 continue;
             }
-            if let Ok(value) = value.to_str() {
-                kept.insert(name.to_owned(), Value::String(value.to_owned()));
+            match value.to_str() {
+                Ok(value) if !carries_signature(value) => {
+                    kept.insert(name.to_owned(), Value::String(value.to_owned()));
+                }
+                _ => {}
             }
         }
-        let body = match serde_json::from_slice::<Value>(body) {
-            Ok(value) => self.scrub(value),
-            Err(_) => Value::String(String::from_utf8_lossy(body).into_owned()),
-        };
         let mut stub = json!({
             "method": request.method().as_str(),
             "path": request.uri().path(),
             "status": status,
-            "body": body,
         });
+        match body {
+            Recorded::Json(value) => stub["body"] = value,
+            Recorded::Text(text) => stub["text"] = Value::String(text),
+        }
         if !kept.is_empty() {
             stub["headers"] = Value::Object(kept);
         }
         let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-        let name: String = request
-            .uri()
-            .path()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let file = self
-            .dir
-            .join(format!("{n:04}-{}{}.json", request.method(), name));
+        let file = self.dir.join(file_name(
+            n,
+            request.method().as_str(),
+            request.uri().path(),
+        ));
         std::fs::write(file, serde_json::to_vec_pretty(&stub).unwrap_or_default())
+    }
+
+    /// The body as the stub file holds it: JSON (a byte-order mark
+    /// skipped, each line of NDJSON) without the redacted fields, or the
+    /// text as it is when it names none of them; an error when the body
+    /// names a redacted field or an ARMOR-PSK value in a shape this cannot
+    /// take apart (JSON nested deeper than the parser goes, say).
+    fn redacted_body(&self, body: &[u8]) -> Result<Recorded, &'static str> {
+        let text = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body);
+        if let Ok(value) = serde_json::from_slice::<Value>(text) {
+            return Ok(Recorded::Json(self.scrub(value)));
+        }
+        let text = String::from_utf8_lossy(text);
+        let lines: Option<Vec<Value>> = text
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| serde_json::from_str::<Value>(line).ok())
+            .collect();
+        if let Some(lines) = lines.filter(|lines| lines.len() > 1) {
+            let lines: Vec<String> = lines
+                .into_iter()
+                .map(|line| self.scrub(line).to_string())
+                .collect();
+            return Ok(Recorded::Text(lines.join("\n") + "\n"));
+        }
+        if carries_signature(&text) {
+            return Err("it holds an ARMOR-PSK value in a body that is not JSON");
+        }
+        let lower = text.to_ascii_lowercase();
+        if self
+            .redact
+            .iter()
+            .any(|field| lower.contains(&format!("\"{}\"", field.to_ascii_lowercase())))
+        {
+            return Err("it names a --redact field in a body that cannot be read as JSON");
+        }
+        Ok(Recorded::Text(text.into_owned()))
     }
 
     /// The JSON body without the fields named by `--redact`, at any depth.
@@ -209,10 +254,95 @@ fn carries_signature(value: &str) -> bool {
     value.to_ascii_uppercase().contains("ARMOR-PSK")
 }
 
+/// A response body as a stub file holds it.
+#[derive(Debug, PartialEq)]
+enum Recorded {
+    /// Played back as JSON.
+    Json(Value),
+    /// Played back byte for byte (as UTF-8), with the upstream's
+    /// `Content-Type`.
+    Text(String),
+}
+
+impl Recorded {
+    fn is_text(&self) -> bool {
+        matches!(self, Self::Text(_))
+    }
+}
+
+/// The stub file's name, `NNNN-METHOD-path.json`: the path's letters and
+/// digits (others as `_`), and past 120 of them the first 100 and a hash
+/// of the whole path, so that a long path keeps a name the file system
+/// takes (255 bytes) and two long paths keep two names.
+fn file_name(n: u64, method: &str, path: &str) -> String {
+    let name: String = path
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let method: String = method.chars().take(16).collect();
+    if name.len() <= 120 {
+        return format!("{n:04}-{method}{name}.json");
+    }
+    let digest = sha2::Sha256::digest(path.as_bytes());
+    let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{n:04}-{method}{}-{hash}.json", &name[..100])
+}
+
 fn bad_gateway(message: &str) -> Response {
     (
         StatusCode::BAD_GATEWAY,
         axum::Json(json!({"error": "upstream_unavailable", "Message": message})),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorder() -> Recorder {
+        Recorder {
+            url: "http://upstream".into(),
+            dir: PathBuf::new(),
+            redact: vec!["username".into()],
+            signer: Signer::new("k", "s").unwrap(),
+        }
+    }
+
+    #[test]
+    fn redaction_does_not_depend_on_the_body_being_one_json_value() {
+        let recorder = recorder();
+        let bom = "\u{feff}{\"username\": \"ann\", \"id\": 1}";
+        assert_eq!(
+            recorder.redacted_body(bom.as_bytes()),
+            Ok(Recorded::Json(json!({"id": 1})))
+        );
+        let ndjson = "{\"username\": \"ann\"}\n{\"id\": 2, \"Username\": \"bob\"}\n";
+        assert_eq!(
+            recorder.redacted_body(ndjson.as_bytes()),
+            Ok(Recorded::Text("{}\n{\"id\":2}\n".into()))
+        );
+        let deep = format!(
+            "{}{{\"username\": \"ann\"}}{}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(recorder.redacted_body(deep.as_bytes()).is_err());
+        let signed = "token=ARMOR-PSK k:sig:nonce:1";
+        assert!(recorder.redacted_body(signed.as_bytes()).is_err());
+        assert_eq!(
+            recorder.redacted_body(b"plain text"),
+            Ok(Recorded::Text("plain text".into()))
+        );
+    }
+
+    #[test]
+    fn a_long_path_gets_a_short_unique_name() {
+        let long = format!("/{}", "a".repeat(1000));
+        let other = format!("/{}b", "a".repeat(1000));
+        let (one, two) = (file_name(1, "GET", &long), file_name(1, "GET", &other));
+        assert!(one.len() < 160, "{one}");
+        assert_ne!(one, two);
+        assert_eq!(file_name(7, "GET", "/me"), "0007-GET_me.json");
+    }
 }
