@@ -442,6 +442,38 @@ async fn bodies_are_checked_by_their_media_type() {
             String::from_utf8_lossy(body)
         );
     }
+    // multipart/form-data, fields read as their properties' types.
+    const MULTIPART: Option<&str> = Some("multipart/form-data; boundary=XyZ");
+    let part = |name: &str, value: &str| {
+        format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+    };
+    let valid = format!(
+        "{}{}{}--XyZ--\r\n",
+        part("name", "web"),
+        part("port", "443"),
+        part("tags", "a")
+    );
+    let reply = call_raw(&server, "POST", "/rules", MULTIPART, valid.as_bytes(), &[]).await;
+    assert_eq!(reply.status, 201, "{valid}: {}", reply.body);
+    let cases = [
+        (
+            format!("{}{}--XyZ--\r\n", part("name", "web"), part("port", "http")),
+            "/port",
+        ),
+        (format!("{}--XyZ--\r\n", part("name", "web")), "/port"),
+        (format!("{}{}", part("name", "web"), part("port", "1")), ""),
+    ];
+    for (body, pointer) in cases {
+        let reply = call_raw(&server, "POST", "/rules", MULTIPART, body.as_bytes(), &[]).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        assert!(
+            problems(&reply)
+                .iter()
+                .any(|(place, at)| place == "body" && at == pointer),
+            "{body}: {}",
+            reply.body
+        );
+    }
     let reply = call_raw(&server, "POST", "/rules", Some("text/csv"), b"web,443", &[]).await;
     assert_eq!(reply.status, 415, "{}", reply.body);
     assert_eq!(reply.body["error"], "unsupported_media_type");
@@ -451,6 +483,92 @@ async fn bodies_are_checked_by_their_media_type() {
             && message.contains("application/x-www-form-urlencoded"),
         "{message}"
     );
+}
+
+/// A document's example that contradicts its schema is served as written
+/// (it is what the API documents), and `Prefer: dynamic=true` (Prism's)
+/// asks for a value generated from the schema instead. A Swagger answer
+/// without a schema still carries the type the operation produces.
+#[tokio::test]
+async fn prefer_dynamic_generates_from_the_schema_past_a_contradicting_example() {
+    let dir = std::env::temp_dir().join(format!("armor-psk-dynamic-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("contradicting-openapi.yml");
+    std::fs::write(
+        &file,
+        r#"openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /ports:
+    get:
+      responses:
+        "200":
+          description: ports
+          content:
+            application/json:
+              schema: {type: array, minItems: 1, items: {type: integer, minimum: 5, maximum: 9}}
+              example: {"port": 1}
+"#,
+    )
+    .unwrap();
+    let swagger = dir.join("swagger.json");
+    std::fs::write(
+        &swagger,
+        r#"{"swagger": "2.0", "info": {"title": "t", "version": "1"},
+            "produces": ["application/json", "text/json"],
+            "paths": {"/go": {"post": {"responses": {"200": {"description": "done"}}}}}}"#,
+    )
+    .unwrap();
+    let server = serving(dir.clone()).await;
+    let written = call(&server, "GET", "/ports", None, &[]).await;
+    assert_eq!(written.body, json!({"port": 1}));
+    let generated = call(
+        &server,
+        "GET",
+        "/ports",
+        None,
+        &[("prefer", "dynamic=true")],
+    )
+    .await;
+    let items = generated
+        .body
+        .as_array()
+        .expect("an array, as the schema says");
+    assert!(!items.is_empty());
+    assert!(
+        items
+            .iter()
+            .all(|item| item.as_i64().is_some_and(|n| (5..=9).contains(&n))),
+        "{}",
+        generated.body
+    );
+    let done = call(&server, "POST", "/go", None, &[]).await;
+    assert_eq!(done.status, 200);
+    assert_eq!(done.headers["content-type"], "application/json");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An answer documented as text is sent as text with its type, and a
+/// refusal takes the 4xx the operation documents (422 here, not 400).
+#[tokio::test]
+async fn answers_take_the_documented_media_type_and_refusal_status() {
+    let server = strict_server().await;
+    const JSON: Option<&str> = Some("application/json");
+    let reply = call_raw(&server, "POST", "/notes", JSON, br#"{"text": "hi"}"#, &[]).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(reply.headers["content-type"], "text/plain");
+    assert_eq!(reply.text, "noted");
+    let reply = call_raw(&server, "POST", "/notes", JSON, br#"{"note": "hi"}"#, &[]).await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(reply.body["error"], "request_invalid");
+    let reply = call_raw(&server, "POST", "/notes", Some("text/csv"), b"hi", &[]).await;
+    assert_eq!(reply.status, 422, "415 is not documented: {}", reply.text);
+    assert_eq!(reply.body["error"], "unsupported_media_type");
+    // Every answer has a Content-Type.
+    let reply = call_raw(&server, "DELETE", "/notes", None, b"", &[]).await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.headers["allow"], "POST");
+    assert!(reply.headers.contains_key("content-type"));
 }
 
 /// Parameters: a required header left out, a header of the wrong format,
@@ -564,7 +682,7 @@ fn a_directory_skips_hidden_files_and_files_that_are_not_documents() {
     std::fs::write(dir.join("report.json"), r#"{"checked": ["a"]}"#).unwrap();
     let mut operations = Operations::default();
     operations.load(&dir).expect("the directory loads");
-    assert_eq!(operations.len(), 3);
+    assert_eq!(operations.len(), 4);
     let warnings = operations.warnings().join("\n");
     assert!(warnings.contains("hidden files skipped"), "{warnings}");
     assert!(

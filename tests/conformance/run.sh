@@ -5,11 +5,16 @@
 #
 #   tests/conformance/run.sh VENV_BIN TARGET_DIR DOC...
 #
+# CONFORMANCE_KEEP=DIR keeps each document's schemathesis output and
+# NDJSON report there (to read the failures behind the table).
+#
 # VENV_BIN holds `st` (schemathesis) and `python`; TARGET_DIR holds the
 # debug builds of `armor-psk` and `examples/signing_proxy`. For each
 # document it runs the checks that must pass (no server error, no valid
 # request refused, no missing required header accepted, the right answer
-# to an undeclared method: a failure fails the script), then every check
+# to an undeclared method: a failure fails the script), the answers
+# generated from the schemas (`Prefer: dynamic=true`) against their
+# schemas (a failure fails the script), then every check
 # but `ignored_auth` for the table it prints (failing operations per
 # check, not a failure of the script).
 set -euo pipefail
@@ -100,6 +105,21 @@ for doc in "$@"; do
         tail -12 "$WORK/$name.must"
         failed=1
     fi
+    # Generated answers (`Prefer: dynamic=true`, past the documents'
+    # examples, which contradict their schemas in places): every one valid.
+    status=0
+    "$ST" run "$doc" --url "$base" -H "$PLACEHOLDER" -H "Prefer: dynamic=true" \
+        --checks response_schema_conformance --max-examples 8 --seed 1 \
+        --exclude-path /me --no-color --warnings off --max-failures 50 \
+        > "$WORK/$name.generated" 2>&1 || status=$?
+    if [ "$status" -eq 0 ]; then
+        echo "   passed: response_schema_conformance of generated answers"
+    elif ! grep -q "No operations matched the filters" "$WORK/$name.generated"; then
+        echo "FAILED: $name (generated answers against their schemas)"
+        sed -n '/FAILURES/,/SUMMARY/p' "$WORK/$name.generated" | head -150 || true
+        tail -12 "$WORK/$name.generated"
+        failed=1
+    fi
     "$ST" run "$doc" --url "$base" -H "$PLACEHOLDER" --exclude-checks ignored_auth --max-examples 8 --seed 1 \
         --no-color --warnings off --report ndjson --report-ndjson-path "$WORK/$name.ndjson" \
         > "$WORK/$name.all" 2>&1 || true
@@ -125,6 +145,10 @@ for check, operations in sorted(failing.items()):
 PY
     kill "${PIDS[@]}" 2>/dev/null || true
     PIDS=()
+    if [ -n "${CONFORMANCE_KEEP:-}" ]; then
+        mkdir -p "$CONFORMANCE_KEEP"
+        cp "$WORK/$name".* "$CONFORMANCE_KEEP/" 2>/dev/null || true
+    fi
 done
 
 echo
@@ -139,5 +163,15 @@ print("| check | failing operations |")
 print("|---|---:|")
 for check, count in sorted(total.items()):
     print(f"| {check} | {count} |")
+PY
+echo
+echo "per document:"
+"$PYTHON" - "$TABLE" <<'PY'
+import sys
+print("| document | check | failing operations |")
+print("|---|---|---:|")
+for line in open(sys.argv[1]):
+    doc, check, count = line.rstrip("\n").split("\t")
+    print(f"| {doc} | {check} | {count} |")
 PY
 exit $failed

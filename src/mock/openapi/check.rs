@@ -106,8 +106,8 @@ pub(super) fn check_request(
 }
 
 /// The body against the documented media types: 415 naming them when its
-/// `Content-Type` is none of them; JSON and form bodies checked against
-/// their schema, other documented types taken as they are.
+/// `Content-Type` is none of them; JSON, form and multipart bodies checked
+/// against their schema, other documented types taken as they are.
 fn check_body(
     doc: &Doc<'_>,
     documented: &Body,
@@ -176,8 +176,21 @@ fn check_body(
             return Ok(());
         };
         form_value(doc, schema, &form_pairs(text))
+    } else if media == "multipart/form-data" {
+        let content_type = parts
+            .headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        match multipart_pairs(body, content_type) {
+            Ok(pairs) => form_value(doc, schema, &pairs),
+            Err(why) => {
+                problems.push(json!({"in": "body", "pointer": "", "message": format!("not multipart/form-data: {why}")}));
+                return Ok(());
+            }
+        }
     } else {
-        // multipart/form-data, text/plain, octet streams: as they are.
+        // text/plain, octet streams: as they are.
         return Ok(());
     };
     if schema.is_null() {
@@ -224,6 +237,58 @@ fn form_pairs(text: &str) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// The parts of a `multipart/form-data` body (RFC 7578) as name and value
+/// (a file's content read as text, lossily), in order; or what is wrong.
+/// (The body is in memory already and checked synchronously: `multer`, a
+/// stream parser, would need a runtime for what splitting does here.)
+fn multipart_pairs(body: &[u8], content_type: &str) -> Result<Vec<(String, String)>, String> {
+    let boundary = parameter(content_type, "boundary").ok_or("no boundary parameter")?;
+    let delimiter = format!("--{boundary}");
+    let starts: Vec<usize> = memchr::memmem::find_iter(body, delimiter.as_bytes()).collect();
+    let (Some(first), Some(last)) = (starts.first(), starts.last()) else {
+        return Err(format!("no {delimiter} line"));
+    };
+    if !body[..*first].is_empty() && !body[..*first].ends_with(b"\r\n") {
+        return Err("text before the first boundary".to_owned());
+    }
+    if !body[last + delimiter.len()..].starts_with(b"--") {
+        return Err(format!("no closing {delimiter}--"));
+    }
+    let mut pairs = Vec::with_capacity(starts.len().saturating_sub(1));
+    for window in starts.windows(2) {
+        let part = &body[window[0] + delimiter.len()..window[1]];
+        let part = part
+            .strip_prefix(b"\r\n")
+            .ok_or("a boundary not followed by a line break")?;
+        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
+        let blank = memchr::memmem::find(part, b"\r\n\r\n")
+            .map(|at| (at, at + 4))
+            .or_else(|| part.starts_with(b"\r\n").then_some((0, 2)))
+            .ok_or("a part whose headers end in no blank line")?;
+        let head = std::str::from_utf8(&part[..blank.0]).map_err(|_| "part headers not UTF-8")?;
+        let name = head
+            .split("\r\n")
+            .filter_map(|line| line.split_once(':'))
+            .find(|(header, _)| header.trim().eq_ignore_ascii_case("content-disposition"))
+            .and_then(|(_, value)| parameter(value, "name"))
+            .ok_or("a part without a Content-Disposition name")?;
+        let content = String::from_utf8_lossy(&part[blank.1..]).into_owned();
+        pairs.push((name, content));
+    }
+    Ok(pairs)
+}
+
+/// The parameter `name` of a header value (`form-data; name="a"`,
+/// `multipart/form-data; boundary=x`), unquoted.
+fn parameter(value: &str, name: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|param| {
+        let (key, value) = param.trim().split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().trim_matches('"').to_owned())
+    })
 }
 
 /// Form fields as the object their schema describes: each value read as

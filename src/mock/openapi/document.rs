@@ -11,18 +11,32 @@ pub(super) fn server_path(url: &str) -> String {
     rest.trim_end_matches('/').to_owned()
 }
 
-/// The JSON media type of a `content` map (or the first one).
 /// Schema checks an example may cost at load (past it, it counts as
 /// contradicting its schema).
 const LOAD_BUDGET: u64 = 100_000;
 
-pub(super) fn json_media(holder: &Value) -> Option<&Value> {
+/// The media type and its object of a `content` map: the first JSON one,
+/// or the first.
+fn media_entry(holder: &Value) -> Option<(&String, &Value)> {
     let content = holder.get("content")?.as_object()?;
     content
         .iter()
         .find(|(media, _)| media.contains("json"))
         .or_else(|| content.iter().next())
-        .map(|(_, media)| media)
+}
+
+/// Swagger's media type for an operation's responses: of its `produces`
+/// (or the document's), the first JSON one or the first.
+fn produces<'a>(doc: &Doc<'a>, operation: &'a Value) -> Option<&'a str> {
+    let listed = operation
+        .get("produces")
+        .or_else(|| doc.root.get("produces"))?
+        .as_array()?;
+    let types = listed.iter().filter_map(Value::as_str);
+    types
+        .clone()
+        .find(|media| media.contains("json"))
+        .or_else(|| types.clone().next())
 }
 
 pub(super) fn answers(
@@ -43,8 +57,9 @@ pub(super) fn answers(
             Err(_) => continue,
         };
         let response = doc.deref(response);
-        let (mut examples, schema) = if version == 3 {
-            let media = json_media(response);
+        let (mut examples, schema, media_type) = if version == 3 {
+            let entry = media_entry(response);
+            let media = entry.map(|(_, media)| media);
             let mut examples = Vec::new();
             if let Some(example) = media.and_then(|media| media.get("example")) {
                 examples.push(("default".to_owned(), example.clone()));
@@ -63,6 +78,7 @@ pub(super) fn answers(
             (
                 examples,
                 media.and_then(|media| media.get("schema")).cloned(),
+                entry.map(|(media_type, _)| media_type.clone()),
             )
         } else {
             let mut examples = Vec::new();
@@ -73,7 +89,13 @@ pub(super) fn answers(
                     }
                 }
             }
-            (examples, response.get("schema").cloned())
+            let schema = response.get("schema").cloned();
+            // What the operation produces, whether or not this answer has
+            // a schema; JSON for a schema where nothing is listed.
+            let media_type = produces(doc, operation)
+                .or(schema.as_ref().map(|_| "application/json"))
+                .map(str::to_owned);
+            (examples, schema, media_type)
         };
         if let Some(schema) = &schema {
             for (name, example) in &examples {
@@ -90,6 +112,7 @@ pub(super) fn answers(
             status,
             examples,
             schema,
+            media: media_type,
         });
     }
     answers.sort_by_key(|answer| answer.status);

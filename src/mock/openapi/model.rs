@@ -50,6 +50,9 @@ pub(super) struct Answer {
     /// Named examples, in document order (`example` is named "default").
     pub(super) examples: Vec<(String, Value)>,
     pub(super) schema: Option<Value>,
+    /// The media type it is sent as (a JSON one where the document lists
+    /// one), `None` when the document gives it no body.
+    pub(super) media: Option<String>,
 }
 
 #[derive(Debug, Clone)]

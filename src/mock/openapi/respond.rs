@@ -61,15 +61,39 @@ impl Operations {
             } else {
                 "request_invalid"
             };
-            let mut response = (
-                refusal.status,
-                Json(json!({
-                    "error": error,
-                    "Message": format!("the request does not follow {} {} as {} documents it", operation.method, operation.path, operation.source),
-                    "errors": problems,
-                })),
-            )
-                .into_response();
+            let status = refusal_status(operation, refusal.status);
+            let message = format!(
+                "the request does not follow {} {} as {} documents it",
+                operation.method, operation.path, operation.source
+            );
+            let envelope = json!({"error": error, "Message": message, "errors": problems});
+            // In the media type documented for that status, if not JSON.
+            let documented = operation
+                .answers
+                .iter()
+                .find(|answer| answer.status == status.as_u16())
+                .and_then(|answer| answer.media.as_deref())
+                .filter(|media| !media.contains("json") && !media.contains('*'));
+            let mut response = match documented.map(HeaderValue::from_str) {
+                Some(Ok(media)) => {
+                    let lines: Vec<String> = problems
+                        .iter()
+                        .map(|problem| {
+                            format!(
+                                "{error}: {}",
+                                problem["message"].as_str().unwrap_or_default()
+                            )
+                        })
+                        .collect();
+                    (
+                        status,
+                        [(CONTENT_TYPE, media)],
+                        format!("{message}\n{}\n", lines.join("\n")),
+                    )
+                        .into_response()
+                }
+                _ => (status, Json(envelope)).into_response(),
+            };
             let summary: Vec<String> = problems
                 .iter()
                 .map(|problem| {
@@ -96,6 +120,27 @@ impl Operations {
 /// for the journal.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestProblems(pub(crate) Vec<String>);
+
+/// The status a refusal is answered with: `wanted` (400, or 415 for a
+/// media type) where the operation documents it or documents neither 400
+/// nor 422, else the one of those it documents, so that a client checked
+/// against the document meets a status it declares.
+fn refusal_status(operation: &Operation, wanted: StatusCode) -> StatusCode {
+    let documented = |status: StatusCode| {
+        operation
+            .answers
+            .iter()
+            .any(|answer| answer.status == status.as_u16())
+    };
+    [
+        wanted,
+        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    ]
+    .into_iter()
+    .find(|status| documented(*status))
+    .unwrap_or(wanted)
+}
 
 fn literal_count(segments: &[Segment]) -> usize {
     segments
@@ -125,6 +170,9 @@ fn respond(doc: &Doc<'_>, operation: &Operation, headers: &HeaderMap) -> Respons
         .unwrap_or_default();
     let wanted_code = prefer_value(prefer, "code").and_then(|code| code.parse::<u16>().ok());
     let wanted_example = prefer_value(prefer, "example");
+    // Prism's `Prefer: dynamic=true`: a value generated from the schema,
+    // whatever the examples say.
+    let dynamic = prefer_value(prefer, "dynamic").is_some_and(|value| value == "true");
     let chosen = match (wanted_code, &wanted_example) {
         (Some(code), _) => operation
             .answers
@@ -134,10 +182,12 @@ fn respond(doc: &Doc<'_>, operation: &Operation, headers: &HeaderMap) -> Respons
             .answers
             .iter()
             .find(|answer| answer.examples.iter().any(|(example, _)| example == name)),
+        // The first success, else the first answer documented at all.
         (None, None) => operation
             .answers
             .iter()
-            .find(|answer| (200..300).contains(&answer.status)),
+            .find(|answer| (200..300).contains(&answer.status))
+            .or_else(|| operation.answers.first()),
     };
     let Some(answer) = chosen else {
         if let Some(code) = wanted_code {
@@ -164,6 +214,7 @@ fn respond(doc: &Doc<'_>, operation: &Operation, headers: &HeaderMap) -> Respons
     };
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
     let body = match &wanted_example {
+        _ if dynamic => None,
         Some(name) => answer
             .examples
             .iter()
@@ -172,12 +223,28 @@ fn respond(doc: &Doc<'_>, operation: &Operation, headers: &HeaderMap) -> Respons
         None => answer.examples.first().map(|(_, value)| value.clone()),
     }
     .or_else(|| answer.schema.as_ref().map(|schema| doc.generate(schema)));
-    match body {
-        Some(body) if status != StatusCode::NO_CONTENT => {
-            (status, [(CONTENT_TYPE, "application/json")], Json(body)).into_response()
-        }
-        _ => status.into_response(),
-    }
+    let Some(media) = answer
+        .media
+        .as_deref()
+        .filter(|_| status != StatusCode::NO_CONTENT)
+    else {
+        return status.into_response();
+    };
+    // The documented type, a wildcard sent as JSON; a string example of a
+    // type that is not JSON is sent as it is, anything else as JSON.
+    let content_type = if media.contains('*') {
+        "application/json"
+    } else {
+        media
+    };
+    let bytes = match body {
+        Some(Value::String(text)) if !content_type.contains("json") => text,
+        Some(body) => body.to_string(),
+        None => String::new(),
+    };
+    let content_type =
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json"));
+    (status, [(CONTENT_TYPE, content_type)], bytes).into_response()
 }
 
 /// `code=404` in `Prefer: code=404, example=missing`.

@@ -371,6 +371,17 @@ mod tests {
                 json!(0),
                 json!(10),
             ),
+            // `oneOf`: exactly one (2 fits both, 1 only the first).
+            (
+                json!({"oneOf": [{"type": "integer"}, {"minimum": 2}]}),
+                json!(2),
+                json!(1),
+            ),
+            (
+                json!({"anyOf": [{"type": "integer"}, {"type": "boolean"}]}),
+                json!("a"),
+                json!(true),
+            ),
             (
                 json!({"type": "integer", "minimum": 1, "exclusiveMinimum": true}),
                 json!(1),
