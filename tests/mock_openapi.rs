@@ -665,6 +665,46 @@ async fn a_recursive_one_of_thirty_deep_is_answered_within_the_budget() {
     assert_eq!(reply.status, 204, "{}", reply.body);
 }
 
+/// A schema whose `allOf` lists itself (directly and through another)
+/// loads, answers with a bounded value and checks a body in bounded time.
+#[tokio::test]
+async fn an_all_of_that_lists_itself_loads_and_answers() {
+    let dir = std::env::temp_dir().join(format!("armor-psk-allof-loop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("loop-openapi.json");
+    std::fs::write(
+        &file,
+        serde_json::to_string(&json!({
+            "openapi": "3.0.3",
+            "info": {"title": "loop", "version": "1"},
+            "paths": {"/loop": {
+                "get": {"responses": {"200": {"description": "a loop", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Loop"}}}}}},
+                "post": {
+                    "requestBody": {"required": true, "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Ping"}}}},
+                    "responses": {"204": {"description": "taken"}}}}},
+            "components": {"schemas": {
+                "Loop": {"allOf": [{"$ref": "#/components/schemas/Loop"}, {"type": "object"}]},
+                "Ping": {"allOf": [{"$ref": "#/components/schemas/Pong"}]},
+                "Pong": {"allOf": [{"$ref": "#/components/schemas/Ping"}], "type": "object"}}}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let server = serving(file.clone()).await;
+    let answer = call(&server, "GET", "/loop", None, &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(answer.body.is_object(), "{}", answer.text);
+    let taken = call(&server, "POST", "/loop", Some(json!({"a": 1})), &[]).await;
+    assert_eq!(taken.status, 204, "{}", taken.text);
+    let refused = call(&server, "POST", "/loop", Some(json!([1])), &[]).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A directory of documents beside a hidden file and a report of another
 /// kind (as Armor's repository has): the documents load, the two others
 /// are skipped with a warning each.
