@@ -623,3 +623,73 @@ async fn the_admin_api_refuses_what_a_web_page_can_send() {
         .abs_diff(armor_psk::Clock::now(&armor_psk::SystemClock));
     assert!(drift <= 2, "the clock was shifted by {drift} s");
 }
+
+#[tokio::test]
+async fn the_admin_api_installs_a_given_key_and_adds_stubs_while_it_runs() {
+    let server = MockArmorServer::start().await.unwrap();
+    let admin = |method: &'static str, path: &str, body: &str| {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}/__mock{path}", server.url()))
+            .header("content-type", "application/json")
+            .body(body.as_bytes().to_vec())
+            .unwrap();
+        common::web::exchange_async(request)
+    };
+    let installed = admin(
+        "POST",
+        "/keys",
+        r#"{"key_id": "mine", "secret_key": "my-secret"}"#,
+    )
+    .await;
+    assert_eq!(installed.status, 201, "{}", installed.text);
+    assert_eq!(installed.body["key_id"], "mine");
+    assert!(installed.body["user"].is_i64());
+    assert!(!installed.text.contains("my-secret"));
+    let signer = Signer::new("mine", "my-secret").unwrap();
+    assert_eq!(get_signed(&server, &signer, "/me", None).await.status, 200);
+    let half = admin("POST", "/keys", r#"{"key_id": "mine"}"#).await;
+    assert_eq!(half.status, 400, "{}", half.text);
+
+    let added = admin(
+        "POST",
+        "/stubs",
+        r#"[{"method": "GET", "path": "/me", "body": {"stubbed": 1}},
+        {"method": "GET", "path": "/vms/{id}", "status": 202, "text": "queued"}]"#,
+    )
+    .await;
+    assert_eq!((added.status, &added.body), (201, &json!({"added": 2})));
+    // Ahead of the built-in route.
+    assert_eq!(
+        get_signed(&server, &signer, "/me", None).await.body,
+        json!({"stubbed": 1})
+    );
+    let vm = get_signed(&server, &signer, "/vms/7", None).await;
+    assert_eq!((vm.status, vm.text.as_str()), (202, "queued"));
+    let newer = admin(
+        "POST",
+        "/stubs",
+        r#"{"method": "GET", "path": "/me", "body": {"stubbed": 2}}"#,
+    )
+    .await;
+    assert_eq!(newer.status, 201);
+    assert_eq!(
+        get_signed(&server, &signer, "/me", None).await.body,
+        json!({"stubbed": 2})
+    );
+    let broken = admin("POST", "/stubs", r#"{"method": "GET"}"#).await;
+    assert_eq!(broken.status, 400);
+    assert!(
+        broken.text.contains("`path` is required"),
+        "{}",
+        broken.text
+    );
+    assert_eq!(admin("DELETE", "/stubs", "").await.status, 204);
+    let me = get_signed(&server, &signer, "/me", None).await;
+    assert!(
+        me.body["user"].is_object(),
+        "the built-in /me again: {}",
+        me.body
+    );
+    server.shutdown().await.unwrap();
+}

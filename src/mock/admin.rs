@@ -1,5 +1,5 @@
 //! The admin API under `/__mock/`, for test suites in any language: the
-//! journal, keys, the clock. Off with `--no-admin`
+//! journal, keys, stubs, the clock. Off with `--no-admin`
 //! (`MockArmorServerBuilder::without_admin`).
 //!
 //! A web page the developer visits could otherwise reach it (DNS
@@ -51,6 +51,7 @@ pub(crate) fn router(
         )
         .route("/__mock/journal", get(journal).delete(clear_journal))
         .route("/__mock/keys", post(issue_key))
+        .route("/__mock/stubs", post(add_stubs).delete(clear_stubs))
         .route("/__mock/keys/{key_id}", delete(revoke_key))
         .route("/__mock/clock", post(set_clock).get(clock))
         .with_state(control)
@@ -220,36 +221,72 @@ fn bad_request(message: &str) -> Response {
 }
 
 /// `POST /__mock/keys` with an optional `{"user": 5100}`: a new key, its
-/// secret shown in the answer (this is the one place that hands it out).
+/// secret shown in the answer (this is the one place that hands it out);
+/// with `{"key_id": ..., "secret_key": ...}`, that key (its secret not
+/// repeated).
 async fn issue_key(State(control): State<Control>, body: axum::body::Bytes) -> Response {
-    let user = if body.iter().all(u8::is_ascii_whitespace) {
-        control.default_user
+    let object = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Map::new()
     } else {
         match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(object)) => match object.get("user") {
-                None | Some(Value::Null) => control.default_user,
-                Some(user) => match user.as_i64() {
-                    Some(user) => user,
-                    None => return bad_request("`user` must be a userId (an integer)"),
-                },
-            },
+            Ok(Value::Object(object)) => object,
             _ => return bad_request("expected a JSON object such as {\"user\": 5100}"),
         }
     };
-    let key = match ApiKey::generate() {
+    let user = match object.get("user") {
+        None | Some(Value::Null) => control.default_user,
+        Some(user) => match user.as_i64() {
+            Some(user) => user,
+            None => return bad_request("`user` must be a userId (an integer)"),
+        },
+    };
+    let supplied = match (object.get("key_id"), object.get("secret_key")) {
+        (None, None) => None,
+        (Some(Value::String(key_id)), Some(Value::String(secret))) => {
+            Some(ApiKey::new(key_id.clone(), secret.clone()))
+        }
+        _ => return bad_request("`key_id` and `secret_key` go together, as strings"),
+    };
+    let generated = supplied.is_none();
+    let key = match supplied.map_or_else(ApiKey::generate, Ok) {
         Ok(key) => key,
         Err(error) => {
             return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response();
         }
     };
     match add_key(&control.store, &control.directory, &key, user) {
-        Ok(()) => (
+        Ok(()) if generated => (
             StatusCode::CREATED,
             Json(json!({"key_id": key.key_id(), "secret_key": key.secret(), "user": user})),
         )
             .into_response(),
+        Ok(()) => (
+            StatusCode::CREATED,
+            Json(json!({"key_id": key.key_id(), "user": user})),
+        )
+            .into_response(),
         Err(error) => bad_request(&error.to_string()),
     }
+}
+
+/// `POST /__mock/stubs` with a stub object or an array of them (the stub
+/// file format): answered ahead of every other stub from now on.
+async fn add_stubs(State(control): State<Control>, body: axum::body::Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body);
+    match super::stubs::Stub::from_json(&text) {
+        Ok(stubs) => {
+            let added = stubs.len();
+            control.stubs.add(stubs);
+            (StatusCode::CREATED, Json(json!({ "added": added }))).into_response()
+        }
+        Err(error) => bad_request(&error.to_string()),
+    }
+}
+
+/// `DELETE /__mock/stubs`: forgets the stubs added with `POST`.
+async fn clear_stubs(State(control): State<Control>) -> StatusCode {
+    control.stubs.clear();
+    StatusCode::NO_CONTENT
 }
 
 async fn revoke_key(State(control): State<Control>, Path(key_id): Path<String>) -> StatusCode {

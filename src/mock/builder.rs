@@ -273,6 +273,7 @@ impl MockArmorServerBuilder {
             .with_replay_store(MemoryReplayStore::new().with_memory_since(None))
             .with_window(self.window)?;
         let hook = self.on_request;
+        let stub_list = stubs::StubList::new(self.stubs);
         let control = Control {
             store: store.clone(),
             directory: directory.clone(),
@@ -282,11 +283,12 @@ impl MockArmorServerBuilder {
             nonces: Arc::default(),
             journal_body_limit: self.journal_body_limit,
             buffered: serve::Buffered::default(),
+            stubs: stub_list.clone(),
             body_timeout: self.body_timeout,
         };
         let recorder = control.clone();
         let stubs = stubs::Stubs {
-            stubs: self.stubs.into(),
+            stubs: stub_list.clone(),
             directory: directory.clone(),
         };
         let operations = Arc::new(self.operations);
@@ -340,6 +342,7 @@ impl MockArmorServerBuilder {
             directory,
             clock,
             journal,
+            stubs: stub_list,
             stop: Some(stop),
             task: Some(task),
         })

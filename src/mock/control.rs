@@ -56,6 +56,8 @@ pub(crate) struct Control {
     pub(crate) buffered: serve::Buffered,
     /// How long a body may take to arrive.
     pub(crate) body_timeout: std::time::Duration,
+    /// The stubs, to add to while it runs.
+    pub(crate) stubs: super::stubs::StubList,
 }
 
 /// The most recent accepted (key id, nonce) pairs, bounded.

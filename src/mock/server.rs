@@ -12,6 +12,7 @@ use super::error::MockError;
 use super::fixtures::Fixtures;
 use super::journal::{Journal, JournalEntry};
 use super::key::{ApiKey, add_key};
+use super::stubs::{Stub, StubList};
 use crate::keys::MemoryKeyStore;
 use crate::protocol::clock::Clock;
 
@@ -27,6 +28,7 @@ pub struct MockArmorServer {
     pub(crate) directory: Directory,
     pub(crate) clock: ShiftedClock,
     pub(crate) journal: Journal,
+    pub(crate) stubs: StubList,
     pub(crate) stop: Option<oneshot::Sender<()>>,
     pub(crate) task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -107,6 +109,18 @@ impl MockArmorServer {
     /// Forgets the requests received so far.
     pub fn clear_journal(&self) {
         self.journal.clear();
+    }
+
+    /// Adds stubs while it runs, ahead of every other stub (the first of
+    /// them first); [`clear_stubs`](Self::clear_stubs) removes them.
+    pub fn add_stubs(&self, stubs: impl IntoIterator<Item = Stub>) {
+        self.stubs.add(stubs.into_iter().collect());
+    }
+
+    /// Removes the stubs added with [`add_stubs`](Self::add_stubs) (or
+    /// `POST /__mock/stubs`); those it started with stay.
+    pub fn clear_stubs(&self) {
+        self.stubs.clear();
     }
 
     /// The fixtures it serves.

@@ -271,10 +271,49 @@ fn parse(file: &Path, value: Value) -> Result<Vec<Stub>, StubError> {
         .collect()
 }
 
+/// The stubs: those added while it runs (newest first, ahead of the
+/// others), then those it started with.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StubList {
+    added: std::sync::Arc<parking_lot::RwLock<Vec<Stub>>>,
+    loaded: std::sync::Arc<[Stub]>,
+}
+
+impl StubList {
+    pub(crate) fn new(loaded: Vec<Stub>) -> Self {
+        Self {
+            added: std::sync::Arc::default(),
+            loaded: loaded.into(),
+        }
+    }
+
+    /// Puts `stubs` ahead of every other (the first of them first).
+    pub(crate) fn add(&self, stubs: Vec<Stub>) {
+        let mut added = self.added.write();
+        added.splice(0..0, stubs);
+    }
+
+    /// Forgets the stubs added while it runs.
+    pub(crate) fn clear(&self) {
+        self.added.write().clear();
+    }
+
+    /// The stubs that match `method path`, in the order they answer.
+    fn matching(&self, method: &str, path: &str) -> Vec<Stub> {
+        let added = self.added.read();
+        added
+            .iter()
+            .chain(self.loaded.iter())
+            .filter(|stub| stub.matches(method, path))
+            .cloned()
+            .collect()
+    }
+}
+
 /// The stubs and what they need to tell account contexts apart.
 #[derive(Clone)]
 pub(crate) struct Stubs {
-    pub(crate) stubs: std::sync::Arc<[Stub]>,
+    pub(crate) stubs: StubList,
     pub(crate) directory: Directory,
 }
 
@@ -283,11 +322,7 @@ pub(crate) struct Stubs {
 pub(crate) async fn answer(State(stubs): State<Stubs>, request: Request, next: Next) -> Response {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
-    let candidates: Vec<&Stub> = stubs
-        .stubs
-        .iter()
-        .filter(|stub| stub.matches(&method, &path))
-        .collect();
+    let candidates = stubs.stubs.matching(&method, &path);
     if candidates.is_empty() {
         return next.run(request).await;
     }
@@ -301,7 +336,7 @@ pub(crate) async fn answer(State(stubs): State<Stubs>, request: Request, next: N
     let chosen = candidates
         .into_iter()
         .find(|stub| stub.account.is_none_or(|id| id == context.account.id))
-        .map(Stub::respond);
+        .map(|stub| stub.respond());
     match chosen {
         Some(response) => response,
         None => next.run(Request::from_parts(parts, body)).await,
