@@ -47,8 +47,9 @@ pub(crate) struct MockArgs {
     /// each holding one stub or an array of them:
     /// {"method": "GET", "path": "/tickets/{id}", "status": 200,
     ///  "headers": {"X-Total-Count": "2"}, "body": [...], "account": 1024}
+    /// (repeatable).
     #[arg(long, value_name = "PATH")]
-    stubs: Option<PathBuf>,
+    stubs: Vec<PathBuf>,
     /// Serve every operation of an OpenAPI 3.x or Swagger 2.0 document
     /// (JSON or YAML), or of every `*.json`/`*.yaml`/`*.yml` in a
     /// directory (repeatable): requests checked as it documents them,
@@ -179,7 +180,7 @@ pub(crate) fn run(args: MockArgs) -> Result<ExitCode, String> {
         if let Some(token) = &args.admin_token {
             builder = builder.with_admin_token(token.clone());
         }
-        if let Some(path) = &args.stubs {
+        for path in &args.stubs {
             builder = builder
                 .stubs_from(path)
                 .map_err(|error| format!("--stubs: {error}"))?;
