@@ -261,3 +261,157 @@ async fn a_stop_meets_its_deadline_whatever_a_handler_does() {
         );
     }
 }
+
+#[tokio::test]
+async fn admin_bodies_are_bounded_like_the_apis() {
+    let server = MockArmorServer::builder()
+        .with_body_timeout(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap();
+    let mut stalled = TcpStream::connect(server.addr()).await.unwrap();
+    stalled
+        .write_all(b"POST /__mock/keys HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (status, body) = answer_of(&mut stalled).await;
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains("body_timeout"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let mut large = TcpStream::connect(server.addr()).await.unwrap();
+    large
+        .write_all(
+            b"POST /__mock/stubs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 3000000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let (status, body) = answer_of(&mut large).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("body_too_large"), "{body}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_loses_its_connection_at_the_write_timeout() {
+    const BIG: usize = 64 << 20;
+    let big = Router::new().route("/big", get(|| async { vec![b'x'; BIG] }));
+    let server = MockArmorServer::builder()
+        .with_routes(big)
+        .with_write_timeout(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.addr()).await.unwrap();
+    let head = format!(
+        "GET /big HTTP/1.1\r\nHost: mock\r\nAuthorization: {}\r\n\r\n",
+        server.key().signer().sign("GET", "/big", b"")
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // 64 MiB, more than the kernel's buffers hold, read by no one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut sink = vec![0u8; 1 << 20];
+    let mut read = 0usize;
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+    })
+    .await;
+    assert!(
+        drained.is_ok(),
+        "the connection is still open after {read} bytes"
+    );
+    assert!(read < BIG, "{read} bytes: the whole answer was sent");
+    eprintln!(
+        "a client that never read: cut after {} MiB of 64",
+        read >> 20
+    );
+}
+
+#[tokio::test]
+async fn error_answers_are_json_with_a_content_type() {
+    let server = MockArmorServer::start().await.unwrap();
+    let signer = server.key().signer();
+    let post_me = format!(
+        "POST /me HTTP/1.1\r\nHost: mock\r\nAuthorization: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        signer.sign("POST", "/me", b"")
+    );
+    let (status, body, head) = raw_exchange(&server, &post_me).await;
+    assert_eq!(status, 405, "{body}");
+    assert!(head.to_ascii_lowercase().contains("allow: get"), "{head}");
+    assert!(
+        body.contains("\"ErrorCode\":\"MethodNotAllowed\""),
+        "{body}"
+    );
+    let bad_id = format!(
+        "GET /accounts/%FF HTTP/1.1\r\nHost: mock\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+        signer.sign("GET", "/accounts/%FF", b"")
+    );
+    let (status, body, head) = raw_exchange(&server, &bad_id).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let revoke =
+        "DELETE /__mock/keys/nobody HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let (status, body, _) = raw_exchange(&server, revoke).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("no_such_key"), "{body}");
+}
+
+#[tokio::test]
+async fn a_journal_body_of_control_bytes_is_base64_not_six_times_its_size() {
+    let server = MockArmorServer::start().await.unwrap();
+    let body = "\u{1}".repeat(2000);
+    let request = format!(
+        "POST /x HTTP/1.1\r\nHost: mock\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = raw_exchange(&server, &request).await;
+    let (status, journal, _) = raw_exchange(
+        &server,
+        "GET /__mock/journal HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(journal.contains("\"base64\""), "{journal}");
+    assert!(journal.len() < 4_000, "{} bytes", journal.len());
+}
+
+/// The status and body of the answer read from `stream`.
+async fn answer_of(stream: &mut TcpStream) -> (u16, String) {
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// One raw exchange: status, body, head.
+async fn raw_exchange(server: &MockArmorServer, request: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, body.to_owned(), head.to_owned())
+}

@@ -54,6 +54,10 @@ pub(crate) fn router(
         .route("/__mock/stubs", post(add_stubs).delete(clear_stubs))
         .route("/__mock/keys/{key_id}", delete(revoke_key))
         .route("/__mock/clock", post(set_clock).get(clock))
+        .layer(axum::middleware::from_fn_with_state(
+            control.clone(),
+            super::control::bounded_body,
+        ))
         .with_state(control)
         .layer(axum::middleware::from_fn(move |request, next| {
             guard(token.clone(), request, next)
@@ -196,8 +200,15 @@ pub(crate) fn entry_json(entry: &JournalEntry) -> Value {
         "request_errors": entry.request_errors,
         "body_len": entry.body_len,
         "body": entry.body.as_ref().map(|body| match std::str::from_utf8(body) {
-            Ok(text) => json!({"text": text}),
-            Err(_) => {
+            // Text, unless control characters would cost six bytes each.
+            Ok(text)
+                if !text
+                    .chars()
+                    .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) =>
+            {
+                json!({"text": text})
+            }
+            _ => {
                 use base64::Engine as _;
                 json!({"base64": base64::engine::general_purpose::STANDARD.encode(body)})
             }
@@ -205,10 +216,28 @@ pub(crate) fn entry_json(entry: &JournalEntry) -> Value {
     })
 }
 
-async fn journal(State(control): State<Control>) -> Json<Value> {
-    Json(Value::Array(
-        control.journal.entries().iter().map(entry_json).collect(),
-    ))
+/// Serializes on a blocking thread, one journal at a time: a journal of
+/// 32 MiB makes an answer of a few times that, which must neither hold a
+/// runtime thread (a stop's deadline is a timer on the runtime) nor be
+/// built by every client at once.
+async fn journal(State(control): State<Control>) -> Response {
+    static ONE_AT_A_TIME: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let Ok(_turn) = ONE_AT_A_TIME.acquire().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let entries = control.journal.entries();
+    let built = tokio::task::spawn_blocking(move || {
+        serde_json::to_vec(&Value::Array(entries.iter().map(entry_json).collect()))
+    })
+    .await;
+    match built {
+        Ok(Ok(bytes)) => ([(CONTENT_TYPE, "application/json")], bytes).into_response(),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": "journal_unavailable"})),
+        )
+            .into_response(),
+    }
 }
 
 async fn clear_journal(State(control): State<Control>) -> StatusCode {
@@ -289,12 +318,16 @@ async fn clear_stubs(State(control): State<Control>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn revoke_key(State(control): State<Control>, Path(key_id): Path<String>) -> StatusCode {
+async fn revoke_key(State(control): State<Control>, Path(key_id): Path<String>) -> Response {
     control.directory.remove_owner(&key_id);
     if control.store.revoke(&key_id) {
-        StatusCode::NO_CONTENT
+        StatusCode::NO_CONTENT.into_response()
     } else {
-        StatusCode::NOT_FOUND
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no_such_key", "Message": format!("no key {key_id:?}")})),
+        )
+            .into_response()
     }
 }
 

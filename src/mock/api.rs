@@ -220,8 +220,12 @@ async fn accounts(State(directory): State<Directory>, context: AccountContext) -
 async fn account(
     State(directory): State<Directory>,
     context: AccountContext,
-    Path(id): Path<String>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response {
+    // Not UTF-8 once decoded (`/accounts/%FF`): no such account either.
+    let Ok(Path(id)) = id else {
+        return ApiError::not_found("/accounts/{id}").into_response();
+    };
     let Ok(id) = id.parse::<i64>() else {
         return ApiError::not_found(&format!("/accounts/{id}")).into_response();
     };
@@ -234,6 +238,26 @@ async fn account(
         )
         .into_response(),
     }
+}
+
+/// 405 in Armor's envelope, with `Allow`, for the built-in routes (all
+/// `GET`).
+async fn only_get(request: Request) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!(
+            "{} is not allowed on {}; allowed: GET",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static("GET"),
+    );
+    response
 }
 
 async fn psk_forbidden() -> ApiError {
@@ -268,9 +292,9 @@ pub(crate) fn router(
         }
     };
     Router::new()
-        .route("/me", get(me))
-        .route("/accounts", get(accounts))
-        .route("/accounts/{id}", get(account))
+        .route("/me", get(me).fallback(only_get))
+        .route("/accounts", get(accounts).fallback(only_get))
+        .route("/accounts/{id}", get(account).fallback(only_get))
         .with_state(directory.clone())
         .merge(custom)
         .route_layer(axum::middleware::from_fn_with_state(

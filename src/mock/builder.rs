@@ -48,6 +48,7 @@ pub struct MockArmorServerBuilder {
     on_request: Option<RequestHook>,
     header_timeout: Duration,
     body_timeout: Duration,
+    write_timeout: Duration,
 }
 
 impl fmt::Debug for MockArmorServerBuilder {
@@ -79,6 +80,7 @@ impl Default for MockArmorServerBuilder {
             on_request: None,
             header_timeout: serve::HEAD_TIMEOUT,
             body_timeout: serve::BODY_TIMEOUT,
+            write_timeout: serve::WRITE_TIMEOUT,
         }
     }
 }
@@ -230,6 +232,14 @@ impl MockArmorServerBuilder {
         self
     }
 
+    /// How long an answer may wait for the client to read it (default
+    /// 10 s): past it the connection is closed (a client that sends
+    /// requests and never reads would hold it for ever).
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
     /// Calls `hook` with each journal entry as it is written (the CLI logs
     /// them with it).
     pub fn on_request(mut self, hook: impl Fn(&JournalEntry) + Send + Sync + 'static) -> Self {
@@ -333,7 +343,15 @@ impl MockArmorServerBuilder {
             })?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve::serve(listener, app, self.header_timeout, stopped));
+        let task = tokio::spawn(serve::serve(
+            listener,
+            app,
+            serve::Timeouts {
+                header: self.header_timeout,
+                write: self.write_timeout,
+            },
+            stopped,
+        ));
         Ok(MockArmorServer {
             addr,
             key: keys[0].0.clone(),

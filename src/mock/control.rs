@@ -238,6 +238,38 @@ pub(crate) async fn record(
     response
 }
 
+/// Reads a request's body as [`record`] does (within the limit, the body
+/// timeout and the bytes all unverified requests may hold), for the routes
+/// outside it: the admin API.
+pub(crate) async fn bounded_body(
+    axum::extract::State(control): axum::extract::State<Control>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    let read = control
+        .buffered
+        .read(
+            body,
+            declared,
+            crate::middleware::body::DEFAULT_BODY_LIMIT,
+            control.body_timeout,
+            serve::BUFFERED_BYTES,
+        )
+        .await;
+    match read {
+        Ok((bytes, _held)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(unread) => unread_response(unread),
+    }
+}
+
 /// The answer to a request whose body could not be read.
 fn unread_response(unread: Unread) -> Response {
     let (status, message) = match unread {

@@ -5,7 +5,8 @@
 //! hyper reads at most [`HEAD_BYTES`] of a request head (more is 431)
 //! within [`HEAD_TIMEOUT`] (else the connection is closed), at most
 //! [`CONNECTIONS`] connections are open at once (more wait in the kernel's
-//! backlog), the bodies read before their signature is checked hold
+//! backlog), a client that reads nothing of an answer for
+//! [`WRITE_TIMEOUT`] loses its connection, the bodies read before their signature is checked hold
 //! [`BUFFERED_BYTES`] in all, and dropping the serving future drops every
 //! connection with it: a stop's deadline holds whatever a handler does.
 
@@ -34,6 +35,10 @@ pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const HEAD_BYTES: usize = 64 << 10;
 /// The most connections open at once.
 pub(crate) const CONNECTIONS: usize = 512;
+/// A client that reads none of an answer for this long loses its
+/// connection (a client that sends and never reads would hold it, and the
+/// answers queued for it, for ever).
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A body not read whole within this is answered 408 `body_timeout` (by
 /// default).
 pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,13 +47,20 @@ pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// `mock_busy`.
 pub(crate) const BUFFERED_BYTES: usize = 64 << 20;
 
+/// How long a client may take to send a head, and to read an answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) header: Duration,
+    pub(crate) write: Duration,
+}
+
 /// Serves `app` until `stopped` fires, then stops accepting and lets the
 /// open connections finish their requests. Dropping the returned future
 /// (the server's deadline passed) drops every connection still open.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
-    header_timeout: Duration,
+    timeouts: Timeouts,
     stopped: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -57,7 +69,7 @@ pub(crate) async fn serve(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(timeouts.header)
         // The buffer's bound alone lets the read that crosses it finish a
         // head; the head's own bound is exact.
         .max_header_size(HEAD_BYTES)
@@ -90,15 +102,117 @@ pub(crate) async fn serve(
                 .insert(ConnectInfo::<SocketAddr>(remote));
             app.clone().call(request)
         });
+        let stall = Arc::new(Stall::default());
+        let stream = WriteTimeout::new(stream, Arc::clone(&stall));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let write_timeout = timeouts.write;
         connections.spawn(async move {
-            let _ = connection.await;
+            tokio::select! {
+                _ = connection => {}
+                () = stall.exceeded(write_timeout) => {}
+            }
             drop(permit);
         });
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Since when a connection's write has waited for the peer to read.
+/// (hyper has a header timeout, none for writes; and once a write is
+/// pending it may not poll the stream again until the socket is
+/// writable, so the stream cannot time itself out: a watcher beside the
+/// connection drops it.)
+#[derive(Debug, Default)]
+struct Stall(parking_lot::Mutex<Option<tokio::time::Instant>>);
+
+impl Stall {
+    /// Completes once a write has waited longer than `timeout`.
+    async fn exceeded(&self, timeout: Duration) {
+        let every = (timeout / 4).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(every).await;
+            if self.0.lock().is_some_and(|since| since.elapsed() > timeout) {
+                return;
+            }
+        }
+    }
+}
+
+/// A stream that tells its [`Stall`] when its writes wait.
+struct WriteTimeout<S> {
+    inner: S,
+    stall: Arc<Stall>,
+}
+
+impl<S> WriteTimeout<S> {
+    fn new(inner: S, stall: Arc<Stall>) -> Self {
+        Self { inner, stall }
+    }
+
+    fn guard<T>(
+        &mut self,
+        poll: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        let mut since = self.stall.0.lock();
+        if poll.is_ready() {
+            *since = None;
+        } else if since.is_none() {
+            *since = Some(tokio::time::Instant::now());
+        }
+        poll
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteTimeout<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteTimeout<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.guard(poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.guard(poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        // (Not a write: a flush of a socket is always ready, and would
+        // clear the stall of the write that waits.)
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// The body bytes held by requests not verified yet, all connections
