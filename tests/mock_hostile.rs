@@ -29,12 +29,7 @@ fn resident() -> usize {
 /// The status of the answer read from `stream`, 0 when it closed without
 /// one.
 async fn status_of(stream: &mut TcpStream) -> u16 {
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer).await;
-    String::from_utf8_lossy(&answer)
-        .get(9..12)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0)
+    answer_of(stream).await.0
 }
 
 const MIB: usize = 1 << 20;
@@ -385,19 +380,10 @@ async fn a_journal_body_of_control_bytes_is_base64_not_six_times_its_size() {
     assert!(journal.len() < 4_000, "{} bytes", journal.len());
 }
 
-/// The status and body of the answer read from `stream`.
+/// The status and body of the answer read from `stream` (0 when it
+/// closed without one).
 async fn answer_of(stream: &mut TcpStream) -> (u16, String) {
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer).await;
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .get(9..12)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
+    let (status, body, _) = read_answer(stream).await;
     (status, body)
 }
 
@@ -405,6 +391,11 @@ async fn answer_of(stream: &mut TcpStream) -> (u16, String) {
 async fn raw_exchange(server: &MockArmorServer, request: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(server.addr()).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
+    read_answer(&mut stream).await
+}
+
+/// Everything `stream` sends until it closes: status, body, head.
+async fn read_answer(stream: &mut TcpStream) -> (u16, String, String) {
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer).await;
     let text = String::from_utf8_lossy(&answer).into_owned();

@@ -221,8 +221,7 @@ pub(crate) fn entry_json(entry: &JournalEntry) -> Value {
 /// runtime thread (a stop's deadline is a timer on the runtime) nor be
 /// built by every client at once.
 async fn journal(State(control): State<Control>) -> Response {
-    static ONE_AT_A_TIME: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-    let Ok(_turn) = ONE_AT_A_TIME.acquire().await else {
+    let Ok(_turn) = control.journal_answers.acquire().await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
     let entries = control.journal.entries();

@@ -294,6 +294,7 @@ impl MockArmorServerBuilder {
             journal_body_limit: self.journal_body_limit,
             buffered: serve::Buffered::default(),
             stubs: stub_list.clone(),
+            journal_answers: Arc::new(tokio::sync::Semaphore::new(1)),
             body_timeout: self.body_timeout,
         };
         let recorder = control.clone();

@@ -58,6 +58,34 @@ pub(crate) struct Control {
     pub(crate) body_timeout: std::time::Duration,
     /// The stubs, to add to while it runs.
     pub(crate) stubs: super::stubs::StubList,
+    /// One journal answer built at a time.
+    pub(crate) journal_answers: Arc<tokio::sync::Semaphore>,
+}
+
+impl Control {
+    /// Reads the body of a request not verified yet: within the layer's
+    /// limit (a larger `Content-Length` refused before a byte is read),
+    /// the body timeout, and the bytes all such requests may hold
+    /// together. What it holds is given back when the `Held` is dropped.
+    async fn read_unverified(
+        &self,
+        parts: &http::request::Parts,
+        body: axum::body::Body,
+    ) -> Result<(axum::body::Bytes, serve::Held), Unread> {
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        self.buffered
+            .read(
+                body,
+                declared,
+                crate::middleware::body::DEFAULT_BODY_LIMIT,
+                self.body_timeout,
+                serve::BUFFERED_BYTES,
+            )
+            .await
+    }
 }
 
 /// The most recent accepted (key id, nonce) pairs, bounded.
@@ -158,20 +186,7 @@ pub(crate) async fn record(
     // before the signature is checked, so within the layer's limit (past
     // it the layer answers 413 anyway), the body timeout, and the bytes
     // all unverified requests may hold together.
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    let read = control
-        .buffered
-        .read(
-            body,
-            declared,
-            crate::middleware::body::DEFAULT_BODY_LIMIT,
-            control.body_timeout,
-            serve::BUFFERED_BYTES,
-        )
-        .await;
+    let read = control.read_unverified(&parts, body).await;
     let (body, _held) = match read {
         Ok(read) => read,
         Err(unread) => {
@@ -247,20 +262,7 @@ pub(crate) async fn bounded_body(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    let read = control
-        .buffered
-        .read(
-            body,
-            declared,
-            crate::middleware::body::DEFAULT_BODY_LIMIT,
-            control.body_timeout,
-            serve::BUFFERED_BYTES,
-        )
-        .await;
+    let read = control.read_unverified(&parts, body).await;
     match read {
         Ok((bytes, _held)) => {
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))

@@ -50,8 +50,14 @@ fn cli_binary() -> String {
 }
 
 impl OwnCluster {
-    /// Starts three nodes and joins them; `None` if that fails.
+    /// Starts three nodes and joins them; `None` if that fails three times
+    /// (the free ports are picked, then bound: another process may take
+    /// one, or its bus port, in between).
     pub fn start(test: &str) -> Option<Self> {
+        (0..3).find_map(|_| Self::try_start(test))
+    }
+
+    fn try_start(test: &str) -> Option<Self> {
         let dir = std::env::temp_dir().join(format!(
             "armor-psk-cluster-{}-{test}-{}",
             std::process::id(),
