@@ -629,6 +629,62 @@ async fn body_over_the_limit_by_content_length_is_refused_before_reading() {
     assert_rejected(&send(&router, request).await, RejectionKind::BodyTooLarge);
 }
 
+/// Counts its lookups: what the layer refuses by what a request says of
+/// itself must cost no query.
+struct CountingKeys {
+    keys: armor_psk::MemoryKeyStore,
+    lookups: AtomicUsize,
+}
+
+impl KeyStore for CountingKeys {
+    fn get<'a>(
+        &'a self,
+        key_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<armor_psk::Key>, KeyStoreError>> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.keys.get(key_id)
+    }
+}
+
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_refused_before_the_key_store_is_asked() {
+    let keys = Arc::new(CountingKeys {
+        keys: armor_psk::MemoryKeyStore::new().with_key(KEY_ID, common::SECRET),
+        lookups: AtomicUsize::new(0),
+    });
+    let router = app(ArmorPskLayer::new(Arc::clone(&keys))
+        .with_clock(armor_psk::ManualClock::new(NOW))
+        .with_replay_store(common::memory_store())
+        .with_body_limit(16));
+    for declared in ["17", "10000000000"] {
+        let mut request = streamed(b"x", vec![Err("must not be read")]);
+        request
+            .headers_mut()
+            .insert("content-length", declared.parse().unwrap());
+        let answer = send(&router, request).await;
+        assert_rejected(&answer, RejectionKind::BodyTooLarge);
+        // The refusal still names the key the client used (for the log).
+        let rejection = answer
+            .rejection
+            .as_ref()
+            .expect("a Rejection on the response");
+        assert_eq!(rejection.key_id(), Some(KEY_ID));
+    }
+    assert_eq!(
+        keys.lookups.load(Ordering::SeqCst),
+        0,
+        "a lookup for a refused size"
+    );
+    // One within the limit is looked up once, and served.
+    let answer = send(
+        &router,
+        signed("POST", "/up", b"0123456789abcdef", "n-2", NOW),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(keys.lookups.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn streamed_body_over_the_limit_is_cut_off() {
     let router = app(harness().layer.with_body_limit(16));
@@ -654,8 +710,15 @@ async fn body_exactly_at_the_limit_is_accepted_across_frames() {
 #[tokio::test]
 async fn body_read_error_is_a_400() {
     let router = app(harness().layer);
-    let request = streamed(b"abc", vec![Ok(b"ab"), Err("connection reset")]);
-    assert_rejected(&send(&router, request).await, RejectionKind::InvalidBody);
+    let request = streamed(b"abc", vec![Ok(b"ab"), Err("reset by 10.0.0.5")]);
+    let answer = send(&router, request).await;
+    assert_rejected(&answer, RejectionKind::InvalidBody);
+    // The cause is the server's (the log's), not the client's.
+    assert!(
+        !answer.json.to_string().contains("10.0.0.5"),
+        "{}",
+        answer.json
+    );
 }
 
 #[tokio::test]

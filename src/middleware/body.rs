@@ -102,10 +102,7 @@ impl Drain {
     /// (checked as frames arrive; a body that stalls is the server's read
     /// timeout's to end). Nothing read is kept.
     pub(crate) async fn discard<B: Body>(&self, headers: &HeaderMap, body: B) {
-        if body.is_end_stream()
-            || declared_length(headers).is_some_and(|length| length > self.max_bytes)
-            || body.size_hint().lower() > self.max_bytes
-        {
+        if body.is_end_stream() || declared_size(headers, &body) > self.max_bytes {
             return;
         }
         let started = Instant::now();
@@ -129,7 +126,15 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|value| value.parse::<u64>().ok())
 }
 
-fn too_large(limit: usize) -> Rejection {
+/// The larger of what `Content-Length` declares and the body's own lower
+/// size hint: a body declaring more than the limit is refused unread.
+pub(crate) fn declared_size<B: Body>(headers: &HeaderMap, body: &B) -> u64 {
+    declared_length(headers)
+        .unwrap_or(0)
+        .max(body.size_hint().lower())
+}
+
+pub(crate) fn too_large(limit: usize) -> Rejection {
     Rejection::new(
         RejectionKind::BodyTooLarge,
         format!("the request body is larger than {limit} bytes"),
@@ -241,9 +246,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let declared = declared_length(headers);
-    if declared.is_some_and(|length| length > limit as u64)
-        || body.size_hint().lower() > limit as u64
-    {
+    if declared_size(headers, &body) > limit as u64 {
         // Boxed: a refusal's path, kept out of the size of every request's
         // future.
         Box::pin(drain.discard(headers, body)).await;
@@ -254,10 +257,16 @@ where
     let mut accumulator = Accumulator::new(limit, declared);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| {
+            // The cause to the log, a fixed message to the client: the
+            // error's text is the server's business (an address, a path).
             let error: Box<dyn std::error::Error + Send + Sync> = error.into();
+            tracing::debug!(
+                error = &*error as &dyn std::error::Error,
+                "ARMOR-PSK request body could not be read"
+            );
             Rejection::new(
                 RejectionKind::InvalidBody,
-                format!("the request body could not be read: {error}"),
+                "the request body could not be read",
             )
         })?;
         let Ok(data) = frame.into_data() else {

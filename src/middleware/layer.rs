@@ -122,7 +122,8 @@ impl ArmorPskLayer {
     }
 
     /// The largest body accepted, in bytes (default 2 MiB); larger bodies get
-    /// 413 `body_too_large`.
+    /// 413 `body_too_large`. A body whose `Content-Length` declares more is
+    /// refused before its key is looked up, unread.
     #[must_use]
     pub fn with_body_limit(self, limit: usize) -> Self {
         self.update(|config| config.body_limit = limit)

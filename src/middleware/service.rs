@@ -31,9 +31,9 @@ use crate::replay::{ReplayRequest, ReplayStoreError, Reservation};
 /// service's response, as a [`Rejection`] rides on a refusal's. Made by
 /// [`ArmorPskLayer`](crate::ArmorPskLayer).
 ///
-/// The checks, in order: request target, header syntax, nonce format, key
-/// lookup, body (up to the limit), HMAC, timestamp window, replay
-/// reservation. A refused request never reaches the inner service; it gets
+/// The checks, in order: request target, header syntax, nonce format, the
+/// body's declared size, key lookup, body (up to the limit), HMAC,
+/// timestamp window, replay reservation. A refused request never reaches the inner service; it gets
 /// a response, never an `Err`.
 #[derive(Clone)]
 pub struct ArmorPsk<S> {
@@ -112,7 +112,8 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, body) = request.into_parts();
-    let (path, credentials, key) = match before_body(&config, &parts, &span).await {
+    let declared = body::declared_size(&parts.headers, &body);
+    let (path, credentials, key) = match before_body(&config, &parts, declared, &span).await {
         Ok(checked) => checked,
         Err(rejection) => {
             // Boxed: a refusal's path, kept out of the size of every
@@ -187,10 +188,13 @@ where
 }
 
 /// What can be checked before the body is read: the request target, the
-/// header, the nonce's format, and the key's lookup.
+/// header, the nonce's format, the body's declared size (`declared`, from
+/// `Content-Length` or the body's size hint), and last the key's lookup:
+/// a request refused by what it says of itself costs no query.
 async fn before_body<'a>(
     config: &Config,
     parts: &'a Parts,
+    declared: u64,
     span: &Span,
 ) -> Result<(Cow<'a, str>, Credentials, Option<Key>), Rejection> {
     let path = signed_path((config.request_target)(parts), &config.options)?;
@@ -203,6 +207,9 @@ async fn before_body<'a>(
         span.record("key_id", ids.key_id());
     }
     check_nonce_format(&credentials, &config.options)?;
+    if declared > config.body_limit as u64 {
+        return Err(body::too_large(config.body_limit).with_ids(ids));
+    }
     let key = match config.keys.get_ready(ids.key_id()) {
         Some(key) => key,
         None => config.keys.get(ids.key_id()).await,
