@@ -304,7 +304,7 @@ fn every_subcommand_has_help_with_an_example_and_bad_input_is_a_clear_error() {
         (&["mock", "--key", "no-equals-sign"], "ID=SECRET"),
         (
             &["mock", "--fixtures", "/nonexistent.json"],
-            "cannot read fixtures",
+            "--fixtures: /nonexistent.json: cannot read: No such file",
         ),
         (&["nonsense"], "unrecognized subcommand"),
     ] {

@@ -307,7 +307,7 @@ async fn add_stubs(State(control): State<Control>, body: axum::body::Bytes) -> R
             control.stubs.add(stubs);
             (StatusCode::CREATED, Json(json!({ "added": added }))).into_response()
         }
-        Err(error) => bad_request(&error.to_string()),
+        Err(error) => bad_request(&error.describe()),
     }
 }
 

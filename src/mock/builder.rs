@@ -10,13 +10,14 @@ use tokio::sync::oneshot;
 
 use super::api::Directory;
 use super::control::{Control, RequestHook, ShiftedClock, identity_to_response, record};
+use super::error::FileError;
 use super::error::MockError;
 use super::fixtures::Fixtures;
 use super::journal::{Journal, JournalEntry};
 use super::key::{ApiKey, add_key};
-use super::openapi::{OpenApiError, Operations};
+use super::openapi::Operations;
 use super::server::MockArmorServer;
-use super::stubs::{Stub, StubError};
+use super::stubs::Stub;
 use super::{admin, api, serve, stubs};
 use crate::keys::MemoryKeyStore;
 use crate::middleware::layer::ArmorPskLayer;
@@ -153,7 +154,7 @@ impl MockArmorServerBuilder {
     ///
     /// # Errors
     /// A stub file is unusable; the error names the file and the field.
-    pub fn stubs_from(mut self, path: impl AsRef<std::path::Path>) -> Result<Self, StubError> {
+    pub fn stubs_from(mut self, path: impl AsRef<std::path::Path>) -> Result<Self, FileError> {
         self.stubs.extend(Stub::from_path(path)?);
         Ok(self)
     }
@@ -174,7 +175,7 @@ impl MockArmorServerBuilder {
     ///
     /// # Errors
     /// A file that is not JSON or YAML, or neither OpenAPI nor Swagger.
-    pub fn openapi(mut self, path: impl AsRef<std::path::Path>) -> Result<Self, OpenApiError> {
+    pub fn openapi(mut self, path: impl AsRef<std::path::Path>) -> Result<Self, FileError> {
         self.operations.load(path)?;
         Ok(self)
     }
@@ -252,7 +253,9 @@ impl MockArmorServerBuilder {
     /// # Errors
     /// Unusable fixtures or keys, or the address cannot be bound.
     pub async fn start(self) -> Result<MockArmorServer, MockError> {
-        self.fixtures.check()?;
+        self.fixtures
+            .check()
+            .map_err(|problem| FileError::new(std::path::Path::new("(fixtures)"), problem))?;
         let first_user = self.fixtures.users[0].user.links.user_id;
         let mut keys: Vec<(ApiKey, i64)> = self
             .fixtures

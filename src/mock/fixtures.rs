@@ -1,5 +1,6 @@
 //! Users and accounts, shaped like the `MeResponse` of Armor's contract.
 
+use super::error::FileError;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -129,43 +130,17 @@ pub struct Feature {
     pub product_id: i64,
 }
 
-/// Fixtures that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum FixturesError {
-    /// The file could not be read.
-    #[error("cannot read fixtures file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The JSON does not have the fixtures' shape; the parser's error is
-    /// the [`source`](std::error::Error::source).
-    #[error("invalid fixtures JSON: {source}")]
-    Json {
-        /// Why.
-        source: crate::BoxError,
-    },
-    /// The content is inconsistent.
-    #[error("invalid fixtures: {0}")]
-    Invalid(String),
-}
-
 impl Fixtures {
     /// Reads fixtures from a JSON file.
     ///
     /// # Errors
     /// The file cannot be read, is not fixtures JSON, or is inconsistent
     /// (see [`Fixtures::from_json`]).
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, FixturesError> {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, FileError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| FixturesError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_json(&text)
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| FileError::caused(path, "cannot read", error))?;
+        Self::parse(path, &text)
     }
 
     /// Parses fixtures JSON.
@@ -173,40 +148,38 @@ impl Fixtures {
     /// # Errors
     /// Not fixtures JSON; no user; two users with one id; a user without an
     /// account; a key naming an unknown user.
-    pub fn from_json(json: &str) -> Result<Self, FixturesError> {
-        let fixtures: Self = serde_json::from_str(json).map_err(|error| FixturesError::Json {
-            source: error.into(),
-        })?;
-        fixtures.check()?;
+    pub fn from_json(json: &str) -> Result<Self, FileError> {
+        Self::parse(Path::new("(text)"), json)
+    }
+
+    fn parse(file: &Path, json: &str) -> Result<Self, FileError> {
+        let fixtures: Self = serde_json::from_str(json)
+            .map_err(|error| FileError::caused(file, "not fixtures JSON", error))?;
+        fixtures
+            .check()
+            .map_err(|problem| FileError::new(file, problem))?;
         Ok(fixtures)
     }
 
-    pub(crate) fn check(&self) -> Result<(), FixturesError> {
+    /// What makes the fixtures inconsistent, if anything.
+    pub(crate) fn check(&self) -> Result<(), String> {
         if self.users.is_empty() {
-            return Err(FixturesError::Invalid(
-                "there must be at least one user".into(),
-            ));
+            return Err("there must be at least one user".into());
         }
         let mut ids = std::collections::HashSet::new();
         for me in &self.users {
             if !ids.insert(me.user.links.user_id) {
-                return Err(FixturesError::Invalid(format!(
-                    "user id {} appears twice",
-                    me.user.links.user_id
-                )));
+                return Err(format!("user id {} appears twice", me.user.links.user_id));
             }
             if me.accounts.is_empty() {
-                return Err(FixturesError::Invalid(format!(
-                    "user {} has no account",
-                    me.user.links.user_id
-                )));
+                return Err(format!("user {} has no account", me.user.links.user_id));
             }
         }
         if let Some(key) = self.keys.iter().find(|key| !ids.contains(&key.user_id)) {
-            return Err(FixturesError::Invalid(format!(
+            return Err(format!(
                 "key {} names unknown user {}",
                 key.key_id, key.user_id
-            )));
+            ));
         }
         Ok(())
     }

@@ -53,12 +53,10 @@ mod stubs;
 
 pub use api::{ACCOUNT_CONTEXT, AccountContext, ApiError};
 pub use builder::{MockArmorServerBuilder, Upstream};
-pub use error::MockError;
-pub use fixtures::{
-    Account, Feature, FixtureKey, Fixtures, FixturesError, MeResponse, User, UserLinks,
-};
+pub use error::{FileError, MockError};
+pub use fixtures::{Account, Feature, FixtureKey, Fixtures, MeResponse, User, UserLinks};
 pub use journal::{JournalEntry, Outcome};
 pub use key::ApiKey;
-pub use openapi::{OpenApiError, Operations};
+pub use openapi::Operations;
 pub use server::MockArmorServer;
-pub use stubs::{Stub, StubError};
+pub use stubs::Stub;

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Json, Response};
 use serde_json::Value;
 
 use super::api::Directory;
+use super::error::FileError;
 
 /// One stubbed endpoint: a method and a path pattern (`{name}` matches one
 /// segment), the status, headers and body to answer with (`body`, JSON,
@@ -38,30 +39,13 @@ pub struct Stub {
     account: Option<i64>,
 }
 
-/// A stub file that cannot be used: which file, which stub, which field.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {problem}")]
-pub struct StubError {
-    file: String,
-    problem: String,
-}
-
-impl StubError {
-    fn new(file: &Path, problem: impl Into<String>) -> Self {
-        Self {
-            file: file.display().to_string(),
-            problem: problem.into(),
-        }
-    }
-}
-
 impl Stub {
     /// A stub answering `method path` with `status` and a JSON `body`.
     ///
     /// # Errors
     /// The method is not a token, the path does not start with `/`, or
     /// the status is not 100–599.
-    pub fn new(method: &str, path: &str, status: u16, body: Value) -> Result<Self, StubError> {
+    pub fn new(method: &str, path: &str, status: u16, body: Value) -> Result<Self, FileError> {
         let stub =
             serde_json::json!({"method": method, "path": path, "status": status, "body": body});
         let mut stubs = parse(Path::new("(code)"), stub)?;
@@ -86,10 +70,10 @@ impl Stub {
     ///
     /// # Errors
     /// Not JSON, a required field missing, or a field of the wrong type.
-    pub fn from_json(text: &str) -> Result<Vec<Self>, StubError> {
+    pub fn from_json(text: &str) -> Result<Vec<Self>, FileError> {
         let file = Path::new("(text)");
         let value = serde_json::from_str(text)
-            .map_err(|error| StubError::new(file, format!("not valid JSON: {error}")))?;
+            .map_err(|error| FileError::caused(file, "not valid JSON", error))?;
         parse(file, value)
     }
 
@@ -99,11 +83,11 @@ impl Stub {
     /// # Errors
     /// A file cannot be read, is not JSON, misses a required field or has
     /// a field of the wrong type; the error names the file and the field.
-    pub fn from_path(path: impl AsRef<Path>) -> Result<Vec<Self>, StubError> {
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Vec<Self>, FileError> {
         let path = path.as_ref();
         let files: Vec<PathBuf> = if path.is_dir() {
             let entries = std::fs::read_dir(path)
-                .map_err(|error| StubError::new(path, format!("cannot read: {error}")))?;
+                .map_err(|error| FileError::caused(path, "cannot read", error))?;
             let mut files: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
                 .map(|entry| entry.path())
@@ -117,9 +101,9 @@ impl Stub {
         let mut stubs = Vec::new();
         for file in files {
             let text = std::fs::read_to_string(&file)
-                .map_err(|error| StubError::new(&file, format!("cannot read: {error}")))?;
+                .map_err(|error| FileError::caused(&file, "cannot read", error))?;
             let value = serde_json::from_str(&text)
-                .map_err(|error| StubError::new(&file, format!("not valid JSON: {error}")))?;
+                .map_err(|error| FileError::caused(&file, "not valid JSON", error))?;
             stubs.extend(parse(&file, value)?);
         }
         Ok(stubs)
@@ -169,12 +153,12 @@ impl Stub {
 }
 
 /// Reads one stub object or an array of them, naming the field at fault.
-fn parse(file: &Path, value: Value) -> Result<Vec<Stub>, StubError> {
+fn parse(file: &Path, value: Value) -> Result<Vec<Stub>, FileError> {
     let items = match value {
         Value::Array(items) => items,
         object @ Value::Object(_) => vec![object],
         _ => {
-            return Err(StubError::new(
+            return Err(FileError::new(
                 file,
                 "expected a stub object or an array of stub objects",
             ));
@@ -185,10 +169,10 @@ fn parse(file: &Path, value: Value) -> Result<Vec<Stub>, StubError> {
         .enumerate()
         .map(|(index, item)| {
             let at = |field: &str, problem: &str| {
-                StubError::new(file, format!("stub {index}: `{field}` {problem}"))
+                FileError::new(file, format!("stub {index}: `{field}` {problem}"))
             };
             let Value::Object(mut object) = item else {
-                return Err(StubError::new(file, format!("stub {index}: not an object")));
+                return Err(FileError::new(file, format!("stub {index}: not an object")));
             };
             let method = match object.remove("method") {
                 Some(Value::String(method))

@@ -93,19 +93,7 @@ async fn store(database: &Database) -> Result<PostgresKeyStore, String> {
     // Neither the URL nor its password is ever part of a message.
     PostgresKeyStore::connect(&url, sealing)
         .await
-        .map_err(|e| describe(&e))
-}
-
-/// The error and its causes, on one line.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+        .map_err(|e| crate::describe(&e))
 }
 
 pub fn run(database: &Database, command: &KeysCommand) -> Result<ExitCode, String> {
@@ -117,19 +105,19 @@ pub fn run(database: &Database, command: &KeysCommand) -> Result<ExitCode, Strin
         let store = store(database).await?;
         match command {
             KeysCommand::Migrate => {
-                store.migrate().await.map_err(|e| describe(&e))?;
+                store.migrate().await.map_err(|e| crate::describe(&e))?;
                 println!("migrated");
             }
             KeysCommand::Add { label, user } => {
                 let key = store
                     .add_key(label, *user)
                     .await
-                    .map_err(|e| describe(&e))?;
+                    .map_err(|e| crate::describe(&e))?;
                 println!("Key ID:     {}", key.key_id);
                 println!("Secret Key: {}", key.secret);
             }
             KeysCommand::List => {
-                for key in store.list().await.map_err(|e| describe(&e))? {
+                for key in store.list().await.map_err(|e| crate::describe(&e))? {
                     let state = key
                         .revoked_at
                         .map_or("active".to_owned(), |at| format!("revoked at {at}"));
@@ -155,12 +143,16 @@ pub fn run(database: &Database, command: &KeysCommand) -> Result<ExitCode, Strin
                 let (version, secret) = store
                     .rotate(key_id, *overlap, SystemClock.now())
                     .await
-                    .map_err(|e| describe(&e))?;
+                    .map_err(|e| crate::describe(&e))?;
                 println!("Version:    {version}");
                 println!("Secret Key: {secret}");
             }
             KeysCommand::Revoke { key_id } => {
-                if !store.revoke(key_id).await.map_err(|e| describe(&e))? {
+                if !store
+                    .revoke(key_id)
+                    .await
+                    .map_err(|e| crate::describe(&e))?
+                {
                     return Err(format!("no active key {key_id:?}"));
                 }
                 println!("revoked {key_id}");

@@ -113,6 +113,18 @@ Examples:
     Explain(explain::ExplainArgs),
 }
 
+/// The error and its causes, on one line.
+pub(crate) fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -158,7 +158,10 @@ pub(crate) fn run(args: MockArgs) -> Result<ExitCode, String> {
             .with_window(Duration::from_secs(args.window))
             .on_request(|entry| println!("{entry}"));
         if let Some(path) = &args.fixtures {
-            builder = builder.with_fixtures(Fixtures::from_file(path).map_err(|e| e.to_string())?);
+            builder = builder.with_fixtures(
+                Fixtures::from_file(path)
+                    .map_err(|e| format!("--fixtures: {}", crate::describe(&e)))?,
+            );
         }
         if args.require_account_context {
             builder = builder.require_account_context();
@@ -183,7 +186,7 @@ pub(crate) fn run(args: MockArgs) -> Result<ExitCode, String> {
         for path in &args.stubs {
             builder = builder
                 .stubs_from(path)
-                .map_err(|error| format!("--stubs: {error}"))?;
+                .map_err(|error| format!("--stubs: {}", crate::describe(&error)))?;
         }
         builder = builder.with_journal_body_limit(args.journal_body_limit);
         if let (Some(url), Some(dir)) = (&args.record_from, &args.record_to) {
@@ -228,7 +231,7 @@ pub(crate) fn run(args: MockArgs) -> Result<ExitCode, String> {
         for path in &args.openapi {
             builder = builder
                 .openapi(path)
-                .map_err(|error| format!("--openapi: {error}"))?;
+                .map_err(|error| format!("--openapi: {}", crate::describe(&error)))?;
         }
         if !args.openapi.is_empty() {
             for warning in builder.operations().warnings() {
@@ -252,7 +255,7 @@ pub(crate) fn run(args: MockArgs) -> Result<ExitCode, String> {
             }
             builder = builder.with_key(id, secret);
         }
-        let server = builder.start().await.map_err(|e| e.to_string())?;
+        let server = builder.start().await.map_err(|e| crate::describe(&e))?;
         server.set_clock_offset(args.clock_offset);
         if server.key_was_generated() {
             println!("generated an API key (shown once):");

@@ -71,9 +71,16 @@ pub enum PostgresStoreError {
     /// No such key id (or it is revoked).
     #[error("no key {0:?}")]
     UnknownKey(String),
-    /// TLS could not be set up (an unreadable `sslrootcert`).
-    #[error("TLS: {0}")]
-    Tls(String),
+    /// TLS could not be set up (an unreadable `sslrootcert`); the I/O or
+    /// TLS error behind it, if any, is the source.
+    #[error("TLS: {problem}")]
+    Tls {
+        /// What could not be set up.
+        problem: &'static str,
+        /// Why.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Sealing failed.
     #[error("could not seal the secret")]
     Crypto,

@@ -50,14 +50,16 @@ pub(super) fn configure(
         Some(path) => {
             let certificates = CertificateDer::pem_file_iter(&path)
                 .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
-                .map_err(|error| {
-                    PostgresStoreError::Tls(format!("cannot read sslrootcert: {error}"))
+                .map_err(|error| PostgresStoreError::Tls {
+                    problem: "cannot read sslrootcert",
+                    source: Some(error.into()),
                 })?;
             let (added, _) = roots.add_parsable_certificates(certificates);
             if added == 0 {
-                return Err(PostgresStoreError::Tls(
-                    "sslrootcert holds no certificate".into(),
-                ));
+                return Err(PostgresStoreError::Tls {
+                    problem: "sslrootcert holds no certificate",
+                    source: None,
+                });
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -65,7 +67,10 @@ pub(super) fn configure(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|error| PostgresStoreError::Tls(error.to_string()))?;
+        .map_err(|error| PostgresStoreError::Tls {
+            problem: "no safe TLS protocol version",
+            source: Some(error.into()),
+        })?;
     let tls = if verify {
         builder.with_root_certificates(roots).with_no_client_auth()
     } else {

@@ -6,19 +6,12 @@ use serde_json::{Value, json};
 use super::document::{answers, check_refs, server_path};
 use super::model::{Body, Operation, Operations, Param, Place, Segment};
 use super::schema::Doc;
+use crate::mock::error::FileError;
 
 /// The HTTP methods an OpenAPI path item may hold.
 const METHODS: [&str; 9] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace", "query",
 ];
-
-/// A document that cannot be served at all: the file and why.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {problem}")]
-pub struct OpenApiError {
-    file: String,
-    problem: String,
-}
 
 /// Whether a file that does not load stops a directory's loading.
 enum Kind {
@@ -27,13 +20,6 @@ enum Kind {
     NotADocument,
     /// A document that cannot be served, or a file that cannot be read.
     Unservable,
-}
-
-fn refuse(file: &Path, problem: impl Into<String>) -> OpenApiError {
-    OpenApiError {
-        file: file.display().to_string(),
-        problem: problem.into(),
-    }
 }
 
 impl Operations {
@@ -48,13 +34,13 @@ impl Operations {
     /// Swagger 2.0 (named in the error); a directory with no document.
     /// Flaws in a document are warnings ([`warnings`](Self::warnings)),
     /// never errors.
-    pub fn load(&mut self, path: impl AsRef<Path>) -> Result<(), OpenApiError> {
+    pub fn load(&mut self, path: impl AsRef<Path>) -> Result<(), FileError> {
         let path = path.as_ref();
         if !path.is_dir() {
             return self.load_file(path).map_err(|(error, _)| error);
         }
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|error| refuse(path, error.to_string()))?
+            .map_err(|error| FileError::caused(path, "cannot read the directory", error))?
             .filter_map(Result::ok)
             .map(|entry| entry.path())
             .filter(|file| {
@@ -79,14 +65,14 @@ impl Operations {
                 Err((error, Kind::NotADocument)) => {
                     self.warn(
                         "files that are not OpenAPI or Swagger documents skipped",
-                        error.to_string(),
+                        error.describe(),
                     );
                 }
                 Err((error, Kind::Unservable)) => return Err(error),
             }
         }
         if loaded == 0 {
-            return Err(refuse(
+            return Err(FileError::new(
                 path,
                 "no OpenAPI or Swagger document in this directory",
             ));
@@ -101,10 +87,15 @@ impl Operations {
 
     /// Loads one file; an error says whether it is no document at all
     /// (skipped in a directory) or a document that cannot be served.
-    fn load_file(&mut self, file: &Path) -> Result<(), (OpenApiError, Kind)> {
-        let not_a_document = |problem: String| (refuse(file, problem), Kind::NotADocument);
-        let unservable = |problem: String| (refuse(file, problem), Kind::Unservable);
-        let text = std::fs::read_to_string(file).map_err(|error| unservable(error.to_string()))?;
+    fn load_file(&mut self, file: &Path) -> Result<(), (FileError, Kind)> {
+        let not_a_document = |problem: String| (FileError::new(file, problem), Kind::NotADocument);
+        let unservable = |problem: String| (FileError::new(file, problem), Kind::Unservable);
+        let text = std::fs::read_to_string(file).map_err(|error| {
+            (
+                FileError::caused(file, "cannot read", error),
+                Kind::Unservable,
+            )
+        })?;
         if text.trim().is_empty() {
             return Err(not_a_document("the file is empty".into()));
         }
@@ -114,7 +105,8 @@ impl Operations {
             // JSON that does not parse is not tried as YAML (a deep one
             // would take long): its JSON error is the answer.
             Err(json_error) if json_looking => {
-                return Err(not_a_document(format!("not JSON: {json_error}")));
+                let error = FileError::caused(file, "not JSON", json_error);
+                return Err((error, Kind::NotADocument));
             }
             Err(json_error) => match super::yaml::from_str(&text) {
                 Ok(yaml) => yaml,

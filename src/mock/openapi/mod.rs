@@ -16,6 +16,5 @@ mod respond;
 mod schema;
 mod yaml;
 
-pub use load::OpenApiError;
 pub use model::Operations;
 pub(crate) use respond::{RequestProblems, serve};
