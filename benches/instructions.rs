@@ -13,7 +13,7 @@ mod common;
 use std::hint::black_box;
 use std::process::Command;
 
-use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore};
+use armor_psk::{ArmorPskLayer, ManualClock, keys::MemoryKeyStore};
 use bytes::Bytes;
 use common::{Fixture, KEY_ID, NOW, NoReplayStore, PATH, SECRET, inner};
 use http::Request;

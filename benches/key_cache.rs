@@ -7,7 +7,7 @@ mod common;
 
 use std::hint::black_box;
 
-use armor_psk::{CachedKeyStore, KeyStore, MemoryKeyStore};
+use armor_psk::keys::{CachedKeyStore, KeyStore, MemoryKeyStore};
 use common::{Fixture, KEY_ID, Ratios, SECRET};
 use futures_util::FutureExt;
 

@@ -13,7 +13,9 @@ use std::convert::Infallible;
 use std::hint::black_box;
 
 use armor_psk::{
-    ArmorPskLayer, ManualClock, MemoryKeyStore, MemoryReplayStore, ReplayStore, ShardedReplayStore,
+    ArmorPskLayer, ManualClock,
+    keys::MemoryKeyStore,
+    replay::{MemoryReplayStore, ReplayStore, ShardedReplayStore},
 };
 use axum::body::Body;
 use bytes::Bytes;

@@ -14,8 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use armor_psk::{
-    ArmorPskLayer, ManualClock, MemoryKeyStore, MemoryReplayStore, RedisReplayStore, ReplayRequest,
-    ReplayStore, Reservation, Signature, VerifiedBody,
+    ArmorPskLayer, ManualClock, VerifiedBody,
+    keys::MemoryKeyStore,
+    protocol::Signature,
+    replay::redis::RedisReplayStore,
+    replay::{MemoryReplayStore, ReplayRequest, ReplayStore, Reservation},
 };
 use axum::body::Body;
 use common::{Fixture, KEY_ID, NOW, PATH, Ratios, SECRET, format_ns};

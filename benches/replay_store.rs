@@ -14,7 +14,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use armor_psk::{
-    MemoryReplayStore, ReplayRequest, ReplayStore, Reservation, ShardedReplayStore, Signature,
+    protocol::Signature,
+    replay::{MemoryReplayStore, ReplayRequest, ReplayStore, Reservation, ShardedReplayStore},
 };
 use futures_util::FutureExt;
 use hmac::{Hmac, KeyInit, Mac};

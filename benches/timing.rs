@@ -11,7 +11,7 @@ mod common;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use armor_psk::{ArmorPsk, ArmorPskLayer, ManualClock, MemoryKeyStore, Signer, VerifiedBody};
+use armor_psk::{ArmorPsk, ArmorPskLayer, ManualClock, Signer, VerifiedBody, keys::MemoryKeyStore};
 use axum::body::Body;
 use common::{KEY_ID, NOW, PATH, SECRET, format_ns};
 use http::{Request, Response};
@@ -52,7 +52,13 @@ fn alternate(
     let mut times = [Vec::with_capacity(samples), Vec::with_capacity(samples)];
     for i in 0..samples * 2 {
         let header = signers[i % 2]
-            .sign_at("POST", PATH, &body, &armor_psk::new_uuid_v4(), NOW)
+            .sign_at(
+                "POST",
+                PATH,
+                &body,
+                &armor_psk::protocol::new_uuid_v4(),
+                NOW,
+            )
             .unwrap();
         let request = Request::post(PATH)
             .header("authorization", header)
@@ -129,16 +135,18 @@ fn three_secrets(samples: usize) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let key = armor_psk::Key::from_secrets([
-        armor_psk::KeySecret::new(1, "secret-one"),
-        armor_psk::KeySecret::new(2, "secret-two"),
-        armor_psk::KeySecret::new(3, "secret-three"),
+    let key = armor_psk::keys::Key::from_secrets([
+        armor_psk::keys::KeySecret::new(1, "secret-one"),
+        armor_psk::keys::KeySecret::new(2, "secret-two"),
+        armor_psk::keys::KeySecret::new(3, "secret-three"),
     ]);
     let keys = MemoryKeyStore::new();
     keys.insert_key(KEY_ID, key);
     let service = ArmorPskLayer::new(keys)
         .with_clock(ManualClock::new(NOW))
-        .with_replay_store(armor_psk::ShardedReplayStore::with_capacity(u64::MAX))
+        .with_replay_store(armor_psk::replay::ShardedReplayStore::with_capacity(
+            u64::MAX,
+        ))
         .layer(service_fn(inner as fn(Request<VerifiedBody>) -> Inner));
     let first = Signer::new(KEY_ID, "secret-one").unwrap();
     let last = Signer::new(KEY_ID, "secret-three").unwrap();

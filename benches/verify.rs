@@ -20,8 +20,9 @@ mod common;
 use std::hint::black_box;
 
 use armor_psk::{
-    BodyDigest, Credentials, KeyStore, MemoryKeyStore, MemoryReplayStore, ReplayRequest,
-    ReplayStore, Reservation, ShardedReplayStore, VerifyOptions, signed_path, verify,
+    keys::{KeyStore, MemoryKeyStore},
+    protocol::{BodyDigest, Credentials, VerifyOptions, signed_path, verify},
+    replay::{MemoryReplayStore, ReplayRequest, ReplayStore, Reservation, ShardedReplayStore},
 };
 use common::{Fixture, KEY_ID, NOW, Ratios, SECRET, SIZES};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};

@@ -12,7 +12,10 @@
 use std::net::SocketAddr;
 
 use armor_psk::{
-    ArmorPskLayer, MemoryKeyStore, MemoryReplayStore, RedisReplayStore, ReplayStore, Signer,
+    ArmorPskLayer, Signer,
+    keys::MemoryKeyStore,
+    replay::redis::RedisReplayStore,
+    replay::{MemoryReplayStore, ReplayStore},
 };
 use axum::Router;
 use axum::routing::get;

@@ -33,8 +33,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use armor_psk::{
-    ArmorPskLayer, BodyDigest, Canonical, MemoryKeyStore, MemoryReplayStore, Secret,
-    ShardedReplayStore, Signer,
+    ArmorPskLayer, Signer,
+    keys::{MemoryKeyStore, Secret},
+    protocol::{BodyDigest, Canonical},
+    replay::{MemoryReplayStore, ShardedReplayStore},
 };
 use axum::Router;
 use axum::body::Bytes;

@@ -7,7 +7,7 @@
 //! cargo run --features metrics --example metrics
 //! ```
 
-use armor_psk::{ArmorPskLayer, MemoryKeyStore, Signer, describe_metrics};
+use armor_psk::{ArmorPskLayer, Signer, describe_metrics, keys::MemoryKeyStore};
 use axum::Router;
 use axum::body::Body;
 use http::Request;

@@ -14,7 +14,10 @@
 
 use std::time::{Duration, Instant};
 
-use armor_psk::{MemoryReplayStore, ReplayRequest, ReplayStore, Reservation, Signature};
+use armor_psk::{
+    protocol::Signature,
+    replay::{MemoryReplayStore, ReplayRequest, ReplayStore, Reservation},
+};
 
 const NOW: u64 = 1_700_000_000;
 const KEYS: u64 = 100;

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use armor_psk::{ArmorPskLayer, Identity, MemoryKeyStore, MemoryReplayStore, Signer};
+use armor_psk::{ArmorPskLayer, Identity, Signer, keys::MemoryKeyStore, replay::MemoryReplayStore};
 use axum::Router;
 use axum::body::Bytes;
 use http::Method;

@@ -11,7 +11,7 @@
 //! [`RejectionKind`].
 //!
 //! ```
-//! use armor_psk::{ArmorPskLayer, Identity, ManualClock, MemoryKeyStore, Signer};
+//! use armor_psk::{ArmorPskLayer, Identity, ManualClock, Signer, keys::MemoryKeyStore};
 //! use axum::{Router, body::Body, routing::get};
 //! use http::{Request, StatusCode};
 //! use tower::ServiceExt;
@@ -40,21 +40,27 @@
 //!
 //! # Where to go next
 //!
-//! - **The layer**: [`ArmorPskLayer`] (its settings), [`ArmorPsk`] (the
-//!   service), [`Rejection`] and [`RejectionKind`] (why a request was
-//!   refused), [`Identity`] (who signed).
-//! - **The protocol on plain values**, without tower: [`Credentials::parse`],
-//!   [`signed_path`], [`verify`], [`Signer`].
-//! - **Keys**: [`KeyStore`], [`MemoryKeyStore`], [`CachedKeyStore`], and
-//!   with the `postgres` feature `PostgresKeyStore` (keys sealed under a
-//!   KEK, changes published within a second).
-//! - **Replays**: [`ReplayStore`], [`MemoryReplayStore`] (the default),
-//!   [`ShardedReplayStore`], and with the `redis` feature
-//!   `RedisReplayStore`, shared by several instances.
-//! - **Clients**: the [`client`] module (a tower layer and, with the
-//!   `reqwest` feature, reqwest middleware).
-//! - **Tests of client code**: the [`mock`](crate#features) of Armor's API
-//!   (feature `mock`) and the `armor-psk` command line (feature `cli`).
+//! - **The layer**, here at the root: [`ArmorPskLayer`] (its settings),
+//!   [`ArmorPsk`] (the service), [`Rejection`] and [`RejectionKind`] (why a
+//!   request was refused), [`Identity`] (who signed), [`Signer`] (the other
+//!   side) and the [`Clock`]s.
+//! - [`protocol`]: the protocol on plain values, without tower
+//!   ([`Credentials::parse`](protocol::Credentials::parse),
+//!   [`signed_path`](protocol::signed_path), [`verify`](protocol::verify)),
+//!   and [`protocol::diagnose`], which names a client's mistake.
+//! - [`keys`]: the [`KeyStore`](keys::KeyStore) trait,
+//!   [`MemoryKeyStore`](keys::MemoryKeyStore),
+//!   [`CachedKeyStore`](keys::CachedKeyStore), and with the `postgres`
+//!   feature `keys::postgres` (keys sealed under a KEK, changes published
+//!   within a second).
+//! - [`replay`]: the [`ReplayStore`](replay::ReplayStore) trait,
+//!   [`MemoryReplayStore`](replay::MemoryReplayStore) (the default),
+//!   [`ShardedReplayStore`](replay::ShardedReplayStore), and with the
+//!   `redis` feature `replay::redis`, shared by several instances.
+//! - [`client`]: a tower layer that signs requests and, with the `reqwest`
+//!   feature, reqwest middleware.
+//! - **Tests of client code**: the `mock` of Armor's API (feature `mock`)
+//!   and the `armor-psk` command line (feature `cli`).
 //!
 //! The README is the user's guide: deployment, operations, the security
 //! notes and the measured performance.
@@ -64,8 +70,8 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `axum` | yes | [`Identity`] as an extractor, `IntoResponse` for [`Rejection`], the original path inside nested routers |
-//! | `redis` | no | `RedisReplayStore` (Redis or Redis Cluster) |
-//! | `postgres` | no | `PostgresKeyStore`, `Kek`, key administration |
+//! | `redis` | no | `replay::redis`: a replay store on Redis or Redis Cluster |
+//! | `postgres` | no | `keys::postgres`: keys in PostgreSQL, sealed under a KEK, and their administration |
 //! | `reqwest` | no | `client::SignMiddleware` for reqwest-middleware |
 //! | `metrics` | no | counters, a histogram and a gauge through `metrics` |
 //! | `mock` | no | the `mock` module: Armor's API behind ARMOR-PSK |
@@ -76,7 +82,7 @@
 mod axum;
 mod boxed;
 pub mod client;
-mod keys;
+pub mod keys;
 mod macros;
 mod middleware;
 #[cfg(feature = "mock")]
@@ -84,20 +90,12 @@ mod middleware;
 pub mod mock;
 #[cfg(any(feature = "postgres", feature = "mock"))]
 mod percent;
-mod protocol;
-mod replay;
+pub mod protocol;
+pub mod replay;
 
 #[cfg(feature = "axum")]
 pub use crate::axum::MissingIdentity;
 pub use boxed::{BoxError, BoxFuture};
-pub use keys::{
-    CachedKeyStore, CachedKeyStoreBuilder, KeyStore, KeyStoreError, MemoryKeyStore,
-    WeakCachedKeyStore,
-};
-#[cfg(feature = "postgres")]
-pub use keys::{
-    Kek, KeyInfo, NewKey, PostgresKeyStore, PostgresOptions, PostgresStoreError, Sealing,
-};
 pub use middleware::body::{DEFAULT_BODY_LIMIT, VerifiedBody};
 pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ArmorPskLayer;
@@ -105,29 +103,11 @@ pub use middleware::response::ResponseBody;
 pub use middleware::service::ArmorPsk;
 #[cfg(feature = "metrics")]
 pub use middleware::telemetry::describe_metrics;
-pub use protocol::canonical::{
-    BodyDigest, BodyHasher, BodySlot, Canonical, HASHED_EMPTY_BODY_SLOT, signed_path,
-};
 pub use protocol::clock::{Clock, ManualClock, SystemClock};
-pub use protocol::diagnose::{ClientMistake, RefusedRequest};
-pub use protocol::header::{Credentials, MAX_KEY_ID_LEN, MAX_NONCE_LEN, SCHEME};
 pub use protocol::identity::Identity;
-pub use protocol::key::{Key, KeySecret};
-pub use protocol::options::{
-    ConfigError, DEFAULT_CLOCK_SKEW_ALLOWANCE, DEFAULT_WINDOW, MAX_WINDOW, NonceFormat,
-    VerifyOptions, replay_ttl,
-};
+pub use protocol::options::ConfigError;
 pub use protocol::rejection::{Rejection, RejectionKind};
-pub use protocol::secret::{Secret, generate_secret};
-pub use protocol::signature::{InvalidSignatureEncoding, Signature};
-pub use protocol::signer::{SignError, Signer, new_uuid_v4};
-pub use protocol::verify::verify;
-#[cfg(feature = "redis")]
-pub use replay::{FailurePolicy, RedisReplayStore, RedisStoreError, RedisStoreOptions};
-pub use replay::{
-    Memory, MemoryReplayStore, MemoryReplayStoreBuilder, ReplayKey, ReplayRequest, ReplayStore,
-    ReplayStoreError, Reservation, Saved, ShardedReplayStore, SnapshotError,
-};
+pub use protocol::signer::{SignError, Signer};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

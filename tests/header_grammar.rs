@@ -1,7 +1,7 @@
 //! The header grammar: a named table of malformed headers, each with the
 //! error code it must get, plus the forms that must be accepted.
 
-use armor_psk::{Credentials, RejectionKind};
+use armor_psk::{RejectionKind, protocol::Credentials};
 use http::{HeaderMap, HeaderValue};
 
 const SIG: &str =
@@ -336,7 +336,7 @@ fn messages_name_the_problem_and_never_panic_on_any_short_input() {
 
 #[test]
 fn a_key_id_of_256_bytes_is_the_longest_accepted() {
-    let key_id = "k".repeat(armor_psk::MAX_KEY_ID_LEN);
+    let key_id = "k".repeat(armor_psk::protocol::MAX_KEY_ID_LEN);
     let parsed = Credentials::parse(&header(&key_id, SIG, "n-1", "1700000000")).unwrap();
     assert_eq!(parsed.key_id(), key_id);
     let longer = Credentials::parse(&header(&format!("{key_id}k"), SIG, "n-1", "1700000000"));

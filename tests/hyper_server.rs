@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use armor_psk::{
-    ArmorPskLayer, Identity, ManualClock, MemoryKeyStore, MemoryReplayStore, Signer, VerifiedBody,
+    ArmorPskLayer, Identity, ManualClock, Signer, VerifiedBody, keys::MemoryKeyStore,
+    replay::MemoryReplayStore,
 };
 use bytes::Bytes;
 use http::{Request, Response};

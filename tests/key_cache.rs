@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use armor_psk::{BoxFuture, CachedKeyStore, Key, KeyStore, KeyStoreError, MemoryKeyStore};
+use armor_psk::{
+    BoxFuture,
+    keys::{CachedKeyStore, Key, KeyStore, KeyStoreError, MemoryKeyStore},
+};
 
 /// A source that holds keys in memory, can be told to fail, answers after
 /// a delay, and counts its lookups.

@@ -8,9 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use armor_psk::{
-    ArmorPskLayer, BoxFuture, Identity, KeyStore, KeyStoreError, MemoryReplayStore, NonceFormat,
-    Rejection, RejectionKind, ReplayRequest, ReplayStore, ReplayStoreError, Reservation,
-    ShardedReplayStore,
+    ArmorPskLayer, BoxFuture, Identity, Rejection, RejectionKind,
+    keys::{KeyStore, KeyStoreError},
+    protocol::NonceFormat,
+    replay::{
+        MemoryReplayStore, ReplayRequest, ReplayStore, ReplayStoreError, Reservation,
+        ShardedReplayStore,
+    },
 };
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -57,18 +61,18 @@ impl<S: ReplayStore> ReplayStore for OnlyAsync<S> {
     }
 }
 
-impl KeyStore for OnlyAsync<armor_psk::MemoryKeyStore> {
+impl KeyStore for OnlyAsync<armor_psk::keys::MemoryKeyStore> {
     fn get<'a>(
         &'a self,
         key_id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<armor_psk::Key>, KeyStoreError>> {
+    ) -> BoxFuture<'a, Result<Option<armor_psk::keys::Key>, KeyStoreError>> {
         self.0.get(key_id)
     }
 }
 
 #[tokio::test]
 async fn stores_that_answer_at_once_and_through_a_future_decide_alike() {
-    let keys = armor_psk::MemoryKeyStore::new().with_key(KEY_ID, common::SECRET);
+    let keys = armor_psk::keys::MemoryKeyStore::new().with_key(KEY_ID, common::SECRET);
     assert!(
         keys.get_ready(KEY_ID).is_some(),
         "the memory store answers at once"
@@ -632,7 +636,7 @@ async fn body_over_the_limit_by_content_length_is_refused_before_reading() {
 /// Counts its lookups: what the layer refuses by what a request says of
 /// itself must cost no query.
 struct CountingKeys {
-    keys: armor_psk::MemoryKeyStore,
+    keys: armor_psk::keys::MemoryKeyStore,
     lookups: AtomicUsize,
 }
 
@@ -640,7 +644,7 @@ impl KeyStore for CountingKeys {
     fn get<'a>(
         &'a self,
         key_id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<armor_psk::Key>, KeyStoreError>> {
+    ) -> BoxFuture<'a, Result<Option<armor_psk::keys::Key>, KeyStoreError>> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         self.keys.get(key_id)
     }
@@ -649,7 +653,7 @@ impl KeyStore for CountingKeys {
 #[tokio::test]
 async fn a_declared_length_over_the_limit_is_refused_before_the_key_store_is_asked() {
     let keys = Arc::new(CountingKeys {
-        keys: armor_psk::MemoryKeyStore::new().with_key(KEY_ID, common::SECRET),
+        keys: armor_psk::keys::MemoryKeyStore::new().with_key(KEY_ID, common::SECRET),
         lookups: AtomicUsize::new(0),
     });
     let router = app(ArmorPskLayer::new(Arc::clone(&keys))
@@ -754,7 +758,7 @@ impl KeyStore for DownKeys {
     fn get<'a>(
         &'a self,
         _: &'a str,
-    ) -> BoxFuture<'a, Result<Option<armor_psk::Key>, KeyStoreError>> {
+    ) -> BoxFuture<'a, Result<Option<armor_psk::keys::Key>, KeyStoreError>> {
         Box::pin(async { Err(KeyStoreError::new("database at 10.0.0.5 refused")) })
     }
 }
@@ -901,7 +905,7 @@ async fn sharded_shared_by_clocks_apart_refuses_replays_while_valid() {
 
 #[test]
 fn windows_and_allowances_over_a_day_are_refused() {
-    let layer = || ArmorPskLayer::new(armor_psk::MemoryKeyStore::new());
+    let layer = || ArmorPskLayer::new(armor_psk::keys::MemoryKeyStore::new());
     let day = Duration::from_secs(24 * 3600);
     assert!(layer().with_window(day).is_ok());
     assert!(matches!(
@@ -914,21 +918,26 @@ fn windows_and_allowances_over_a_day_are_refused() {
     ));
     // The longest lifetime (a day's window, a day's allowance, a timestamp a
     // day ahead) is kept whole.
-    let options = armor_psk::VerifyOptions::default()
+    let options = armor_psk::protocol::VerifyOptions::default()
         .with_window(day)
         .unwrap()
         .with_clock_skew_allowance(day)
         .unwrap();
-    assert_eq!(
-        options.replay_ttl(NOW + 24 * 3600, NOW),
-        Duration::from_secs(3 * 24 * 3600 + 1)
+    let signature = armor_psk::protocol::Signature::from_bytes([7; 64]);
+    let request = ReplayRequest::new(
+        KEY_ID,
+        &signature,
+        NOW + 24 * 3600,
+        NOW,
+        options.replay_lifetime(),
     );
+    assert_eq!(request.ttl(), Duration::from_secs(3 * 24 * 3600 + 1));
 }
 
 /// One key fills its share of the store: its next request is 429 with
 /// `Retry-After`, and another key is still served.
 async fn a_key_over_its_share_does_not_lock_out_the_others(store: impl ReplayStore) {
-    let keys = armor_psk::MemoryKeyStore::new()
+    let keys = armor_psk::keys::MemoryKeyStore::new()
         .with_key(KEY_ID, common::SECRET)
         .with_key("other-key", "other-secret");
     let router = app(ArmorPskLayer::new(keys)
@@ -1039,7 +1048,9 @@ async fn uuid_nonces_of_both_forms_leave_no_re_cut() {
         "ABCDEF01-2345-6789-abcd-ef0123456789",
     ] {
         let h = harness();
-        let router = app(h.layer.with_nonce_format(armor_psk::NonceFormat::Uuid));
+        let router = app(h
+            .layer
+            .with_nonce_format(armor_psk::protocol::NonceFormat::Uuid));
         let path = "/accounts/1234567890abcdef";
         let header = signer().sign_at("GET", path, b"", nonce, NOW).unwrap();
         let answer = send(&router, request_with_header("GET", path, &header, b"")).await;

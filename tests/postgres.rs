@@ -15,8 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use armor_psk::{
-    ArmorPskLayer, CachedKeyStore, Kek, ManualClock, PostgresKeyStore, PostgresStoreError, Sealing,
-    Signer,
+    ArmorPskLayer, ManualClock, Signer,
+    keys::CachedKeyStore,
+    keys::postgres::{Kek, PostgresKeyStore, PostgresStoreError, Sealing},
 };
 use common::{app, request_with_header, send};
 use http::StatusCode;
@@ -84,7 +85,13 @@ async fn until_status(
     let started = Instant::now();
     loop {
         let header = signer
-            .sign_at("GET", "/me", b"", &armor_psk::new_uuid_v4(), clock.now())
+            .sign_at(
+                "GET",
+                "/me",
+                b"",
+                &armor_psk::protocol::new_uuid_v4(),
+                clock.now(),
+            )
             .unwrap();
         let answer = send(router, request_with_header("GET", "/me", &header, b"")).await;
         if answer.status == want {
@@ -189,7 +196,7 @@ async fn random_unknown_key_ids_reach_the_database_a_bounded_number_of_times() {
         .map(|_| {
             let router = router.clone();
             tokio::spawn(async move {
-                let signer = Signer::new(armor_psk::new_uuid_v4(), "made-up").unwrap();
+                let signer = Signer::new(armor_psk::protocol::new_uuid_v4(), "made-up").unwrap();
                 let header = signer.sign("GET", "/me", b"");
                 send(&router, request_with_header("GET", "/me", &header, b""))
                     .await
@@ -347,8 +354,9 @@ async fn with_the_database_down_cached_keys_serve_and_others_get_503() {
     let router = app(ArmorPskLayer::new(cache)
         .with_clock(clock.clone())
         .with_replay_store(common::memory_store()));
-    let signer =
-        |key: &armor_psk::NewKey| Signer::new(key.key_id.clone(), key.secret.as_str()).unwrap();
+    let signer = |key: &armor_psk::keys::postgres::NewKey| {
+        Signer::new(key.key_id.clone(), key.secret.as_str()).unwrap()
+    };
     until_status(
         &router,
         &signer(&cached_key),
@@ -467,7 +475,7 @@ fn kek() -> Sealing {
 /// Sends one request signed now by `key`; its status.
 async fn status_of(
     router: &axum::Router,
-    key: &armor_psk::NewKey,
+    key: &armor_psk::keys::postgres::NewKey,
     clock: &ManualClock,
 ) -> StatusCode {
     clock.set(now());
@@ -494,7 +502,7 @@ async fn a_revoke_racing_slow_lookups_is_honoured_by_both_instances() {
     let key = direct.add_key("racing", None).await.unwrap();
     let relay = relay(&database_address(&url)).await;
     relay.delay_ms.store(1_000, Ordering::SeqCst);
-    let options = armor_psk::PostgresOptions::default()
+    let options = armor_psk::keys::postgres::PostgresOptions::default()
         .query_timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(10))
         .pool_size(1);
@@ -646,7 +654,8 @@ async fn a_spray_of_random_key_ids_never_starves_genuine_keys() {
             let (router, stop, sprayed) = (router.clone(), stop.clone(), sprayed.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::SeqCst) {
-                    let signer = Signer::new(armor_psk::new_uuid_v4(), "made-up").unwrap();
+                    let signer =
+                        Signer::new(armor_psk::protocol::new_uuid_v4(), "made-up").unwrap();
                     let header = signer.sign("GET", "/me", b"");
                     let status = send(&router, request_with_header("GET", "/me", &header, b""))
                         .await
@@ -708,7 +717,7 @@ async fn rows_changed_without_the_kek_never_verify() {
         // A store of its own each time: no cache between the change and it.
         PostgresKeyStore::connect(&url, kek()).await.unwrap()
     };
-    use armor_psk::KeyStore as _;
+    use armor_psk::keys::KeyStore as _;
 
     // A plaintext secret of the attacker's choosing, added to a real key.
     let key = direct.add_key("plaintext", None).await.unwrap();
@@ -868,7 +877,7 @@ async fn tls_to_postgresql_is_verified() {
         .expect("TLS with the CA");
     store.migrate().await.unwrap();
     let key = store.add_key("over tls", None).await.unwrap();
-    use armor_psk::KeyStore as _;
+    use armor_psk::keys::KeyStore as _;
     assert!(store.get(&key.key_id).await.unwrap().is_some());
     // The connection is TLS: the server says so.
     let (client, connection) =
@@ -938,6 +947,6 @@ async fn notifications_from_anyone_change_nothing_that_matters() {
     }
     assert!(!watcher.might_hold("not:a:key:id"));
     assert!(!watcher.might_hold(&long));
-    use armor_psk::KeyStore as _;
+    use armor_psk::keys::KeyStore as _;
     assert!(cache.get("made-up-key").await.unwrap().is_none());
 }

@@ -4,8 +4,9 @@
 //! what its grammar allows.
 
 use armor_psk::{
-    BodyDigest, Credentials, RejectionKind, Secret, Signature, Signer, VerifyOptions, signed_path,
-    verify,
+    RejectionKind, Signer,
+    keys::Secret,
+    protocol::{BodyDigest, Credentials, Signature, VerifyOptions, signed_path, verify},
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -107,7 +108,7 @@ impl Signed {
             .unwrap();
         let (parts, ()) = request.into_parts();
         let credentials = Credentials::from_headers(&parts.headers).map_err(|r| r.kind())?;
-        let secret = armor_psk::Key::new(Secret::new(self.secret.as_bytes()));
+        let secret = armor_psk::keys::Key::new(Secret::new(self.secret.as_bytes()));
         let key = (credentials.key_id() == self.key_id).then_some(&secret);
         let options = VerifyOptions::default();
         let path = signed_path(parts.uri.path(), &options).map_err(|r| r.kind())?;

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use armor_psk::{ArmorPskLayer, ManualClock, RedisReplayStore};
+use armor_psk::{ArmorPskLayer, ManualClock, replay::redis::RedisReplayStore};
 use common::cluster::OwnCluster;
 use common::{NOW, app, request_with_header, send, signed, signer};
 use http::StatusCode;

@@ -14,8 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use armor_psk::{
-    ArmorPskLayer, FailurePolicy, ManualClock, MemoryKeyStore, MemoryReplayStore, RedisReplayStore,
-    ReplayKey, replay_ttl,
+    ArmorPskLayer, ManualClock,
+    keys::MemoryKeyStore,
+    replay::redis::{FailurePolicy, RedisReplayStore},
+    replay::{MemoryReplayStore, ReplayKey},
 };
 use axum::Router;
 use common::redis::{OwnRedis, prefix};
@@ -94,9 +96,9 @@ async fn an_entry_lives_in_redis_exactly_as_long_as_the_window_rule_says() {
     assert_eq!(answer.status, StatusCode::OK);
 
     // The window and the clock-skew allowance (60 s by default).
-    let expected = replay_ttl(timestamp, NOW, Duration::from_secs(300 + 60));
+    let expected = Duration::from_secs(timestamp + 300 + 60 + 1 - NOW);
     assert_eq!(expected, Duration::from_secs(461));
-    let credentials = armor_psk::Credentials::parse(header.as_bytes()).unwrap();
+    let credentials = armor_psk::protocol::Credentials::parse(header.as_bytes()).unwrap();
     let mut redis = redis::Client::open(url.as_str())
         .unwrap()
         .get_multiplexed_async_connection()
@@ -294,24 +296,29 @@ async fn a_redis_that_may_evict_is_refused_unless_allowed() {
 }
 
 /// The signature of flood request `n` (distinct for every n).
-fn flood_signature(n: u64) -> armor_psk::Signature {
+fn flood_signature(n: u64) -> armor_psk::protocol::Signature {
     let mut bytes = [0u8; 64];
     bytes[..8].copy_from_slice(&n.to_le_bytes());
     bytes[8..16].copy_from_slice(&n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
-    armor_psk::Signature::from_bytes(bytes)
+    armor_psk::protocol::Signature::from_bytes(bytes)
 }
 
 async fn reserve_one(
     store: &RedisReplayStore,
     key_id: &str,
     n: u64,
-) -> Result<armor_psk::Reservation, armor_psk::ReplayStoreError> {
-    use armor_psk::ReplayStore as _;
+) -> Result<armor_psk::replay::Reservation, armor_psk::replay::ReplayStoreError> {
+    use armor_psk::replay::ReplayStore as _;
     let signature = flood_signature(n);
     let nonce = format!("{n:032x}");
-    let request =
-        armor_psk::ReplayRequest::new(key_id, &signature, NOW, NOW, Duration::from_secs(360))
-            .with_nonce(&nonce);
+    let request = armor_psk::replay::ReplayRequest::new(
+        key_id,
+        &signature,
+        NOW,
+        NOW,
+        Duration::from_secs(360),
+    )
+    .with_nonce(&nonce);
     store.reserve(&request).await
 }
 
@@ -339,8 +346,10 @@ async fn flood(store: &Arc<RedisReplayStore>, keys: usize, refusals: u64) -> Vec
                     let n = next.fetch_add(1, Relaxed);
                     assert!(n < 2_000_000, "the flood was never held to a share");
                     match reserve_one(&store, &key_id, n).await {
-                        Ok(armor_psk::Reservation::Reserved) => accepted.lock().unwrap().push(n),
-                        Err(armor_psk::ReplayStoreError::KeyQuotaExceeded { .. }) => {
+                        Ok(armor_psk::replay::Reservation::Reserved) => {
+                            accepted.lock().unwrap().push(n)
+                        }
+                        Err(armor_psk::replay::ReplayStoreError::KeyQuotaExceeded { .. }) => {
                             refused[key].fetch_add(1, Relaxed);
                         }
                         other => panic!("{key_id} request {n}: {other:?}"),
@@ -382,7 +391,7 @@ async fn a_flood_from_one_key_leaves_a_full_redis_serving_others_and_forgetting_
     for n in 0..200 {
         let answer = reserve_one(&store, "other", 10_000_000 + n).await;
         assert!(
-            matches!(answer, Ok(armor_psk::Reservation::Reserved)),
+            matches!(answer, Ok(armor_psk::replay::Reservation::Reserved)),
             "{answer:?}"
         );
     }
@@ -390,7 +399,7 @@ async fn a_flood_from_one_key_leaves_a_full_redis_serving_others_and_forgetting_
     for &n in accepted.iter().step_by(accepted.len() / 500) {
         let answer = reserve_one(&store, "flood-0", n).await;
         assert!(
-            matches!(answer, Ok(armor_psk::Reservation::Replayed)),
+            matches!(answer, Ok(armor_psk::replay::Reservation::Replayed)),
             "flood request {n} replayed: {answer:?}"
         );
     }
@@ -505,12 +514,12 @@ async fn replays_under_pressure_do_not_use_up_the_key_share() {
     assert!(store.under_pressure(), "Redis is half full");
     assert!(matches!(
         reserve_one(&store, "k", 1).await,
-        Ok(armor_psk::Reservation::Reserved)
+        Ok(armor_psk::replay::Reservation::Reserved)
     ));
     for _ in 0..20 {
         let replay = reserve_one(&store, "k", 1).await;
         assert!(
-            matches!(replay, Ok(armor_psk::Reservation::Replayed)),
+            matches!(replay, Ok(armor_psk::replay::Reservation::Replayed)),
             "{replay:?}"
         );
     }
@@ -518,7 +527,7 @@ async fn replays_under_pressure_do_not_use_up_the_key_share() {
     for n in 2..=5 {
         let answer = reserve_one(&store, "k", n).await;
         assert!(
-            matches!(answer, Ok(armor_psk::Reservation::Reserved)),
+            matches!(answer, Ok(armor_psk::replay::Reservation::Reserved)),
             "{n}: {answer:?}"
         );
     }
@@ -527,13 +536,13 @@ async fn replays_under_pressure_do_not_use_up_the_key_share() {
     assert!(
         matches!(
             over,
-            Err(armor_psk::ReplayStoreError::KeyQuotaExceeded { .. })
+            Err(armor_psk::replay::ReplayStoreError::KeyQuotaExceeded { .. })
         ),
         "{over:?}"
     );
     let other = reserve_one(&store, "other", 6).await;
     assert!(
-        matches!(other, Ok(armor_psk::Reservation::Reserved)),
+        matches!(other, Ok(armor_psk::replay::Reservation::Reserved)),
         "{other:?}"
     );
 }
@@ -822,7 +831,7 @@ async fn a_flood_from_four_keys_never_refuses_a_fifth_idle_key() {
                 n += 1;
                 let answer = reserve_one(&store, "idle", n).await;
                 assert!(
-                    matches!(answer, Ok(armor_psk::Reservation::Reserved)),
+                    matches!(answer, Ok(armor_psk::replay::Reservation::Reserved)),
                     "the idle key's request {served}: {answer:?}"
                 );
                 served += 1;

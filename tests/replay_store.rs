@@ -9,8 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use armor_psk::{
-    MemoryReplayStore, ReplayRequest, ReplayStore, ReplayStoreError, Reservation,
-    ShardedReplayStore, Signature,
+    protocol::Signature,
+    replay::{
+        MemoryReplayStore, ReplayRequest, ReplayStore, ReplayStoreError, Reservation,
+        ShardedReplayStore,
+    },
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -54,10 +57,10 @@ impl_store!(ShardedReplayStore);
 macro_rules! on_both_stores {
     ($($test:ident),* $(,)?) => {
         mod default_store {
-            $(#[test] fn $test() { super::$test::<armor_psk::MemoryReplayStore>(); })*
+            $(#[test] fn $test() { super::$test::<armor_psk::replay::MemoryReplayStore>(); })*
         }
         mod sharded {
-            $(#[test] fn $test() { super::$test::<armor_psk::ShardedReplayStore>(); })*
+            $(#[test] fn $test() { super::$test::<armor_psk::replay::ShardedReplayStore>(); })*
         }
     };
 }

@@ -54,7 +54,7 @@ fn post(url: &str, header: &str) -> (u16, String) {
 
 /// A request signed `ago` seconds in the past, never sent.
 fn signed_ago(ago: u64) -> String {
-    let nonce = armor_psk::new_uuid_v4();
+    let nonce = armor_psk::protocol::new_uuid_v4();
     signer()
         .sign_at("POST", "/things", b"{}", &nonce, now() - ago)
         .unwrap()
@@ -196,7 +196,7 @@ fn a_kill_9_with_the_snapshot_fences_a_client_ahead_too() {
     let dir = scratch("ahead");
     let path = dir.join("replay.snapshot");
     let first = Server::start(server(Some(&path)));
-    let nonce = armor_psk::new_uuid_v4();
+    let nonce = armor_psk::protocol::new_uuid_v4();
     let ahead = signer()
         .sign_at("POST", "/things", b"{}", &nonce, now() + 30)
         .unwrap();
@@ -214,7 +214,7 @@ fn a_kill_9_with_the_snapshot_fences_a_client_ahead_too() {
             "POST",
             "/things",
             b"{}",
-            &armor_psk::new_uuid_v4(),
+            &armor_psk::protocol::new_uuid_v4(),
             now() + 33,
         )
         .unwrap();

@@ -3,7 +3,10 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Secret, Signer};
+use armor_psk::{
+    ArmorPskLayer, ManualClock, Signer,
+    keys::{MemoryKeyStore, Secret},
+};
 use axum::Router;
 use axum::body::Body;
 use http::Request;
@@ -145,11 +148,14 @@ async fn an_oversized_key_id_is_refused_with_a_short_log_line() {
 /// A key store that never answers.
 struct Silent;
 
-impl armor_psk::KeyStore for Silent {
+impl armor_psk::keys::KeyStore for Silent {
     fn get<'a>(
         &'a self,
         _key_id: &'a str,
-    ) -> armor_psk::BoxFuture<'a, Result<Option<armor_psk::Key>, armor_psk::KeyStoreError>> {
+    ) -> armor_psk::BoxFuture<
+        'a,
+        Result<Option<armor_psk::keys::Key>, armor_psk::keys::KeyStoreError>,
+    > {
         Box::pin(std::future::pending())
     }
 }

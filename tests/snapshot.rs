@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use armor_psk::{
-    Memory, MemoryReplayStore, ReplayRequest, ReplayStore, ReplayStoreError, Reservation,
-    Signature, SnapshotError,
+    protocol::Signature,
+    replay::{
+        Memory, MemoryReplayStore, ReplayRequest, ReplayStore, ReplayStoreError, Reservation,
+        SnapshotError,
+    },
 };
 
 const LIFETIME: Duration = Duration::from_secs(361);

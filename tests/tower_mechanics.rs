@@ -177,7 +177,7 @@ async fn the_service_and_its_layer_are_made_as_in_tower_http() {
     let inner = service_fn(|_request: http::Request<armor_psk::VerifiedBody>| async {
         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
     });
-    let keys = armor_psk::MemoryKeyStore::new().with_key("key-1", "secret");
+    let keys = armor_psk::keys::MemoryKeyStore::new().with_key("key-1", "secret");
     let direct = armor_psk::ArmorPsk::new(inner, keys.clone());
     let unsigned = http::Request::get("/me").body(String::new()).unwrap();
     assert_eq!(direct.oneshot(unsigned).await.unwrap().status(), 401);

@@ -4,8 +4,9 @@
 mod common;
 
 use armor_psk::{
-    ArmorPskLayer, BodyDigest, BodySlot, Canonical, Credentials, Identity, ManualClock,
-    MemoryKeyStore, Rejection, RejectionKind, Signer, VerifyOptions, signed_path, verify,
+    ArmorPskLayer, Identity, ManualClock, Rejection, RejectionKind, Signer,
+    keys::MemoryKeyStore,
+    protocol::{BodyDigest, BodySlot, Canonical, Credentials, VerifyOptions, signed_path, verify},
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -144,7 +145,7 @@ fn check(
         &path,
         &credentials,
         body,
-        Some(&armor_psk::Key::new(secret)),
+        Some(&armor_psk::keys::Key::new(secret)),
         v.timestamp,
         options,
     )
@@ -204,7 +205,7 @@ async fn every_vector_passes_the_layer() {
             .with_replay_store(
                 // Its memory began an hour before the vector was signed
                 // (the fence off for a vector signed at 0).
-                armor_psk::MemoryReplayStore::new()
+                armor_psk::replay::MemoryReplayStore::new()
                     .with_memory_since(v.timestamp.checked_sub(3600)),
             )
             .with_hashed_empty_body(v.hashed_empty);

@@ -9,7 +9,10 @@ pub use no_store::NoReplayStore;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use armor_psk::{BodyDigest, BodySlot, Canonical, Secret};
+use armor_psk::{
+    keys::Secret,
+    protocol::{BodyDigest, BodySlot, Canonical},
+};
 use criterion::Criterion;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha512};

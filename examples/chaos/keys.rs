@@ -11,7 +11,10 @@ use parking_lot::Mutex;
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use armor_psk::{Kek, PostgresKeyStore, Sealing, Signer};
+use armor_psk::{
+    Signer,
+    keys::postgres::{Kek, PostgresKeyStore, Sealing},
+};
 
 use super::history::Millis;
 
@@ -99,7 +102,7 @@ impl Keys {
             .block_on(async {
                 let store = PostgresKeyStore::connect(url, Sealing::Kek(kek)).await?;
                 store.migrate().await?;
-                Ok::<_, armor_psk::PostgresStoreError>(store)
+                Ok::<_, armor_psk::keys::postgres::PostgresStoreError>(store)
             })
             .map_err(|e| format!("the chaos database: {e}"))?;
         let keys = Self {

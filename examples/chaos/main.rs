@@ -255,7 +255,7 @@ fn honest_client(run: &Run, seed: u64) {
         let id = run.id();
         let path = format!("/chaos/{id}");
         let body = vec![b'x'; [0, 64, 1024, 16 << 10][rng.random_range(0..4)]];
-        let nonce = armor_psk::new_uuid_v4();
+        let nonce = armor_psk::protocol::new_uuid_v4();
         let sent = now_ms();
         let timestamp = (sent as i64 + offset).max(0) as u64 / 1000;
         let header = key
@@ -381,8 +381,8 @@ fn replay(
             id,
         )
     } else {
-        let timestamp =
-            armor_psk::Credentials::parse(target.header.as_bytes()).map_or(0, |c| c.timestamp());
+        let timestamp = armor_psk::protocol::Credentials::parse(target.header.as_bytes())
+            .map_or(0, |c| c.timestamp());
         let path = format!("/chaos/{}", target.id);
         let kind = Kind::Replay { of: target.id };
         (kind, path, target.header.clone(), timestamp, run.id())
@@ -417,7 +417,7 @@ fn stale(run: &Run, agent: &ureq::Agent, rng: &mut StdRng) {
     };
     let id = run.id();
     let path = format!("/chaos/{id}");
-    let nonce = armor_psk::new_uuid_v4();
+    let nonce = armor_psk::protocol::new_uuid_v4();
     let sent = now_ms();
     let timestamp = sent / 1000;
     let header = key

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use armor_psk::{
-    BoxFuture, Key, KeyStore, KeyStoreError, ReplayRequest, ReplayStore, ReplayStoreError,
-    Reservation,
+    BoxFuture,
+    keys::{Key, KeyStore, KeyStoreError},
+    replay::{ReplayRequest, ReplayStore, ReplayStoreError, Reservation},
 };
 use parking_lot::Mutex;
 

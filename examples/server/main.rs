@@ -75,7 +75,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use armor_psk::{
-    ArmorPskLayer, Identity, KeyStore, Memory, MemoryKeyStore, MemoryReplayStore, generate_secret,
+    ArmorPskLayer, Identity,
+    keys::{KeyStore, MemoryKeyStore, generate_secret},
+    replay::{Memory, MemoryReplayStore},
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -113,7 +115,7 @@ async fn access_log(
     let timestamp = request
         .headers()
         .get(http::header::AUTHORIZATION)
-        .and_then(|value| armor_psk::Credentials::parse(value.as_bytes()).ok())
+        .and_then(|value| armor_psk::protocol::Credentials::parse(value.as_bytes()).ok())
         .map(|credentials| credentials.timestamp());
     let response = next.run(request).await;
     let status = response.status().as_u16();
@@ -235,7 +237,7 @@ fn keys_from_env() -> Result<MemoryKeyStore, String> {
 /// The keys in PostgreSQL, behind a cache that follows its changes.
 #[cfg(feature = "postgres")]
 async fn postgres_keys(url: &str) -> Result<Box<dyn KeyStore>, Box<dyn std::error::Error>> {
-    use armor_psk::{Kek, PostgresKeyStore, Sealing};
+    use armor_psk::keys::postgres::{Kek, PostgresKeyStore, Sealing};
     let kek = match std::env::var("ARMOR_PSK_KEK_FILE") {
         Ok(path) => std::fs::read_to_string(&path)
             .map_err(|error| format!("cannot read ARMOR_PSK_KEK_FILE {path}: {error}"))?,
@@ -271,7 +273,8 @@ async fn with_redis(
     redis: Redis,
 ) -> Result<ArmorPskLayer, Box<dyn std::error::Error>> {
     let allow_eviction = std::env::var("ARMOR_PSK_REDIS_ALLOW_EVICTION").is_ok_and(|v| v == "1");
-    let options = armor_psk::RedisReplayStore::options().allow_eviction(allow_eviction);
+    let options =
+        armor_psk::replay::redis::RedisReplayStore::options().allow_eviction(allow_eviction);
     let store = match redis {
         Redis::Single(url) => options.connect(&url).await?,
         Redis::Cluster(urls) => options.connect_cluster(&urls).await?,
@@ -439,7 +442,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let layer = match std::env::var("ARMOR_PSK_NONCE_FORMAT").as_deref() {
-        Ok("uuid") => layer.with_nonce_format(armor_psk::NonceFormat::Uuid),
+        Ok("uuid") => layer.with_nonce_format(armor_psk::protocol::NonceFormat::Uuid),
         Ok("any") | Err(_) => layer,
         Ok(other) => {
             return Err(

@@ -1,6 +1,9 @@
 //! A replay store that keeps nothing, for the benches and the load test.
 
-use armor_psk::{BoxFuture, ReplayRequest, ReplayStore, ReplayStoreError, Reservation};
+use armor_psk::{
+    BoxFuture,
+    replay::{ReplayRequest, ReplayStore, ReplayStoreError, Reservation},
+};
 
 /// A replay store that keeps nothing: only to measure what verification
 /// costs without one. Never use it to protect anything.

@@ -2,7 +2,7 @@
 //! panic, and whatever it accepts must rebuild to exactly its input.
 #![no_main]
 
-use armor_psk::Credentials;
+use armor_psk::protocol::Credentials;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

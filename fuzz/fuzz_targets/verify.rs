@@ -3,7 +3,7 @@
 //! request that the fixed key did not sign as given.
 #![no_main]
 
-use armor_psk::{BodyDigest, Credentials, Signer, VerifyOptions, signed_path, verify};
+use armor_psk::{Signer, protocol::{BodyDigest, Credentials, VerifyOptions, signed_path, verify}};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
@@ -54,7 +54,7 @@ fuzz_target!(|input: Input<'_>| {
     let Ok(path) = signed_path(parts.uri.path(), &options) else {
         return;
     };
-    let secret = armor_psk::Key::new(SECRET);
+    let secret = armor_psk::keys::Key::new(SECRET);
     let key = (credentials.key_id() == KEY_ID).then_some(&secret);
     let outcome = verify(
         parts.method.as_str(),

@@ -9,7 +9,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! use armor_psk::client::{SignLayer, SignedBody};
-//! use armor_psk::{ArmorPskLayer, Clock, MemoryKeyStore, MemoryReplayStore, Signer, SystemClock, VerifiedBody};
+//! use armor_psk::{ArmorPskLayer, Clock, Signer, SystemClock, VerifiedBody, keys::MemoryKeyStore, replay::MemoryReplayStore};
 //! use http::{Request, Response, StatusCode};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!

@@ -15,7 +15,7 @@ use crate::protocol::secret::Secret;
 /// very next request.
 ///
 /// ```
-/// use armor_psk::MemoryKeyStore;
+/// use armor_psk::keys::MemoryKeyStore;
 ///
 /// let keys = MemoryKeyStore::new();
 /// keys.insert("key-1", "secret-1");
@@ -114,7 +114,7 @@ impl<K: Into<String>, S: Into<Secret>> FromIterator<(K, S)> for MemoryKeyStore {
     /// A store holding the given `(key id, secret)` pairs.
     ///
     /// ```
-    /// use armor_psk::MemoryKeyStore;
+    /// use armor_psk::keys::MemoryKeyStore;
     ///
     /// let keys: MemoryKeyStore = [("key-1", "secret-1"), ("key-2", "secret-2")].into_iter().collect();
     /// assert_eq!(keys.len(), 2);

@@ -8,7 +8,7 @@ use crate::protocol::key::Key;
 /// Where the layer finds the secret of a key id.
 ///
 /// Implement it over a database, a secrets manager or a configuration
-/// service; [`MemoryKeyStore`](crate::MemoryKeyStore) is the in-process
+/// service; [`MemoryKeyStore`](crate::keys::MemoryKeyStore) is the in-process
 /// one.
 pub trait KeyStore: Send + Sync + 'static {
     /// The secrets of `key_id`, or `None` when the key is unknown or
@@ -48,7 +48,7 @@ pub trait KeyStore: Send + Sync + 'static {
 ///
 /// ```
 /// use std::error::Error as _;
-/// use armor_psk::KeyStoreError;
+/// use armor_psk::keys::KeyStoreError;
 ///
 /// let error = KeyStoreError::new(std::io::Error::other("connection refused"));
 /// assert_eq!(error.to_string(), "key store unavailable");

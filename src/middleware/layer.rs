@@ -27,14 +27,14 @@ use crate::replay::ReplayStore;
 /// rejection's, nothing boxed.
 ///
 /// Defaults: a ±300 s window, a 2 MiB body limit, an in-memory
-/// [`MemoryReplayStore`](crate::MemoryReplayStore), the system clock, JSON
+/// [`MemoryReplayStore`](crate::replay::MemoryReplayStore), the system clock, JSON
 /// rejections.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// use std::convert::Infallible;
-/// use armor_psk::{ArmorPskLayer, Identity, ManualClock, MemoryKeyStore, Signer, VerifiedBody};
+/// use armor_psk::{ArmorPskLayer, Identity, ManualClock, Signer, VerifiedBody, keys::MemoryKeyStore};
 /// use http::{Request, Response, StatusCode};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
@@ -237,7 +237,7 @@ impl ArmorPskLayer {
     /// extensions.
     ///
     /// ```
-    /// use armor_psk::{ArmorPskLayer, MemoryKeyStore};
+    /// use armor_psk::{ArmorPskLayer, keys::MemoryKeyStore};
     ///
     /// let layer = ArmorPskLayer::new(MemoryKeyStore::new()).with_rejection_response(|rejection| {
     ///     http::Response::builder()

@@ -44,13 +44,13 @@ pub struct ArmorPsk<S> {
 impl<S> ArmorPsk<S> {
     /// `inner` behind the check, with the default settings and `keys`
     /// (tower-http's `Service::new`; [`ArmorPskLayer`](crate::ArmorPskLayer) sets the rest).
-    pub fn new(inner: S, keys: impl crate::KeyStore) -> Self {
+    pub fn new(inner: S, keys: impl crate::keys::KeyStore) -> Self {
         Self::with_config(inner, Arc::new(Config::new(Arc::new(keys))))
     }
 
     /// The layer that makes this service, with `keys` and the default
     /// settings: the same as [`ArmorPskLayer::new`](crate::ArmorPskLayer::new).
-    pub fn layer(keys: impl crate::KeyStore) -> crate::ArmorPskLayer {
+    pub fn layer(keys: impl crate::keys::KeyStore) -> crate::ArmorPskLayer {
         crate::ArmorPskLayer::new(keys)
     }
 

@@ -88,7 +88,7 @@ impl Observation {
 }
 
 /// One log line per refused request: the key id (at most
-/// [`MAX_KEY_ID_LEN`](crate::MAX_KEY_ID_LEN) bytes, or `-`) and the reason;
+/// [`MAX_KEY_ID_LEN`](crate::protocol::MAX_KEY_ID_LEN) bytes, or `-`) and the reason;
 /// a warning for the server's own failures (503).
 fn log_rejection(rejection: &Rejection) {
     let key_id = rejection.key_id().unwrap_or("-");

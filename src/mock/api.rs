@@ -63,7 +63,7 @@ impl IntoResponse for ApiError {
             "ErrorCode": self.code,
             "Message": self.message,
             "Detail": format!("{} {}", self.status.as_u16(), self.status.canonical_reason().unwrap_or("")),
-            "ReferenceId": crate::new_uuid_v4(),
+            "ReferenceId": crate::protocol::new_uuid_v4(),
         });
         let mut response = (self.status, Json(body)).into_response();
         response.extensions_mut().insert(ErrorCode(self.code));

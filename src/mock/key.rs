@@ -22,7 +22,7 @@ impl ApiKey {
     /// The system's random generator failed.
     pub fn generate() -> std::io::Result<Self> {
         Ok(Self {
-            key_id: crate::new_uuid_v4(),
+            key_id: crate::protocol::new_uuid_v4(),
             secret: generate_secret()?,
         })
     }

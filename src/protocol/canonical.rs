@@ -126,7 +126,7 @@ impl std::fmt::Debug for BodySlot {
 /// The fields of a request that are signed, in order.
 ///
 /// ```
-/// use armor_psk::{BodyDigest, Canonical};
+/// use armor_psk::{protocol::{BodyDigest, Canonical}};
 ///
 /// let canonical = Canonical {
 ///     key_id: "20a37099-4a0b-432f-bf46-5fa690a0405c",
@@ -217,7 +217,7 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 /// original URI's path: the layer does.
 ///
 /// ```
-/// use armor_psk::{signed_path, RejectionKind, VerifyOptions};
+/// use armor_psk::{RejectionKind, protocol::{signed_path, VerifyOptions}};
 ///
 /// let options = VerifyOptions::default();
 /// assert_eq!(signed_path("/me?page=2", &options).unwrap(), "/me");

@@ -2,6 +2,30 @@
 //! it: the request is signed again the way each mistake would, under the
 //! key's secrets, and the mistakes that reproduce the signature are named.
 //! The mock (in its journal) and `armor-psk explain` both use it.
+//!
+//! ```
+//! use armor_psk::Signer;
+//! use armor_psk::keys::Secret;
+//! use armor_psk::protocol::Credentials;
+//! use armor_psk::protocol::diagnose::{ClientMistake, RefusedRequest};
+//!
+//! // The client signed a trailing slash it did not send.
+//! let header = Signer::new("key-1", "secret-1").unwrap()
+//!     .sign_at("GET", "/v1/things/", b"", "nonce-1", 1_700_000_000).unwrap();
+//! let credentials = Credentials::parse(header.as_bytes()).unwrap();
+//! let refused = RefusedRequest {
+//!     key_id: credentials.key_id(),
+//!     method: "GET",
+//!     path: "/v1/things",
+//!     query: None,
+//!     body: b"",
+//!     nonce: credentials.nonce(),
+//!     timestamp: credentials.timestamp(),
+//!     signature: credentials.signature(),
+//! };
+//! let secret = Secret::new("secret-1");
+//! assert_eq!(refused.mistakes([&secret]), [ClientMistake::TrailingSlash]);
+//! ```
 
 use std::fmt;
 

@@ -30,7 +30,7 @@ pub const MAX_KEY_ID_LEN: usize = 256;
 /// has exactly one header spelling (see the crate's security notes).
 ///
 /// ```
-/// use armor_psk::{Credentials, RejectionKind};
+/// use armor_psk::{RejectionKind, protocol::Credentials};
 ///
 /// let sig = "A".repeat(86) + "==";
 /// let ok = Credentials::parse(format!("ARMOR-PSK key-1:{sig}:n-1:1700000000").as_bytes()).unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 const MAX_JOINED: usize = 256 + 128;
 
 /// The key id and the nonce a request claims, in one shared allocation:
-/// the [`Credentials`](crate::Credentials) parsed from the header, the
+/// the [`Credentials`](crate::protocol::Credentials) parsed from the header, the
 /// [`Identity`](crate::Identity) of an accepted request and the
 /// [`Rejection`](crate::Rejection) of a refused one hold the same `Arc`.
 #[derive(Clone, PartialEq, Eq, Hash)]

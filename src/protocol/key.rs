@@ -11,7 +11,7 @@ use super::secret::Secret;
 /// verifies requests. `Debug` never shows the secret.
 ///
 /// ```
-/// use armor_psk::KeySecret;
+/// use armor_psk::keys::KeySecret;
 ///
 /// let old = KeySecret::new(1, "old-secret").with_not_after(1_700_003_600);
 /// assert!(old.is_active(1_700_000_000));
@@ -83,7 +83,7 @@ impl KeySecret {
 /// time and without an early exit.
 ///
 /// ```
-/// use armor_psk::{Key, KeySecret};
+/// use armor_psk::{keys::{Key, KeySecret}};
 ///
 /// let key = Key::new("secret-1");
 /// assert_eq!(key.secrets()[0].version(), 1);

@@ -49,7 +49,7 @@ impl NonceFormat {
     /// Whether `nonce` has this format.
     ///
     /// ```
-    /// use armor_psk::NonceFormat;
+    /// use armor_psk::protocol::NonceFormat;
     ///
     /// assert!(NonceFormat::Uuid.matches("0e2ad5d5-4b7e-4a1c-9a52-05b4c2b0e1f3"));
     /// assert!(NonceFormat::Uuid.matches("0e2ad5d54b7e4a1c9a5205b4c2b0e1f3"));
@@ -79,7 +79,7 @@ impl NonceFormat {
 ///
 /// ```
 /// use std::time::Duration;
-/// use armor_psk::VerifyOptions;
+/// use armor_psk::protocol::VerifyOptions;
 ///
 /// let options = VerifyOptions::default().with_window(Duration::from_secs(60)).unwrap();
 /// assert_eq!(options.window(), Duration::from_secs(60));
@@ -205,15 +205,10 @@ impl VerifyOptions {
         self.skew_allowance
     }
 
-    /// How long the replay entries of a request with `timestamp`, accepted
-    /// at `now`, must be kept: [`replay_ttl`] with the window plus the
-    /// clock-skew allowance.
-    pub fn replay_ttl(&self, timestamp: u64, now: u64) -> Duration {
-        replay_ttl(timestamp, now, self.replay_lifetime())
-    }
-
     /// How long past its timestamp a request's replay entries are kept:
-    /// the window plus the clock-skew allowance.
+    /// the window plus the clock-skew allowance (what the layer hands
+    /// [`ReplayRequest::new`](crate::replay::ReplayRequest::new), which
+    /// works out each entry's expiry from it).
     pub fn replay_lifetime(&self) -> Duration {
         self.window + self.skew_allowance
     }
@@ -255,7 +250,7 @@ impl VerifyOptions {
     /// Checks that `timestamp` is within the window of `now`, either way.
     ///
     /// ```
-    /// use armor_psk::{RejectionKind, VerifyOptions};
+    /// use armor_psk::{RejectionKind, protocol::VerifyOptions};
     ///
     /// let options = VerifyOptions::default();
     /// assert!(options.check_window(1_700_000_300, 1_700_000_000).is_ok());
@@ -294,25 +289,4 @@ pub enum ConfigError {
     /// The clock-skew allowance is longer than [`MAX_WINDOW`] (24 h).
     #[error("clock-skew allowance of {0:?} is longer than 24 hours")]
     SkewAllowanceTooLong(Duration),
-}
-
-/// How long a request's replay entries must be kept: until its timestamp
-/// plus `lifetime` (the window and the clock-skew allowance) has passed on
-/// any clock, plus one second for rounding, and at least one second.
-///
-/// ```
-/// use std::time::Duration;
-/// use armor_psk::replay_ttl;
-///
-/// let lifetime = Duration::from_secs(300 + 60);
-/// assert_eq!(replay_ttl(1000, 1000, lifetime), Duration::from_secs(361));
-/// // Signed 300 s in the future: valid until ts + 300 on this clock.
-/// assert_eq!(replay_ttl(1300, 1000, lifetime), Duration::from_secs(661));
-/// assert_eq!(replay_ttl(0, u64::MAX, lifetime), Duration::from_secs(1));
-/// ```
-pub fn replay_ttl(timestamp: u64, now: u64, lifetime: Duration) -> Duration {
-    let until = timestamp
-        .saturating_add(lifetime.as_secs())
-        .saturating_add(1);
-    Duration::from_secs(until.saturating_sub(now).max(1))
 }

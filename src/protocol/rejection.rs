@@ -24,7 +24,7 @@ pub enum RejectionKind {
     /// several headers). 401.
     MalformedAuthorization,
     /// The nonce is empty, longer than 128 characters, or not of the
-    /// configured [`NonceFormat`](crate::NonceFormat). 401.
+    /// configured [`NonceFormat`](crate::protocol::NonceFormat). 401.
     InvalidNonce,
     /// The timestamp is not canonical decimal digits fitting in a `u64`. 401.
     InvalidTimestamp,

@@ -18,7 +18,7 @@ pub(crate) type HmacSha512 = Hmac<Sha512>;
 /// secrets with `==`.
 ///
 /// ```
-/// use armor_psk::Secret;
+/// use armor_psk::keys::Secret;
 ///
 /// let secret = Secret::new("my secret key");
 /// assert_eq!(format!("{secret:?}"), "Secret([redacted])");
@@ -69,9 +69,9 @@ impl fmt::Debug for Secret {
 /// it is used as its UTF-8 text, never decoded.
 ///
 /// ```
-/// let secret = armor_psk::generate_secret().unwrap();
+/// let secret = armor_psk::keys::generate_secret().unwrap();
 /// assert_eq!(secret.len(), 43);
-/// assert_ne!(secret, armor_psk::generate_secret().unwrap());
+/// assert_ne!(secret, armor_psk::keys::generate_secret().unwrap());
 /// ```
 ///
 /// # Errors

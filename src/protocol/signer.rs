@@ -160,10 +160,10 @@ pub enum SignError {
 /// Armor's own clients send.
 ///
 /// ```
-/// let nonce = armor_psk::new_uuid_v4();
-/// assert!(armor_psk::NonceFormat::Uuid.matches(&nonce));
+/// let nonce = armor_psk::protocol::new_uuid_v4();
+/// assert!(armor_psk::protocol::NonceFormat::Uuid.matches(&nonce));
 /// assert_eq!(&nonce[14..15], "4");
-/// assert_ne!(nonce, armor_psk::new_uuid_v4());
+/// assert_ne!(nonce, armor_psk::protocol::new_uuid_v4());
 /// ```
 pub fn new_uuid_v4() -> String {
     let mut bytes = [0u8; 16];

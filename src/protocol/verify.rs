@@ -14,7 +14,7 @@ use super::secret::{Secret, generate_secret};
 
 /// Checks the signature and the timestamp of a request whose header has been
 /// parsed and whose key has been looked up (`None`: unknown key), on plain
-/// values: the method as sent, the [signed path](crate::signed_path), the body's
+/// values: the method as sent, the [signed path](crate::protocol::signed_path), the body's
 /// digest. No I/O and no clock: `now` is given. Replay protection is not
 /// part of it.
 ///
@@ -27,7 +27,7 @@ use super::secret::{Secret, generate_secret};
 /// more.
 ///
 /// ```
-/// use armor_psk::{verify, BodyDigest, Credentials, Key, RejectionKind, Signer, VerifyOptions};
+/// use armor_psk::{RejectionKind, Signer, protocol::{verify, BodyDigest, Credentials, VerifyOptions}, keys::Key};
 ///
 /// let signer = Signer::new("key-1", "secret").unwrap();
 /// let header = signer.sign_at("POST", "/things", b"{}", "nonce-1", 1_700_000_000).unwrap();
@@ -46,7 +46,7 @@ use super::secret::{Secret, generate_secret};
 /// ```
 ///
 /// # Errors
-/// [`RejectionKind::InvalidNonce`] (the [`NonceFormat`](crate::NonceFormat)),
+/// [`RejectionKind::InvalidNonce`] (the [`NonceFormat`](crate::protocol::NonceFormat)),
 /// [`RejectionKind::InvalidSignature`] or
 /// [`RejectionKind::TimestampOutOfWindow`] (carrying `now` as
 /// `server_time`).
@@ -63,7 +63,7 @@ pub fn verify(
     check_signature(method, path, credentials, body, key, now, options)
 }
 
-/// The nonce against the configured [`NonceFormat`](crate::NonceFormat),
+/// The nonce against the configured [`NonceFormat`](crate::protocol::NonceFormat),
 /// refused with the claimed key id: the first of [`verify`]'s checks, which
 /// the layer runs on its own before the key lookup.
 pub(crate) fn check_nonce_format(

@@ -73,7 +73,7 @@ const SWEEP_PARTS: usize = 16;
 /// cover; [`with_memory_since`](Self::with_memory_since) is for tests.
 ///
 /// ```
-/// use armor_psk::{ArmorPskLayer, MemoryKeyStore, MemoryReplayStore};
+/// use armor_psk::{ArmorPskLayer, keys::MemoryKeyStore, replay::MemoryReplayStore};
 ///
 /// let store = MemoryReplayStore::with_memory_limit(256 << 20);
 /// assert_eq!(store.capacity(), 16_777_216); // entries: 16 bytes of limit each
@@ -355,7 +355,7 @@ mod sweeper {
 /// [`build`](Self::build), or [`restore`](Self::restore) from a snapshot.
 ///
 /// ```
-/// use armor_psk::{Memory, MemoryReplayStore};
+/// use armor_psk::{replay::{Memory, MemoryReplayStore}};
 ///
 /// let dir = std::env::temp_dir().join(format!("armor-psk-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();

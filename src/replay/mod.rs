@@ -1,18 +1,39 @@
-//! Refusing replays: the [`ReplayStore`](crate::ReplayStore) trait, the
-//! [`ReplayRequest`](crate::ReplayRequest) every store is handed, and the
-//! stores (in memory, the default; the same without a thread; Redis).
+//! Refusing replays: the [`ReplayStore`] trait, the [`ReplayRequest`] every
+//! store is handed, and the stores: [`MemoryReplayStore`] (the default),
+//! [`ShardedReplayStore`] (the same without a thread) and, with the `redis`
+//! feature, [`redis::RedisReplayStore`], shared by several instances.
 //!
 //! The in-memory stores keep a compact index of 64-bit keyed digests (12
-//! bytes a slot) rather than a cache of nonces: see
-//! [`MemoryReplayStore`](crate::MemoryReplayStore) for the measured costs
-//! and the reason.
+//! bytes a slot) rather than a cache of nonces: see [`MemoryReplayStore`]
+//! for the measured costs and the reason.
+//!
+//! A store answers each request once: the first reservation of a nonce is
+//! served, any later one within its lifetime is a replay.
+//!
+//! ```
+//! use std::time::Duration;
+//! use armor_psk::protocol::Signature;
+//! use armor_psk::replay::{MemoryReplayStore, ReplayRequest, ReplayStore, Reservation};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let now = 1_700_000_000;
+//! let store = MemoryReplayStore::with_memory_limit(1 << 20).with_memory_since(Some(now - 60));
+//! let signature = Signature::from_bytes([7; 64]);
+//! let request = ReplayRequest::new("key-1", &signature, now, now, Duration::from_secs(361))
+//!     .with_nonce("nonce-1");
+//! assert_eq!(store.reserve(&request).await.unwrap(), Reservation::Reserved);
+//! assert_eq!(store.reserve(&request).await.unwrap(), Reservation::Replayed);
+//! # }
+//! ```
 
 mod digest;
 mod horizon;
 mod index;
 mod memory;
 #[cfg(feature = "redis")]
-mod redis;
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod sharded;
 mod shares;
 mod snapshot;
@@ -20,8 +41,6 @@ mod store;
 mod table;
 
 pub use memory::{MemoryReplayStore, MemoryReplayStoreBuilder};
-#[cfg(feature = "redis")]
-pub use redis::{FailurePolicy, RedisReplayStore, RedisStoreError, RedisStoreOptions};
 pub use sharded::ShardedReplayStore;
 pub use snapshot::{Memory, Saved, SnapshotError};
 pub use store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreError, Reservation};

@@ -8,14 +8,14 @@ use super::store::{ReplayRequest, ReplayStore, ReplayStoreError, Reservation};
 use crate::boxed::BoxFuture;
 
 /// An in-memory [`ReplayStore`] with no thread of its own: the same index,
-/// shares and restart fence as [`MemoryReplayStore`](crate::MemoryReplayStore),
+/// shares and restart fence as [`MemoryReplayStore`](crate::replay::MemoryReplayStore),
 /// its expired entries swept by the requests themselves (a reservation
 /// sweeps its shard, 1/64 of the entries, when that shard was last swept a
 /// second ago or more), so a request may now and then pay for it. For
 /// runtimes where a background thread is unwelcome.
 ///
 /// ```
-/// use armor_psk::{ArmorPskLayer, MemoryKeyStore, ShardedReplayStore};
+/// use armor_psk::{ArmorPskLayer, keys::MemoryKeyStore, replay::ShardedReplayStore};
 ///
 /// let layer = ArmorPskLayer::new(MemoryKeyStore::new())
 ///     .with_replay_store(ShardedReplayStore::with_memory_limit(64 << 20));
@@ -49,14 +49,14 @@ impl ShardedReplayStore {
     }
 
     /// At most `limit` entries for any one key, whatever the pressure; see
-    /// [`MemoryReplayStore::with_per_key_limit`](crate::MemoryReplayStore::with_per_key_limit).
+    /// [`MemoryReplayStore::with_per_key_limit`](crate::replay::MemoryReplayStore::with_per_key_limit).
     #[must_use]
     pub fn with_per_key_limit(self, limit: u64) -> Self {
         self.index.set_per_key_limit(limit);
         self
     }
 
-    /// See [`MemoryReplayStore::with_memory_since`](crate::MemoryReplayStore::with_memory_since).
+    /// See [`MemoryReplayStore::with_memory_since`](crate::replay::MemoryReplayStore::with_memory_since).
     ///
     /// # Security
     /// With `None`, a request accepted before a restart can be replayed

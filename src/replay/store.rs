@@ -22,7 +22,7 @@ use crate::protocol::signature::Signature;
 ///
 /// ```
 /// use std::time::Duration;
-/// use armor_psk::{ReplayRequest, Signature};
+/// use armor_psk::{replay::ReplayRequest, protocol::Signature};
 ///
 /// let signature = Signature::from_bytes([7; 64]);
 /// let request = ReplayRequest::new("key-1", &signature, 1_000, 1_002, Duration::from_secs(361))

@@ -6,7 +6,9 @@ pub mod process;
 pub mod redis;
 pub mod web;
 
-use armor_psk::{ArmorPskLayer, ManualClock, MemoryKeyStore, Rejection, ReplayStore, Signer};
+use armor_psk::{
+    ArmorPskLayer, ManualClock, Rejection, Signer, keys::MemoryKeyStore, replay::ReplayStore,
+};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::OriginalUri;
@@ -66,8 +68,8 @@ pub fn harness() -> Harness {
 /// sign requests in the past and set the clock back to a vector's time on
 /// stores they just made, which a real server refuses as
 /// `issued_before_restart` (the restart fence has tests of its own).
-pub fn memory_store() -> armor_psk::MemoryReplayStore {
-    armor_psk::MemoryReplayStore::new().with_memory_since(Some(0))
+pub fn memory_store() -> armor_psk::replay::MemoryReplayStore {
+    armor_psk::replay::MemoryReplayStore::new().with_memory_since(Some(0))
 }
 
 pub fn signer() -> Signer {

@@ -121,10 +121,10 @@ pub fn prefix() -> String {
 /// A store on the Redis at `url` (or, given several URLs, the cluster)
 /// under `prefix`, whose memory began an hour before `NOW`: the tests sign
 /// in the past, which a Redis just connected to would refuse.
-pub async fn store(urls: &[String], prefix: &str) -> armor_psk::RedisReplayStore {
+pub async fn store(urls: &[String], prefix: &str) -> armor_psk::replay::redis::RedisReplayStore {
     let store = match urls {
-        [url] => armor_psk::RedisReplayStore::connect(url).await,
-        urls => armor_psk::RedisReplayStore::connect_cluster(urls).await,
+        [url] => armor_psk::replay::redis::RedisReplayStore::connect(url).await,
+        urls => armor_psk::replay::redis::RedisReplayStore::connect_cluster(urls).await,
     }
     .expect("connect to the test Redis")
     .with_prefix(prefix);
@@ -162,7 +162,7 @@ pub async fn wait_for_uptime(url: &str, seconds: u64) {
 }
 
 /// Waits (at most 20 s) until every store's watch has seen a restart.
-pub async fn wait_until_restart_seen(stores: &[&armor_psk::RedisReplayStore]) {
+pub async fn wait_until_restart_seen(stores: &[&armor_psk::replay::redis::RedisReplayStore]) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while stores.iter().any(|store| store.restarts_seen() == 0) {
         assert!(

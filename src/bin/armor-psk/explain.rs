@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use armor_psk::{
-    BodyDigest, BodySlot, Canonical, ClientMistake, Clock, Credentials, Key, RefusedRequest,
-    Secret, SystemClock, VerifyOptions, signed_path, verify,
+    Clock, SystemClock,
+    keys::{Key, Secret},
+    protocol::diagnose::{ClientMistake, RefusedRequest},
+    protocol::{BodyDigest, BodySlot, Canonical, Credentials, VerifyOptions, signed_path, verify},
 };
 use clap::Args;
 use subtle::ConstantTimeEq;

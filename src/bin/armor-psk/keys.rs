@@ -4,7 +4,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use armor_psk::{Clock, Kek, PostgresKeyStore, Sealing, SystemClock};
+use armor_psk::{
+    Clock, SystemClock,
+    keys::postgres::{Kek, PostgresKeyStore, Sealing},
+};
 use clap::{Args, Subcommand};
 
 /// Where the keys are, and how their secrets are sealed. The database URL

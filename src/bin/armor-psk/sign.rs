@@ -71,7 +71,7 @@ pub(crate) fn run(args: &SignArgs) -> Result<ExitCode, String> {
     let header = match (&args.nonce, args.timestamp) {
         (None, None) => signer.sign(&args.method, &path, &body),
         (nonce, timestamp) => {
-            let fresh = armor_psk::new_uuid_v4();
+            let fresh = armor_psk::protocol::new_uuid_v4();
             signer
                 .sign_at(
                     &args.method,

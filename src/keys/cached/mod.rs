@@ -36,7 +36,7 @@ use crate::protocol::key::Key;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// use std::time::Duration;
-/// use armor_psk::{CachedKeyStore, KeyStore, MemoryKeyStore};
+/// use armor_psk::{keys::{CachedKeyStore, KeyStore, MemoryKeyStore}};
 ///
 /// let source = MemoryKeyStore::new().with_key("key-1", "secret-1");
 /// let keys = CachedKeyStore::builder(source.clone())

@@ -192,7 +192,7 @@ impl PostgresKeyStore {
                 (Sealing::Plaintext, true) => return Err(PostgresStoreError::NoKek),
             };
             let plain = zeroize::Zeroizing::new(plain);
-            let mut secret = KeySecret::new(version, crate::Secret::new(plain.as_slice()));
+            let mut secret = KeySecret::new(version, crate::keys::Secret::new(plain.as_slice()));
             if let Some(from) = not_before {
                 secret = secret.with_not_before(u64::try_from(from).unwrap_or_default());
             }

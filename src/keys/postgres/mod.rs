@@ -10,6 +10,17 @@
 //! tokio-postgres with a deadpool pool: a handful of plain queries need no
 //! ORM or compile-time database, and its connection hands `LISTEN`
 //! notifications over directly.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), armor_psk::keys::postgres::PostgresStoreError> {
+//! use armor_psk::{ArmorPskLayer, keys::postgres::{Kek, PostgresKeyStore, Sealing}};
+//!
+//! let kek = Kek::from_base64(&std::env::var("ARMOR_PSK_KEK").unwrap())?;
+//! let store = PostgresKeyStore::connect("postgres://app@db/app", Sealing::Kek(kek)).await?;
+//! store.migrate().await?;
+//! let layer = ArmorPskLayer::new(store.cached());
+//! # Ok(()) }
+//! ```
 
 mod admin;
 mod connection;
@@ -167,17 +178,6 @@ impl PostgresOptions {
 /// - With a KEK, a row changed in the database (a secret written in
 ///   plaintext, a revocation undone, a validity changed, a secret moved to
 ///   another key) does not verify, and the key is refused.
-///
-/// ```no_run
-/// # async fn run() -> Result<(), armor_psk::PostgresStoreError> {
-/// use armor_psk::{ArmorPskLayer, Kek, PostgresKeyStore, Sealing};
-///
-/// let kek = Kek::from_base64(&std::env::var("ARMOR_PSK_KEK").unwrap())?;
-/// let store = PostgresKeyStore::connect("postgres://app@db/app", Sealing::Kek(kek)).await?;
-/// store.migrate().await?;
-/// let layer = ArmorPskLayer::new(store.cached());
-/// # Ok(()) }
-/// ```
 #[derive(Clone)]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub struct PostgresKeyStore {

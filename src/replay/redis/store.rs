@@ -41,7 +41,7 @@ use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreErr
 /// `FLUSHALL`, `FLUSHDB` or `SWAPDB`, an eviction, or on a promoted
 /// replica: there the epoch is the second after the first use. (A Redis
 /// user without scripts, allowed with
-/// [`allow_without_scripts`](crate::RedisStoreOptions::allow_without_scripts),
+/// [`allow_without_scripts`](crate::replay::redis::RedisStoreOptions::allow_without_scripts),
 /// sets it with `SET NX GET`, never dated.)
 ///
 /// When Redis restarts without persistence, or a cluster node loses its
@@ -55,7 +55,7 @@ use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreErr
 ///
 /// [`connect`](Self::connect) refuses a Redis whose `maxmemory-policy` is
 /// not `noeviction` (an evicted entry is a replay accepted), unless
-/// [`RedisStoreOptions::allow_eviction`](crate::RedisStoreOptions::allow_eviction). Under `noeviction` a full Redis
+/// [`RedisStoreOptions::allow_eviction`](crate::replay::redis::RedisStoreOptions::allow_eviction). Under `noeviction` a full Redis
 /// answers `OOM`: the request gets 503 `replay_store_full` and nothing held
 /// is lost. Each key counts its entries from the first one
 /// (`INCRBY`/`PEXPIRE` by 30-second bucket, once a request is reserved;
@@ -71,9 +71,9 @@ use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreErr
 /// [`FailurePolicy`] decides: closed (503) by default.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), armor_psk::RedisStoreError> {
+/// # async fn run() -> Result<(), armor_psk::replay::redis::RedisStoreError> {
 /// use std::time::Duration;
-/// use armor_psk::{ArmorPskLayer, MemoryKeyStore, RedisReplayStore};
+/// use armor_psk::{ArmorPskLayer, keys::MemoryKeyStore, replay::redis::RedisReplayStore};
 ///
 /// let store = RedisReplayStore::connect("redis://127.0.0.1:6379/")
 ///     .await?
