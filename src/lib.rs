@@ -46,7 +46,7 @@
 //!   side) and the [`Clock`]s.
 //! - [`protocol`]: the protocol on plain values, without tower
 //!   ([`Credentials::parse`](protocol::Credentials::parse),
-//!   [`signed_path`](protocol::signed_path), [`verify`](protocol::verify)),
+//!   [`signed_path`](protocol::signed_path), [`verify`](fn@protocol::verify)),
 //!   and [`protocol::diagnose`], which names a client's mistake.
 //! - [`keys`]: the [`KeyStore`](keys::KeyStore) trait,
 //!   [`MemoryKeyStore`](keys::MemoryKeyStore),

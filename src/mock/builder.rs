@@ -1,3 +1,7 @@
+//! [`MockArmorServerBuilder`]: every setting of a mock, and the start that
+//! binds its listener and assembles its router (the layer, the hook, the
+//! journal, the documents, the stubs).
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;

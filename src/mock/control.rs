@@ -1,3 +1,7 @@
+//! What the mock adds around its routes: its shifted clock, the nonces it
+//! has seen, the per-request hook, the recorder of the journal and the
+//! client mistakes it notes there.
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::SystemTime;

@@ -1,3 +1,6 @@
+//! The mock's API keys: [`ApiKey`] as the portal hands one out (its
+//! secret hidden from `Debug`), and adding one to a running mock.
+
 use std::fmt;
 
 use super::api::Directory;

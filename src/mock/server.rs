@@ -1,3 +1,6 @@
+//! [`MockArmorServer`]: a running mock, what a test reads of it (its URL,
+//! key, journal) and changes on it (its clock, keys, stubs), and its stop.
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -3,7 +3,7 @@
 //! tower, an HTTP framework or a runtime; the CLI, the layer and the tests
 //! all call these functions.
 //!
-//! The layer runs [`verify`] on every request; a server on another
+//! The layer runs [`verify()`] on every request; a server on another
 //! framework, or a test, can run it directly:
 //!
 //! ```
@@ -28,7 +28,7 @@
 //! assert_eq!(refused.unwrap_err().kind(), RejectionKind::InvalidSignature);
 //! ```
 //!
-//! Replays are not this module's business: [`verify`] says whether a
+//! Replays are not this module's business: [`verify()`] says whether a
 //! request is authentic and fresh; the [`replay`](crate::replay) stores say
 //! whether it was seen.
 

@@ -1,3 +1,6 @@
+//! Making a [`CachedKeyStore`]: its builder's settings and the shared
+//! state every clone of the cache reads.
+
 use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

@@ -1,3 +1,7 @@
+//! A lookup through the cache: a fresh entry served, a stale one kept
+//! within its grace while the source fails, concurrent misses for one key
+//! joined into one source lookup, and the budget of lookups per second.
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;

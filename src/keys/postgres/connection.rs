@@ -1,3 +1,7 @@
+//! Connecting: the deadpool pool with its query and connect timeouts,
+//! TCP keepalive and `tcp_user_timeout`, the TLS choice, and the first read
+//! of the key ids.
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::time::Duration;

@@ -1,3 +1,6 @@
+//! Reading keys: one key's secrets, opened and checked under the KEK, the
+//! set of existing key ids read again, and the store behind a cache.
+
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

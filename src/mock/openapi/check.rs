@@ -1,3 +1,6 @@
+//! Checking a request against its operation: the parameters, the body's
+//! media type and schema, and the documented status for a refusal.
+
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};

@@ -1,3 +1,7 @@
+//! Reading an operation's answers out of a document: the server's path,
+//! the example or schema each response documents, and a check that every
+//! `$ref` resolves within a bounded number of steps.
+
 use serde_json::Value;
 
 use super::model::Answer;

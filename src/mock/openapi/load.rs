@@ -1,3 +1,7 @@
+//! Loading an OpenAPI 3 or Swagger 2 document into [`Operations`]: its
+//! paths and parameters, its bodies and answers, and what cannot be served
+//! (warned about, never guessed).
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -1,3 +1,6 @@
+//! The operations a loaded document serves: parameters, bodies, answers
+//! and path templates, as plain values.
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -1,3 +1,7 @@
+//! Serving a loaded document: the operation a request matches, its checks,
+//! and the answer (the `Prefer` header's choice, else the documented
+//! success).
+
 use std::sync::Arc;
 
 use axum::body::Bytes;

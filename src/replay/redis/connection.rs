@@ -1,3 +1,6 @@
+//! The connection to one Redis or a Redis Cluster, and the per-node
+//! connections the watcher reads each node's memory and identity through.
+
 use std::collections::HashMap;
 
 use redis::aio::ConnectionManager;

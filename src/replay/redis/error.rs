@@ -1,3 +1,6 @@
+//! What the Redis store does when Redis fails ([`FailurePolicy`]) and the
+//! error it reports ([`RedisStoreError`], the URL never in its text).
+
 /// What the store answers when Redis cannot be reached in time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -1,3 +1,6 @@
+//! The 64 groups the entries' keys fall in, each sharing a hash slot with
+//! its epoch key (the restart fence per group).
+
 /// How many groups the entries' keys fall in: each group's keys share a
 /// Redis Cluster hash slot with the group's epoch key, so that a node that
 /// loses its data loses the epoch of every entry it held.

@@ -1,3 +1,7 @@
+//! [`RedisStoreOptions`]: the settings read before connecting, and the
+//! connecting itself (one Redis or a cluster, its checks of eviction and
+//! scripts, the watcher started).
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;

@@ -1,3 +1,7 @@
+//! A reservation on Redis: `SET NX` of each entry with its expiry, the
+//! group's epoch compared with the request's time, the per-key share, and
+//! the answer under the failure policy.
+
 use std::sync::atomic::Ordering;
 
 use smallvec::SmallVec;

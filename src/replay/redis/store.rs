@@ -1,3 +1,6 @@
+//! [`RedisReplayStore`]: its settings after connecting, what it reports,
+//! and the [`ReplayStore`] it implements.
+
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,3 +1,7 @@
+//! The watcher beside a Redis store: Redis's memory (the pressure the
+//! shares answer) and each node's identity and start (its restarts, which
+//! move the fence), read every 250 ms.
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
