@@ -5,7 +5,7 @@
 //! `cargo bench --bench layer`. Prints, from interleaved rounds, each form's
 //! median and its ratio to the bare service, and the layer's added cost as a
 //! ratio to the crypto floor: without a replay store, with
-//! `ShardedReplayStore`, and with the default store.
+//! the store swept by requests, and with the default store.
 
 mod common;
 
@@ -15,7 +15,7 @@ use std::hint::black_box;
 use armor_psk::{
     ArmorPskLayer, ManualClock,
     keys::MemoryKeyStore,
-    replay::{MemoryReplayStore, ReplayStore, ShardedReplayStore},
+    replay::{MemoryReplayStore, ReplayStore, Sweeping},
 };
 use axum::body::Body;
 use bytes::Bytes;
@@ -55,13 +55,20 @@ fn benches(c: &mut Criterion) {
         .build()
         .unwrap();
     let bare = service_fn(inner);
-    let default_store = || MemoryReplayStore::with_capacity(u64::MAX);
+    let default_store = || MemoryReplayStore::builder().capacity(u64::MAX).build();
     // Criterion's own runs use a store of their own, so that every store in
     // the interleaved rounds has held the same number of requests.
     let criterion_layer = layer(default_store(), true).layer(service_fn(inner));
     let both = layer(default_store(), true).layer(service_fn(inner));
     let signature_only = layer(default_store(), false).layer(service_fn(inner));
-    let sharded = layer(ShardedReplayStore::with_capacity(u64::MAX), true).layer(service_fn(inner));
+    let request_swept = layer(
+        MemoryReplayStore::builder()
+            .capacity(u64::MAX)
+            .sweeping(Sweeping::Requests)
+            .build(),
+        true,
+    )
+    .layer(service_fn(inner));
     let no_store = layer(NoReplayStore, true).layer(service_fn(inner));
 
     for (size, label) in [(200, "200B"), (1024 * 1024, "1MiB")] {
@@ -112,9 +119,9 @@ fn benches(c: &mut Criterion) {
                     assert_eq!(call(&runtime, &signature_only, request), 200);
                 }
             })
-            .form("layer, both entries, ShardedReplayStore", |batch| {
+            .form("layer, both entries, swept by requests", |batch| {
                 for request in batch.drain(..) {
-                    assert_eq!(call(&runtime, &sharded, request), 200);
+                    assert_eq!(call(&runtime, &request_swept, request), 200);
                 }
             })
             .run(rounds, batch, |n| {
@@ -126,15 +133,15 @@ fn benches(c: &mut Criterion) {
             (_, none),
             (_, both),
             (_, one),
-            (_, sharded),
+            (_, request_swept),
         ] = medians.as_slice()
         else {
             unreachable!("six forms")
         };
         println!(
-            "  added by the layer, as a ratio to the floor: {:.2} (no replay store; target <= 2), {:.2} (both entries, ShardedReplayStore), {:.2} (both entries, default store), {:.2} (signature entry only, default store)",
+            "  added by the layer, as a ratio to the floor: {:.2} (no replay store; target <= 2), {:.2} (both entries, swept by requests), {:.2} (both entries, default store), {:.2} (signature entry only, default store)",
             (none - bare) / floor,
-            (sharded - bare) / floor,
+            (request_swept - bare) / floor,
             (both - bare) / floor,
             (one - bare) / floor,
         );

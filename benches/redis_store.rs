@@ -135,7 +135,8 @@ fn main() {
     }
 
     let redis_layer = layer(RedisReplayStore::clone(&store)).layer(service_fn(inner));
-    let moka_layer = layer(MemoryReplayStore::with_capacity(u64::MAX)).layer(service_fn(inner));
+    let moka_layer =
+        layer(MemoryReplayStore::builder().capacity(u64::MAX).build()).layer(service_fn(inner));
     let mut fixture = Fixture::new(200);
     let call = |service: &armor_psk::ArmorPsk<_>, request| {
         let response = runtime.block_on(service.clone().oneshot(request)).unwrap();

@@ -2,8 +2,8 @@
 //! reservations together) against one HMAC-SHA512, requests per second on
 //! one and two threads, and resident bytes per request held (and the
 //! tables' own bytes). The default store is measured with both entries per
-//! request (the default) and with the signature entry only, next to
-//! `ShardedReplayStore` (the same index swept by requests), in one run.
+//! request (the default) and with the signature entry only, next to the
+//! same store swept by its requests (`Sweeping::Requests`), in one run.
 //!
 //! `cargo bench --bench replay_store` (add `-- --requests N` for another
 //! count). Each variant runs in a child process of its own, so that its
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use armor_psk::{
     protocol::Signature,
-    replay::{MemoryReplayStore, ReplayRequest, ReplayStore, Reservation, ShardedReplayStore},
+    replay::{MemoryReplayStore, ReplayRequest, ReplayStore, Reservation, Sweeping},
 };
 use futures_util::FutureExt;
 use hmac::{Hmac, KeyInit, Mac};
@@ -31,17 +31,21 @@ const CHUNK: u64 = 10_000;
 enum Variant {
     DefaultBoth,
     DefaultSignature,
-    ShardedBoth,
+    RequestSweptBoth,
 }
 
 impl Variant {
-    const ALL: [Self; 3] = [Self::DefaultBoth, Self::DefaultSignature, Self::ShardedBoth];
+    const ALL: [Self; 3] = [
+        Self::DefaultBoth,
+        Self::DefaultSignature,
+        Self::RequestSweptBoth,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Self::DefaultBoth => "default, both entries",
             Self::DefaultSignature => "default, signature entry only",
-            Self::ShardedBoth => "ShardedReplayStore, both entries",
+            Self::RequestSweptBoth => "swept by requests, both entries",
         }
     }
 
@@ -49,26 +53,21 @@ impl Variant {
         match self {
             Self::DefaultBoth => "default-both",
             Self::DefaultSignature => "default-signature",
-            Self::ShardedBoth => "sharded-both",
+            Self::RequestSweptBoth => "requests-both",
         }
     }
 }
 
-enum Store {
-    Default(MemoryReplayStore, bool),
-    Sharded(ShardedReplayStore),
-}
+/// A store, and whether requests hold their nonce too.
+struct Store(MemoryReplayStore, bool);
 
 impl Store {
     fn new(variant: Variant) -> Self {
+        let builder = MemoryReplayStore::builder().capacity(u64::MAX / 32);
         match variant {
-            Variant::DefaultBoth => {
-                Self::Default(MemoryReplayStore::with_capacity(u64::MAX / 32), true)
-            }
-            Variant::DefaultSignature => {
-                Self::Default(MemoryReplayStore::with_capacity(u64::MAX / 32), false)
-            }
-            Variant::ShardedBoth => Self::Sharded(ShardedReplayStore::with_capacity(u64::MAX / 32)),
+            Variant::DefaultBoth => Self(builder.build(), true),
+            Variant::DefaultSignature => Self(builder.build(), false),
+            Variant::RequestSweptBoth => Self(builder.sweeping(Sweeping::Requests).build(), true),
         }
     }
 
@@ -82,21 +81,15 @@ impl Store {
 
     fn reserve(&self, (signature, nonce): &(Signature, String)) -> bool {
         let mut request = ReplayRequest::new(KEY_ID, signature, NOW, NOW, LIFETIME);
-        if !matches!(self, Self::Default(_, false)) {
+        if self.1 {
             request = request.with_nonce(nonce);
         }
-        let reserved = match self {
-            Self::Default(store, _) => store.reserve(&request).now_or_never(),
-            Self::Sharded(store) => store.reserve(&request).now_or_never(),
-        };
+        let reserved = self.0.reserve(&request).now_or_never();
         matches!(reserved, Some(Ok(Reservation::Reserved)))
     }
 
     fn table_bytes(&self) -> u64 {
-        match self {
-            Self::Default(store, _) => store.table_bytes(),
-            Self::Sharded(_) => 0,
-        }
+        self.0.table_bytes()
     }
 }
 

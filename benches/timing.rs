@@ -11,7 +11,10 @@ mod common;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use armor_psk::{ArmorPsk, ArmorPskLayer, ManualClock, Signer, VerifiedBody, keys::MemoryKeyStore};
+use armor_psk::{
+    ArmorPsk, ArmorPskLayer, ManualClock, Signer, VerifiedBody, keys::MemoryKeyStore,
+    replay::Sweeping,
+};
 use axum::body::Body;
 use common::{KEY_ID, NOW, PATH, SECRET, format_ns};
 use http::{Request, Response};
@@ -144,9 +147,12 @@ fn three_secrets(samples: usize) {
     keys.insert_key(KEY_ID, key);
     let service = ArmorPskLayer::new(keys)
         .with_clock(ManualClock::new(NOW))
-        .with_replay_store(armor_psk::replay::ShardedReplayStore::with_capacity(
-            u64::MAX,
-        ))
+        .with_replay_store(
+            armor_psk::replay::MemoryReplayStore::builder()
+                .capacity(u64::MAX)
+                .sweeping(Sweeping::Requests)
+                .build(),
+        )
         .layer(service_fn(inner as fn(Request<VerifiedBody>) -> Inner));
     let first = Signer::new(KEY_ID, "secret-one").unwrap();
     let last = Signer::new(KEY_ID, "secret-three").unwrap();

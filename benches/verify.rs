@@ -11,7 +11,7 @@
 //! - `verify_signature_entry`: the same plus one replay reservation
 //!   (`with_unique_nonces(false)`);
 //! - `verify_both_entries`: the same plus both reservations (the default);
-//! - in the ratio tables also: both reservations in `ShardedReplayStore`.
+//! - in the ratio tables also: both reservations in the store swept by requests.
 //!
 //! Every request has a nonce of its own, so each reservation is new.
 
@@ -22,7 +22,7 @@ use std::hint::black_box;
 use armor_psk::{
     keys::{KeyStore, MemoryKeyStore},
     protocol::{BodyDigest, Credentials, VerifyOptions, signed_path, verify},
-    replay::{MemoryReplayStore, ReplayRequest, ReplayStore, Reservation, ShardedReplayStore},
+    replay::{MemoryReplayStore, ReplayRequest, ReplayStore, Reservation, Sweeping},
 };
 use common::{Fixture, KEY_ID, NOW, Ratios, SECRET, SIZES};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -107,7 +107,7 @@ fn benches(c: &mut Criterion) {
             ("verify_signature_entry", false),
             ("verify_both_entries", true),
         ] {
-            let store = MemoryReplayStore::with_capacity(u64::MAX);
+            let store = MemoryReplayStore::builder().capacity(u64::MAX).build();
             group.bench_function(name, |b| {
                 b.iter_batched(
                     || fixture.parts(),
@@ -126,9 +126,12 @@ fn benches(c: &mut Criterion) {
             _ => (15, 3),
         };
         let floor_fixture = Fixture::new(size);
-        let one = MemoryReplayStore::with_capacity(u64::MAX);
-        let two = MemoryReplayStore::with_capacity(u64::MAX);
-        let sharded = ShardedReplayStore::with_capacity(u64::MAX);
+        let one = MemoryReplayStore::builder().capacity(u64::MAX).build();
+        let two = MemoryReplayStore::builder().capacity(u64::MAX).build();
+        let request_swept = MemoryReplayStore::builder()
+            .capacity(u64::MAX)
+            .sweeping(Sweeping::Requests)
+            .build();
         let medians = Ratios::new(format!("verify / floor at {label}"))
             .form(
                 "floor (SHA-512 body + pre-keyed HMAC)",
@@ -153,9 +156,9 @@ fn benches(c: &mut Criterion) {
                     assert!(verifier.verify_and_reserve(parts, &body, &two, true));
                 }
             })
-            .form("verify + both entries, ShardedReplayStore", |batch| {
+            .form("verify + both entries, swept by requests", |batch| {
                 for parts in batch.iter() {
-                    assert!(verifier.verify_and_reserve(parts, &body, &sharded, true));
+                    assert!(verifier.verify_and_reserve(parts, &body, &request_swept, true));
                 }
             })
             .run(rounds, batch, |n| (0..n).map(|_| fixture.parts()).collect());
@@ -163,7 +166,9 @@ fn benches(c: &mut Criterion) {
     }
 
     println!("\nsummary: ratio to the floor (moka store unless said)");
-    println!("  body    no replay   + signature entry   + both entries   + both, sharded store");
+    println!(
+        "  body    no replay   + signature entry   + both entries   + both, swept by requests"
+    );
     for (label, medians) in table {
         let floor = medians[0].1;
         println!(

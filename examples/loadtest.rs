@@ -5,7 +5,7 @@
 //! the ratios, and the servers' CPU time per request (from /proc). Five
 //! servers: bare; protected with the defaults (the default store, both
 //! replay entries);
-//! with `with_unique_nonces(false)` (one entry); with `ShardedReplayStore`
+//! with `with_unique_nonces(false)` (one entry); with `Sweeping::Requests`
 //! (both entries); and with a replay store that keeps nothing, only to
 //! isolate what the store costs.
 //!
@@ -15,7 +15,7 @@
 //! multiple of it.
 //!
 //! ```text
-//! cargo run --release --example loadtest -- [--requests 150000] [--connections 32] [--seconds 10] [--body 200] [--rounds 2] [--only protected,sharded]
+//! cargo run --release --example loadtest -- [--requests 150000] [--connections 32] [--seconds 10] [--body 200] [--rounds 2] [--only protected,request-swept]
 //! ```
 //!
 //! `--only protected --seconds 60 --requests 5000000 --rounds 1` is the
@@ -36,7 +36,7 @@ use armor_psk::{
     ArmorPskLayer, Signer,
     keys::{MemoryKeyStore, Secret},
     protocol::{BodyDigest, Canonical},
-    replay::{MemoryReplayStore, ShardedReplayStore},
+    replay::{MemoryReplayStore, Sweeping},
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -312,10 +312,15 @@ fn main() -> Result<(), String> {
                 .with_unique_nonces(false),
         ),
     );
-    let sharded = serve(
+    let request_swept = serve(
         &servers,
-        app.clone()
-            .layer(ArmorPskLayer::new(keys.clone()).with_replay_store(ShardedReplayStore::new())),
+        app.clone().layer(
+            ArmorPskLayer::new(keys.clone()).with_replay_store(
+                MemoryReplayStore::builder()
+                    .sweeping(Sweeping::Requests)
+                    .build(),
+            ),
+        ),
     );
     let no_store = serve(
         &servers,
@@ -332,7 +337,7 @@ fn main() -> Result<(), String> {
         ("bare", bare),
         ("protected", protected),
         ("sig-only", signature_only),
-        ("sharded", sharded),
+        ("request-swept", request_swept),
         ("no-store", no_store),
     ];
     let mut best: [Option<Run>; 5] = [None, None, None, None, None];

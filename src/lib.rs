@@ -55,7 +55,7 @@
 //!   within a second).
 //! - [`replay`]: the [`ReplayStore`](replay::ReplayStore) trait,
 //!   [`MemoryReplayStore`](replay::MemoryReplayStore) (the default),
-//!   [`ShardedReplayStore`](replay::ShardedReplayStore), and with the
+//!   and with the
 //!   `redis` feature `replay::redis`, shared by several instances.
 //! - [`client`]: a tower layer that signs requests and, with the `reqwest`
 //!   feature, reqwest middleware.

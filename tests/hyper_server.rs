@@ -43,7 +43,11 @@ fn layer() -> ArmorPskLayer {
     // its memory is declared to have begun an hour before.
     ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
         .with_clock(ManualClock::new(NOW))
-        .with_replay_store(MemoryReplayStore::new().with_memory_since(Some(NOW - 3600)))
+        .with_replay_store(
+            MemoryReplayStore::builder()
+                .memory_since(Some(NOW - 3600))
+                .build(),
+        )
 }
 
 /// Serves `layer` around the handler on 127.0.0.1, with a trace layer and

@@ -12,8 +12,7 @@ use armor_psk::{
     keys::{KeyStore, KeyStoreError},
     protocol::NonceFormat,
     replay::{
-        MemoryReplayStore, ReplayRequest, ReplayStore, ReplayStoreError, Reservation,
-        ShardedReplayStore,
+        MemoryReplayStore, ReplayRequest, ReplayStore, ReplayStoreError, Reservation, Sweeping,
     },
 };
 use axum::Router;
@@ -80,11 +79,17 @@ async fn stores_that_answer_at_once_and_through_a_future_decide_alike() {
     assert!(OnlyAsync(keys.clone()).get_ready(KEY_ID).is_none());
     let at_once = ArmorPskLayer::new(keys.clone())
         .with_clock(armor_psk::ManualClock::new(NOW))
-        .with_replay_store(MemoryReplayStore::new().with_memory_since(Some(NOW - 3600)));
+        .with_replay_store(
+            MemoryReplayStore::builder()
+                .memory_since(Some(NOW - 3600))
+                .build(),
+        );
     let through_futures = ArmorPskLayer::new(OnlyAsync(keys))
         .with_clock(armor_psk::ManualClock::new(NOW))
         .with_replay_store(OnlyAsync(
-            MemoryReplayStore::new().with_memory_since(Some(NOW - 3600)),
+            MemoryReplayStore::builder()
+                .memory_since(Some(NOW - 3600))
+                .build(),
         ));
     let mut outcomes = Vec::new();
     for layer in [at_once, through_futures] {
@@ -789,9 +794,11 @@ async fn store_outages_are_503s_that_leak_nothing() {
 #[tokio::test]
 async fn full_replay_store_refuses_instead_of_forgetting() {
     let h = harness();
-    let store = MemoryReplayStore::with_capacity(2)
-        .with_per_key_limit(2)
-        .with_memory_since(Some(NOW - 3600));
+    let store = MemoryReplayStore::builder()
+        .capacity(2)
+        .per_key_limit(2)
+        .memory_since(Some(NOW - 3600))
+        .build();
     let router = app(h.layer.with_replay_store(store.clone()));
     let first = signed("GET", "/me", b"", "n-1", NOW);
     let header = first.headers()["authorization"]
@@ -854,7 +861,9 @@ async fn every_rejection_kind_has_a_distinct_code() {
 
 #[tokio::test]
 async fn without_unique_nonces_replays_are_still_refused_but_a_reused_nonce_is_not() {
-    let store = MemoryReplayStore::new().with_memory_since(Some(NOW - 3600));
+    let store = MemoryReplayStore::builder()
+        .memory_since(Some(NOW - 3600))
+        .build();
     let router = app(harness()
         .layer
         .with_unique_nonces(false)
@@ -867,40 +876,39 @@ async fn without_unique_nonces_replays_are_still_refused_but_a_reused_nonce_is_n
     assert_eq!(reused.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn the_sharded_store_refuses_replays_forgeries_and_reused_nonces() {
-    let router = app(harness()
-        .layer
-        .with_replay_store(ShardedReplayStore::new().with_memory_since(Some(NOW - 3600))));
-    common::assert_replays_and_the_path_nonce_forgery_are_refused(&router).await;
-    let reused = send(&router, signed("GET", "/other", b"", "abc", NOW)).await;
-    assert_rejected(&reused, RejectionKind::ReplayedRequest);
+/// The memory store as each sweeping makes it, its memory declared
+/// complete since an hour before `NOW`.
+fn memory_stores() -> [MemoryReplayStore; 2] {
+    [Sweeping::Thread, Sweeping::Requests].map(|sweeping| {
+        MemoryReplayStore::builder()
+            .memory_since(Some(NOW - 3600))
+            .sweeping(sweeping)
+            .build()
+    })
 }
 
 #[tokio::test]
-async fn moka_outlives_a_clock_stepped_back() {
-    common::assert_a_clock_stepped_back_still_refuses_the_replay(common::memory_store()).await;
+async fn the_memory_store_refuses_replays_forgeries_and_reused_nonces() {
+    for store in memory_stores() {
+        let router = app(harness().layer.with_replay_store(store));
+        common::assert_replays_and_the_path_nonce_forgery_are_refused(&router).await;
+        let reused = send(&router, signed("GET", "/other", b"", "abc", NOW)).await;
+        assert_rejected(&reused, RejectionKind::ReplayedRequest);
+    }
 }
 
 #[tokio::test]
-async fn sharded_outlives_a_clock_stepped_back() {
-    common::assert_a_clock_stepped_back_still_refuses_the_replay(
-        ShardedReplayStore::new().with_memory_since(Some(NOW - 3600)),
-    )
-    .await;
+async fn the_memory_store_outlives_a_clock_stepped_back() {
+    for store in memory_stores() {
+        common::assert_a_clock_stepped_back_still_refuses_the_replay(store).await;
+    }
 }
 
 #[tokio::test]
-async fn moka_shared_by_clocks_apart_refuses_replays_while_valid() {
-    common::assert_clocks_apart_refuse_the_replay_while_it_is_valid(common::memory_store()).await;
-}
-
-#[tokio::test]
-async fn sharded_shared_by_clocks_apart_refuses_replays_while_valid() {
-    common::assert_clocks_apart_refuse_the_replay_while_it_is_valid(
-        ShardedReplayStore::new().with_memory_since(Some(NOW - 3600)),
-    )
-    .await;
+async fn the_memory_store_shared_by_clocks_apart_refuses_replays_while_valid() {
+    for store in memory_stores() {
+        common::assert_clocks_apart_refuse_the_replay_while_it_is_valid(store).await;
+    }
 }
 
 #[test]
@@ -970,35 +978,24 @@ async fn a_key_over_its_share_does_not_lock_out_the_others(store: impl ReplaySto
 }
 
 #[tokio::test]
-async fn moka_holds_each_key_to_its_share() {
-    a_key_over_its_share_does_not_lock_out_the_others(
-        MemoryReplayStore::with_capacity(100)
-            .with_per_key_limit(10)
-            .with_memory_since(Some(NOW - 3600)),
-    )
-    .await;
+async fn the_memory_store_holds_each_key_to_its_share() {
+    for sweeping in [Sweeping::Thread, Sweeping::Requests] {
+        a_key_over_its_share_does_not_lock_out_the_others(
+            MemoryReplayStore::builder()
+                .capacity(100)
+                .per_key_limit(10)
+                .memory_since(Some(NOW - 3600))
+                .sweeping(sweeping)
+                .build(),
+        )
+        .await;
+    }
 }
 
 #[tokio::test]
-async fn sharded_holds_each_key_to_its_share() {
-    a_key_over_its_share_does_not_lock_out_the_others(
-        ShardedReplayStore::with_capacity(100)
-            .with_per_key_limit(10)
-            .with_memory_since(Some(NOW - 3600)),
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn a_nonce_reused_with_another_timestamp_is_refused_by_both_stores() {
-    for router in [
-        app(harness()
-            .layer
-            .with_replay_store(MemoryReplayStore::new().with_memory_since(Some(NOW - 3600)))),
-        app(harness()
-            .layer
-            .with_replay_store(ShardedReplayStore::new().with_memory_since(Some(NOW - 3600)))),
-    ] {
+async fn a_nonce_reused_with_another_timestamp_is_refused_by_the_memory_store() {
+    for store in memory_stores() {
+        let router = app(harness().layer.with_replay_store(store));
         let first = send(&router, signed("GET", "/me", b"", "reused", NOW)).await;
         assert_eq!(first.status, StatusCode::OK, "{}", first.json);
         let again = send(&router, signed("GET", "/me", b"", "reused", NOW - 7)).await;

@@ -50,10 +50,14 @@ async fn a_replay_to_another_instance_is_refused_when_they_share_redis() {
 
     // Why the feature exists: two in-memory stores each know only their own.
     let first = app(layer_with(
-        MemoryReplayStore::new().with_memory_since(Some(NOW - 3600)),
+        MemoryReplayStore::builder()
+            .memory_since(Some(NOW - 3600))
+            .build(),
     ));
     let second = app(layer_with(
-        MemoryReplayStore::new().with_memory_since(Some(NOW - 3600)),
+        MemoryReplayStore::builder()
+            .memory_since(Some(NOW - 3600))
+            .build(),
     ));
     let header = signer().sign_at("GET", "/me", b"", "n-2", NOW).unwrap();
     let accepted = send(&first, request_with_header("GET", "/me", &header, b"")).await;

@@ -1,5 +1,5 @@
-//! The in-memory replay stores (the default, swept by its own thread, and
-//! the sharded one, swept by requests): atomic reservation, capacity
+//! The in-memory replay store (swept by the process's thread, the default,
+//! and swept by its requests): atomic reservation, capacity
 //! without forgetting, a memory limit that holds, expiry and the restart
 //! fence on the requests' clock (no sleeping), and per-key shares under
 //! pressure. The generic tests run on both.
@@ -11,61 +11,43 @@ use std::time::Duration;
 use armor_psk::{
     protocol::Signature,
     replay::{
-        MemoryReplayStore, ReplayRequest, ReplayStore, ReplayStoreError, Reservation,
-        ShardedReplayStore,
+        MemoryReplayStore, MemoryReplayStoreBuilder, ReplayRequest, ReplayStore, ReplayStoreError,
+        Reservation, Sweeping,
     },
 };
 
 const NOW: u64 = 1_700_000_000;
 const LIFETIME: Duration = Duration::from_secs(361);
 
-/// What the tests need of a store beyond the trait.
-trait Store: ReplayStore + Clone {
-    /// A store that just started: its memory begins with the first request.
-    fn fresh(capacity: u64) -> Self;
-    /// A store whose memory began an hour before `NOW` (the fence apart).
-    fn with_capacity(capacity: u64) -> Self {
-        Self::fresh(capacity).with_memory_since(Some(NOW - 3600))
-    }
-    fn with_memory_since(self, began: Option<u64>) -> Self;
-    fn len(&self) -> u64;
-    fn sweep(&self);
+/// A store of `capacity` entries, swept as `sweeping` says, that just
+/// started: its memory begins with the first request.
+fn fresh(sweeping: Sweeping, capacity: u64) -> MemoryReplayStoreBuilder {
+    MemoryReplayStore::builder()
+        .capacity(capacity)
+        .sweeping(sweeping)
 }
 
-macro_rules! impl_store {
-    ($store:ty) => {
-        impl Store for $store {
-            fn fresh(capacity: u64) -> Self {
-                <$store>::with_capacity(capacity)
-            }
-            fn with_memory_since(self, began: Option<u64>) -> Self {
-                <$store>::with_memory_since(self, began)
-            }
-            fn len(&self) -> u64 {
-                <$store>::len(self)
-            }
-            fn sweep(&self) {
-                <$store>::sweep(self);
-            }
-        }
-    };
+/// A store whose memory began an hour before `NOW` (the fence apart).
+fn store(sweeping: Sweeping, capacity: u64) -> MemoryReplayStore {
+    fresh(sweeping, capacity)
+        .memory_since(Some(NOW - 3600))
+        .build()
 }
-impl_store!(MemoryReplayStore);
-impl_store!(ShardedReplayStore);
 
-/// Runs each generic test on both stores.
-macro_rules! on_both_stores {
+/// Runs each generic test on the store swept by the thread (the default)
+/// and on the store swept by its requests.
+macro_rules! on_both_sweepings {
     ($($test:ident),* $(,)?) => {
-        mod default_store {
-            $(#[test] fn $test() { super::$test::<armor_psk::replay::MemoryReplayStore>(); })*
+        mod swept_by_the_thread {
+            $(#[test] fn $test() { super::$test(armor_psk::replay::Sweeping::Thread); })*
         }
-        mod sharded {
-            $(#[test] fn $test() { super::$test::<armor_psk::replay::ShardedReplayStore>(); })*
+        mod swept_by_requests {
+            $(#[test] fn $test() { super::$test(armor_psk::replay::Sweeping::Requests); })*
         }
     };
 }
 
-on_both_stores!(
+on_both_sweepings!(
     a_request_is_reserved_once,
     a_seen_nonce_or_signature_makes_a_replay,
     concurrent_reservations_of_one_request_let_exactly_one_through,
@@ -83,8 +65,8 @@ on_both_stores!(
 /// holder can sign for that time) and comes back: every live entry is
 /// still refused as a replay after sweeps, and they leave only once time
 /// has truly passed.
-fn a_clock_glitch_a_day_forward_and_back_forgets_nothing<S: Store>() {
-    let store = S::with_capacity(1_000_000);
+fn a_clock_glitch_a_day_forward_and_back_forgets_nothing(sweeping: Sweeping) {
+    let store = store(sweeping, 1_000_000);
     for n in 0..1_000 {
         assert_eq!(request(&store, "k", n, NOW), RESERVED);
     }
@@ -127,8 +109,8 @@ fn a_clock_glitch_a_day_forward_and_back_forgets_nothing<S: Store>() {
 
 /// The wall clock steps back 30 s (an NTP correction): entries held are
 /// still refused, and sweeps expire by the clock as it now reads.
-fn a_clock_step_back_forgets_nothing_live<S: Store>() {
-    let store = S::with_capacity(1_000_000);
+fn a_clock_step_back_forgets_nothing_live(sweeping: Sweeping) {
+    let store = store(sweeping, 1_000_000);
     for n in 0..100 {
         assert_eq!(request(&store, "k", n, NOW + 100), RESERVED);
     }
@@ -170,8 +152,8 @@ fn a_clock_step_back_forgets_nothing_live<S: Store>() {
 
 /// Tables grow while expired entries are still in them: the count of
 /// entries must follow what is held, or the store fills with nothing.
-fn the_count_stays_exact_through_growth_and_expiry<S: Store>() {
-    let store = S::with_capacity(1_000_000);
+fn the_count_stays_exact_through_growth_and_expiry(sweeping: Sweeping) {
+    let store = store(sweeping, 1_000_000);
     for n in 0..2_000 {
         assert_eq!(request(&store, &format!("k{}", n % 7), n, NOW), RESERVED);
     }
@@ -195,8 +177,8 @@ fn signature(n: u64) -> Signature {
 }
 
 /// The store's answer to one request, its error as a code.
-fn reserve<S: Store>(
-    store: &S,
+fn reserve(
+    store: &MemoryReplayStore,
     key_id: &str,
     signature: &Signature,
     nonce: Option<&str>,
@@ -220,8 +202,8 @@ fn reserve<S: Store>(
 
 /// As [`reserve`], with the clock's monotonic reading given apart from
 /// `now` (a clock step moves one and not the other).
-fn reserve_at<S: Store>(
-    store: &S,
+fn reserve_at(
+    store: &MemoryReplayStore,
     key_id: &str,
     signature: &Signature,
     nonce: Option<&str>,
@@ -240,8 +222,8 @@ fn reserve_at<S: Store>(
 }
 
 /// Request `n` of `key_id` at `now`, signed then.
-fn request<S: Store>(
-    store: &S,
+fn request(
+    store: &MemoryReplayStore,
     key_id: &str,
     n: u64,
     now: u64,
@@ -261,8 +243,8 @@ const QUOTA: &str = "quota";
 const RESERVED: Result<Reservation, &str> = Ok(Reservation::Reserved);
 const REPLAYED: Result<Reservation, &str> = Ok(Reservation::Replayed);
 
-fn a_request_is_reserved_once<S: Store>() {
-    let store = S::with_capacity(1_000);
+fn a_request_is_reserved_once(sweeping: Sweeping) {
+    let store = store(sweeping, 1_000);
     assert_eq!(request(&store, "k", 1, NOW), RESERVED);
     assert_eq!(request(&store, "k", 1, NOW), REPLAYED);
     assert_eq!(request(&store, "k", 1, NOW + 100), REPLAYED);
@@ -271,8 +253,8 @@ fn a_request_is_reserved_once<S: Store>() {
     assert_eq!(store.len(), 4);
 }
 
-fn a_seen_nonce_or_signature_makes_a_replay<S: Store>() {
-    let store = S::with_capacity(1_000);
+fn a_seen_nonce_or_signature_makes_a_replay(sweeping: Sweeping) {
+    let store = store(sweeping, 1_000);
     assert_eq!(
         reserve(&store, "k", &signature(1), Some("n-1"), NOW, NOW),
         RESERVED
@@ -298,9 +280,9 @@ fn a_seen_nonce_or_signature_makes_a_replay<S: Store>() {
     );
 }
 
-fn concurrent_reservations_of_one_request_let_exactly_one_through<S: Store>() {
+fn concurrent_reservations_of_one_request_let_exactly_one_through(sweeping: Sweeping) {
     for round in 0..20 {
-        let store = S::with_capacity(1_000_000);
+        let store = store(sweeping, 1_000_000);
         let winners = Arc::new(AtomicUsize::new(0));
         std::thread::scope(|scope| {
             for _ in 0..16 {
@@ -318,11 +300,11 @@ fn concurrent_reservations_of_one_request_let_exactly_one_through<S: Store>() {
     }
 }
 
-fn a_full_store_forgets_nothing<S: Store>() {
+fn a_full_store_forgets_nothing(sweeping: Sweeping) {
     // One entry per request (signature only), each of its own key, so that
     // no share stops them first.
     const CAPACITY: u64 = 20_000;
-    let store = S::with_capacity(CAPACITY);
+    let store = store(sweeping, CAPACITY);
     let key = |i: u64| format!("key-{i}");
     for i in 0..CAPACITY {
         assert_eq!(
@@ -357,8 +339,8 @@ fn a_full_store_forgets_nothing<S: Store>() {
     }
 }
 
-fn entries_expire_on_the_requests_clock_without_sleeping<S: Store>() {
-    let store = S::with_capacity(1_000);
+fn entries_expire_on_the_requests_clock_without_sleeping(sweeping: Sweeping) {
+    let store = store(sweeping, 1_000);
     assert_eq!(request(&store, "k", 1, NOW), RESERVED);
     assert_eq!(request(&store, "k", 2, NOW), RESERVED);
     // Request 1 stays held through NOW + 361 (its timestamp + lifetime).
@@ -376,8 +358,8 @@ fn entries_expire_on_the_requests_clock_without_sleeping<S: Store>() {
     assert_eq!(request(&store, "k", 2, later), RESERVED);
 }
 
-fn requests_signed_before_the_store_began_are_refused<S: Store>() {
-    let store = S::fresh(1_000);
+fn requests_signed_before_the_store_began_are_refused(sweeping: Sweeping) {
+    let store = fresh(sweeping, 1_000).build();
     // The first request tells the store the time: it began then, and a
     // request signed in that second or before is refused.
     assert_eq!(
@@ -404,7 +386,7 @@ fn requests_signed_before_the_store_began_are_refused<S: Store>() {
 
     // A store whose memory began earlier serves what was signed after
     // that second; one with the fence off serves any.
-    let restored = S::fresh(1_000).with_memory_since(Some(NOW - 300));
+    let restored = fresh(sweeping, 1_000).memory_since(Some(NOW - 300)).build();
     assert_eq!(
         reserve(&restored, "k", &signature(1), None, NOW - 299, NOW),
         RESERVED
@@ -413,15 +395,15 @@ fn requests_signed_before_the_store_began_are_refused<S: Store>() {
         reserve(&restored, "k", &signature(2), None, NOW - 300, NOW),
         Ok(Reservation::IssuedBeforeRestart { began }) if began == NOW - 300
     ));
-    let unfenced = S::fresh(1_000).with_memory_since(None);
+    let unfenced = fresh(sweeping, 1_000).memory_since(None).build();
     assert_eq!(
         reserve(&unfenced, "k", &signature(1), None, NOW - 300, NOW),
         RESERVED
     );
 }
 
-fn a_refused_request_holds_nothing<S: Store>() {
-    let store = S::with_capacity(1_000);
+fn a_refused_request_holds_nothing(sweeping: Sweeping) {
+    let store = store(sweeping, 1_000);
     assert_eq!(
         reserve(&store, "k", &signature(1), Some("n-1"), NOW, NOW),
         RESERVED
@@ -442,9 +424,9 @@ fn a_refused_request_holds_nothing<S: Store>() {
 /// request a second, and a key idle until the store is under pressure:
 /// the floods are held to their share (429), the others never refused,
 /// and the store never fills.
-fn three_flooding_keys_never_make_a_normal_key_refused<S: Store>() {
+fn three_flooding_keys_never_make_a_normal_key_refused(sweeping: Sweeping) {
     const CAPACITY: u64 = 200_000;
-    let store = S::with_capacity(CAPACITY);
+    let store = store(sweeping, CAPACITY);
     let mut refused_floods = 0u64;
     let mut n = 0u64;
     // 400 simulated seconds at 1,000 requests a second per flooding key:
@@ -488,7 +470,10 @@ fn three_flooding_keys_never_make_a_normal_key_refused<S: Store>() {
 #[test]
 fn the_memory_limit_bounds_the_tables_and_gives_the_capacity() {
     let limit = 4 << 20;
-    let store = MemoryReplayStore::with_memory_limit(limit).with_memory_since(None);
+    let store = MemoryReplayStore::builder()
+        .memory_limit(limit)
+        .memory_since(None)
+        .build();
     assert_eq!(store.capacity(), limit / 16);
     let mut accepted = 0u64;
     for i in 0.. {
@@ -512,7 +497,7 @@ fn the_memory_limit_bounds_the_tables_and_gives_the_capacity() {
 
 #[test]
 fn no_two_keys_share_a_count() {
-    let store = <MemoryReplayStore as Store>::with_capacity(10_000_000);
+    let store = store(Sweeping::Thread, 10_000_000);
     for i in 0..100_000u64 {
         assert_eq!(
             reserve(&store, &format!("key-{i}"), &signature(i), None, NOW, NOW),
@@ -524,7 +509,10 @@ fn no_two_keys_share_a_count() {
 
 #[test]
 fn a_hard_per_key_limit_holds_whatever_the_pressure() {
-    let store = <MemoryReplayStore as Store>::with_capacity(1_000_000).with_per_key_limit(10);
+    let store = fresh(Sweeping::Thread, 1_000_000)
+        .per_key_limit(10)
+        .memory_since(Some(NOW - 3600))
+        .build();
     for i in 0..5 {
         assert_eq!(request(&store, "k", i, NOW), RESERVED);
     }
@@ -549,7 +537,7 @@ fn stores_share_one_sweeping_thread() {
     };
     let stores: Vec<_> = (0..200)
         .map(|i| {
-            let store = <MemoryReplayStore as Store>::with_capacity(100);
+            let store = store(Sweeping::Thread, 100);
             assert_eq!(request(&store, "k", i, NOW), RESERVED);
             store
         })

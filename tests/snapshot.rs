@@ -270,21 +270,46 @@ fn a_request_beyond_the_confirmed_clock_is_refused_not_accepted_unfenced() {
     );
 }
 
-/// Changing the per-key limit of a restored store keeps what it holds
-/// (it used to build a fresh store: entries, lock and ceiling gone).
+/// A store's settings are its builder's, given before it holds anything:
+/// a per-key limit set before `restore` holds on the restored store, whose
+/// memory is the file's, and which keeps the file's lock. (A setting on a
+/// store in use once built a fresh store, entries, lock and ceiling gone;
+/// the store has no setter now: `MemoryReplayStore`'s `compile_fail`
+/// doctest.)
 #[test]
-fn a_per_key_limit_set_on_a_restored_store_keeps_its_memory() {
+fn a_restored_store_takes_its_settings_from_the_builder_and_keeps_its_memory() {
     let path = scratch("limit").join("replay.snapshot");
-    let (store, _) = restore(&path);
+    let builder = MemoryReplayStore::builder()
+        .memory_limit(16 << 20)
+        .per_key_limit(4);
+    let (store, _) = builder.clone().restore(&path).unwrap();
     let accepted = now();
     assert_eq!(
         reserve(&store, 1, accepted, accepted).unwrap(),
         Reservation::Reserved
     );
-    let store = store.with_per_key_limit(1_000);
+    store.save(&path).unwrap();
+    drop(store);
+
+    let (store, memory) = builder.restore(&path).unwrap();
+    assert!(matches!(memory, Memory::Complete { .. }), "{memory:?}");
+    assert_eq!(store.per_key_limit(), 4);
+    let clone = store.clone();
     assert_eq!(
-        reserve(&store, 1, accepted, accepted).unwrap(),
-        Reservation::Replayed
+        reserve(&clone, 1, accepted, accepted).unwrap(),
+        Reservation::Replayed,
+        "the file's memory, shared by every clone"
+    );
+    assert_eq!(
+        reserve(&store, 2, accepted, accepted).unwrap(),
+        Reservation::Reserved
+    );
+    assert!(
+        matches!(
+            reserve(&store, 3, accepted, accepted),
+            Err(ReplayStoreError::KeyQuotaExceeded { .. })
+        ),
+        "the builder's per-key limit: four entries, two requests with their nonces, one of them the file's"
     );
     assert!(matches!(
         MemoryReplayStore::builder().restore(&path),

@@ -205,8 +205,9 @@ async fn every_vector_passes_the_layer() {
             .with_replay_store(
                 // Its memory began an hour before the vector was signed
                 // (the fence off for a vector signed at 0).
-                armor_psk::replay::MemoryReplayStore::new()
-                    .with_memory_since(v.timestamp.checked_sub(3600)),
+                armor_psk::replay::MemoryReplayStore::builder()
+                    .memory_since(v.timestamp.checked_sub(3600))
+                    .build(),
             )
             .with_hashed_empty_body(v.hashed_empty);
         let router = common::app(layer);

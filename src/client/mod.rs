@@ -16,7 +16,7 @@
 //! // The server: the layer in front of a handler. A server refuses what
 //! // was signed in the second its replay memory began; this one's began a
 //! // minute ago (as a graceful restart from a snapshot would say).
-//! let store = MemoryReplayStore::new().with_memory_since(Some(SystemClock.now() - 60));
+//! let store = MemoryReplayStore::builder().memory_since(Some(SystemClock.now() - 60)).build();
 //! let server = ServiceBuilder::new()
 //!     .layer(ArmorPskLayer::new(MemoryKeyStore::new().with_key("key-1", "secret-1")).with_replay_store(store))
 //!     .service(service_fn(|request: Request<VerifiedBody>| async move {

@@ -287,7 +287,7 @@ impl MockArmorServerBuilder {
         // apart by the window).
         let auth = ArmorPskLayer::new(store.clone())
             .with_clock(clock.clone())
-            .with_replay_store(MemoryReplayStore::new().with_memory_since(None))
+            .with_replay_store(MemoryReplayStore::builder().memory_since(None).build())
             .with_window(self.window)?;
         let hook = self.on_request;
         let stub_list = stubs::StubList::new(self.stubs);

@@ -56,7 +56,7 @@ pub(crate) struct Index {
     shares: Shares,
     digester: Digester,
     capacity: u64,
-    per_key_limit: AtomicU64,
+    per_key_limit: u64,
     len: AtomicU64,
     created: Instant,
     /// The Unix second the index was made in, by the system clock.
@@ -120,7 +120,7 @@ impl Index {
             shares: Shares::new(),
             digester,
             capacity,
-            per_key_limit: AtomicU64::new(per_key_limit),
+            per_key_limit,
             len: AtomicU64::new(0),
             created: Instant::now(),
             created_wall: unix_seconds(),
@@ -249,12 +249,7 @@ impl Index {
     }
 
     pub(crate) fn per_key_limit(&self) -> u64 {
-        self.per_key_limit.load(Ordering::Relaxed)
-    }
-
-    /// Changes the per-key limit in place: what is held stays.
-    pub(crate) fn set_per_key_limit(&self, limit: u64) {
-        self.per_key_limit.store(limit, Ordering::Relaxed);
+        self.per_key_limit
     }
 
     /// Keys holding entries.
@@ -528,10 +523,6 @@ impl Index {
         for shard in 0..self.shares.shards() {
             self.shares.sweep_shard(shard, now);
         }
-    }
-
-    pub(crate) fn shards(&self) -> usize {
-        SHARDS
     }
 }
 

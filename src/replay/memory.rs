@@ -1,5 +1,6 @@
-//! The default replay store: the shared index, swept by a thread of its
-//! own, sized by a memory budget.
+//! The in-memory replay store: the shared index, sized by a memory budget,
+//! swept by a thread of the process or by its requests, set up by its one
+//! builder.
 
 use std::fmt;
 use std::path::Path;
@@ -70,14 +71,33 @@ const SWEEP_PARTS: usize = 16;
 /// for at most `d + 1` seconds after a start. A graceful restart that
 /// hands the memory on through a snapshot refuses no one: see
 /// [`MemoryReplayStoreBuilder::restore`]. SECURITY.md says what the fence does not
-/// cover; [`with_memory_since`](Self::with_memory_since) is for tests.
+/// cover; [`MemoryReplayStoreBuilder::memory_since`] is for tests.
+///
+/// # Settings
+///
+/// [`new`](Self::new) is the store with every default;
+/// [`builder`](Self::builder) sets the memory limit, the per-key limit,
+/// the memory's start (or a snapshot to restore) and who sweeps
+/// ([`Sweeping`]). A store is never changed once built: clones share one
+/// memory, and no setting can swap it for a fresh one.
 ///
 /// ```
-/// use armor_psk::{ArmorPskLayer, keys::MemoryKeyStore, replay::MemoryReplayStore};
+/// use armor_psk::{ArmorPskLayer, keys::MemoryKeyStore, replay::{MemoryReplayStore, Sweeping}};
 ///
-/// let store = MemoryReplayStore::with_memory_limit(256 << 20);
+/// let store = MemoryReplayStore::builder()
+///     .memory_limit(256 << 20)
+///     .per_key_limit(1_000_000)
+///     .sweeping(Sweeping::Requests) // no thread
+///     .build();
 /// assert_eq!(store.capacity(), 16_777_216); // entries: 16 bytes of limit each
 /// let layer = ArmorPskLayer::new(MemoryKeyStore::new()).with_replay_store(store);
+/// ```
+///
+/// Settings live on the builder only:
+///
+/// ```compile_fail
+/// # use armor_psk::replay::MemoryReplayStore;
+/// let store = MemoryReplayStore::new().with_memory_since(None); // no such method
 /// ```
 #[derive(Clone)]
 pub struct MemoryReplayStore {
@@ -89,7 +109,26 @@ struct Inner {
     /// A restored store's running marker, whose ceiling the store raises
     /// before it accepts a later timestamp.
     lease: Option<Lease>,
+    sweeping: Sweeping,
     housekeeper: Once,
+}
+
+/// Who sweeps a [`MemoryReplayStore`]'s expired entries out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sweeping {
+    /// One thread of the process, shared by every store: each second it
+    /// looks at a sixteenth of every table, 4,096 slots per lock, off the
+    /// request path (the default). Should the thread fail to start, the
+    /// requests sweep.
+    #[default]
+    Thread,
+    /// The requests themselves: a reservation sweeps its shard (1/64 of
+    /// the entries) when that shard was last swept a second ago or more,
+    /// so a request now and then pays for it. For runtimes where a
+    /// background thread is unwelcome. A restored store's running marker
+    /// is then raised by the requests that pass its ceiling.
+    Requests,
 }
 
 impl MemoryReplayStore {
@@ -99,76 +138,25 @@ impl MemoryReplayStore {
     /// The default capacity in entries (the default memory limit's).
     pub const DEFAULT_CAPACITY: u64 = Self::DEFAULT_MEMORY_LIMIT / BYTES_PER_ENTRY;
 
-    /// A store within [`Self::DEFAULT_MEMORY_LIMIT`].
+    /// A store with every default: within [`Self::DEFAULT_MEMORY_LIMIT`],
+    /// no per-key limit, its memory beginning now, swept by the process's
+    /// thread.
     pub fn new() -> Self {
-        Self::with_memory_limit(Self::DEFAULT_MEMORY_LIMIT)
+        Self::builder().build()
     }
 
-    /// A store whose tables never take more than `bytes` (16 bytes of it
-    /// per entry of capacity).
-    pub fn with_memory_limit(bytes: u64) -> Self {
-        Self::with_capacity(bytes / BYTES_PER_ENTRY)
-    }
-
-    /// A store holding at most `capacity` entries (two per request with
-    /// unique nonces, one without).
-    pub fn with_capacity(capacity: u64) -> Self {
-        Self::build(capacity, u64::MAX, Fence::FromStart)
-    }
-
-    /// At most `limit` entries for any one key, whatever the pressure (by
-    /// default none: a key is held to its share only under pressure). A key
-    /// over it gets 429 `key_quota_exceeded` with `Retry-After`. The
-    /// limit changes in place, for every clone of the store: what it holds
-    /// stays.
-    #[must_use]
-    pub fn with_per_key_limit(self, limit: u64) -> Self {
-        self.inner.index.set_per_key_limit(limit);
-        self
-    }
-
-    /// Declares that this store's memory began in the second `began` (Unix
-    /// seconds on the layer's clock), holding every request accepted after
-    /// it: requests signed in that second or before are refused with
-    /// `issued_before_restart`, later ones are served. Tests that sign
-    /// requests in the past use it. `None` turns the fence off.
-    ///
-    /// # Security
-    /// With `None`, or a `began` earlier than the store's real start, a
-    /// request accepted before a restart can be replayed after it, until
-    /// its timestamp leaves the window.
-    ///
-    /// # Panics
-    /// On a store restored from a snapshot
-    /// ([`MemoryReplayStoreBuilder::restore`]): its memory is the file's,
-    /// and a fresh one would forget it (use
-    /// [`MemoryReplayStoreBuilder::memory_since`] before
-    /// [`build`](MemoryReplayStoreBuilder::build) instead).
-    #[must_use]
-    pub fn with_memory_since(self, began: Option<u64>) -> Self {
-        assert!(
-            self.inner.lease.is_none(),
-            "with_memory_since on a store restored from a snapshot would forget its memory"
-        );
-        let fence = began.map_or(Fence::Off, Fence::Since);
-        Self::build(self.capacity(), self.per_key_limit(), fence)
-    }
-
-    /// A builder, for every setting at once (and a store restored from a
+    /// A builder, for every setting (and a store restored from a
     /// snapshot).
     pub fn builder() -> MemoryReplayStoreBuilder {
         MemoryReplayStoreBuilder::default()
     }
 
-    fn build(capacity: u64, per_key_limit: u64, fence: Fence) -> Self {
-        Self::from_index(Index::new(capacity, per_key_limit, fence), None)
-    }
-
-    fn from_index(index: Index, lease: Option<Lease>) -> Self {
+    fn from_index(index: Index, lease: Option<Lease>, sweeping: Sweeping) -> Self {
         Self {
             inner: Arc::new(Inner {
                 index,
                 lease,
+                sweeping,
                 housekeeper: Once::new(),
             }),
         }
@@ -232,20 +220,26 @@ impl MemoryReplayStore {
     /// request: the second it was made in, or after a crash the crashed
     /// run's ceiling if later. `None` when the memory is complete (a clean
     /// stop's snapshot, a first start) or its start was given
-    /// ([`with_memory_since`](Self::with_memory_since)). A server that
+    /// ([`MemoryReplayStoreBuilder::memory_since`]). A server that
     /// starts serving after this second refuses no client in step.
     pub fn fenced_through(&self) -> Option<u64> {
         self.inner.index.fenced_through_at_start()
     }
 
     /// Removes every expired entry now, by the latest time a request
-    /// brought (it also happens once a second on the store's own thread).
+    /// brought (it also happens as [`Sweeping`] says).
     pub fn sweep(&self) {
         self.inner.index.sweep_all(SWEEP_STEP);
     }
 
     fn reserve_now(&self, request: &ReplayRequest<'_>) -> Result<Reservation, ReplayStoreError> {
-        self.inner.start_housekeeping();
+        let inline_sweep = match self.inner.sweeping {
+            Sweeping::Thread => {
+                self.inner.start_housekeeping();
+                sweeper::inline()
+            }
+            Sweeping::Requests => true,
+        };
         if let Some(lease) = &self.inner.lease {
             let horizon = self.inner.index.horizon_with(request);
             let lifetime = request.lifetime();
@@ -266,7 +260,7 @@ impl MemoryReplayStore {
                     .map_err(|error| ReplayStoreError::Unavailable(Box::new(error)))?;
             }
         }
-        self.inner.index.reserve(request, sweeper::inline())
+        self.inner.index.reserve(request, inline_sweep)
     }
 }
 
@@ -386,6 +380,7 @@ pub struct MemoryReplayStoreBuilder {
     capacity: u64,
     per_key_limit: u64,
     fence: Fence,
+    sweeping: Sweeping,
 }
 
 impl Default for MemoryReplayStoreBuilder {
@@ -394,6 +389,7 @@ impl Default for MemoryReplayStoreBuilder {
             capacity: MemoryReplayStore::DEFAULT_CAPACITY,
             per_key_limit: u64::MAX,
             fence: Fence::FromStart,
+            sweeping: Sweeping::Thread,
         }
     }
 }
@@ -413,29 +409,45 @@ impl MemoryReplayStoreBuilder {
         self
     }
 
-    /// At most `limit` entries for any one key, whatever the pressure; see
-    /// [`MemoryReplayStore::with_per_key_limit`].
+    /// At most `limit` entries for any one key, whatever the pressure (by
+    /// default none: a key is held to its share only under pressure). A key
+    /// over it gets 429 `key_quota_exceeded` with `Retry-After`.
     #[must_use]
     pub fn per_key_limit(mut self, limit: u64) -> Self {
         self.per_key_limit = limit;
         self
     }
 
-    /// See [`MemoryReplayStore::with_memory_since`] (ignored by
-    /// [`restore`](Self::restore), which reads it from the file).
+    /// Declares that the store's memory began in the second `began` (Unix
+    /// seconds on the layer's clock), holding every request accepted after
+    /// it: requests signed in that second or before are refused with
+    /// `issued_before_restart`, later ones are served. Tests that sign
+    /// requests in the past use it. `None` turns the fence off. Ignored by
+    /// [`restore`](Self::restore), which reads the memory's start from the
+    /// file.
     ///
     /// # Security
-    /// With `None`, a request accepted before a restart can be replayed
-    /// after it.
+    /// With `None`, or a `began` earlier than the store's real start, a
+    /// request accepted before a restart can be replayed after it, until
+    /// its timestamp leaves the window.
     #[must_use]
     pub fn memory_since(mut self, began: Option<u64>) -> Self {
         self.fence = began.map_or(Fence::Off, Fence::Since);
         self
     }
 
+    /// Who sweeps the expired entries out: the process's thread (the
+    /// default) or the requests.
+    #[must_use]
+    pub fn sweeping(mut self, sweeping: Sweeping) -> Self {
+        self.sweeping = sweeping;
+        self
+    }
+
     /// The store.
     pub fn build(self) -> MemoryReplayStore {
-        MemoryReplayStore::build(self.capacity, self.per_key_limit, self.fence)
+        let index = Index::new(self.capacity, self.per_key_limit, self.fence);
+        MemoryReplayStore::from_index(index, None, self.sweeping)
     }
 
     /// The store whose memory a clean stop saved to `path` with
@@ -465,7 +477,10 @@ impl MemoryReplayStoreBuilder {
     ) -> Result<(MemoryReplayStore, Memory), SnapshotError> {
         let (index, memory, lease) =
             snapshot::restore(path.as_ref(), self.capacity, self.per_key_limit)?;
-        Ok((MemoryReplayStore::from_index(index, Some(lease)), memory))
+        Ok((
+            MemoryReplayStore::from_index(index, Some(lease), self.sweeping),
+            memory,
+        ))
     }
 }
 
@@ -482,6 +497,7 @@ impl fmt::Debug for MemoryReplayStore {
             .field("capacity", &self.capacity())
             .field("active_keys", &self.active_keys())
             .field("began", &self.began())
+            .field("sweeping", &self.inner.sweeping)
             .finish_non_exhaustive()
     }
 }

@@ -1,9 +1,9 @@
 //! Refusing replays: the [`ReplayStore`] trait, the [`ReplayRequest`] every
-//! store is handed, and the stores: [`MemoryReplayStore`] (the default),
-//! [`ShardedReplayStore`] (the same without a thread) and, with the `redis`
-//! feature, [`redis::RedisReplayStore`], shared by several instances.
+//! store is handed, and the stores: [`MemoryReplayStore`] (the default, in
+//! this process) and, with the `redis` feature, [`redis::RedisReplayStore`],
+//! shared by several instances.
 //!
-//! The in-memory stores keep a compact index of 64-bit keyed digests (12
+//! The in-memory store keeps a compact index of 64-bit keyed digests (12
 //! bytes a slot) rather than a cache of nonces: see [`MemoryReplayStore`]
 //! for the measured costs and the reason.
 //!
@@ -18,7 +18,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let now = 1_700_000_000;
-//! let store = MemoryReplayStore::with_memory_limit(1 << 20).with_memory_since(Some(now - 60));
+//! let store = MemoryReplayStore::builder().memory_limit(1 << 20).memory_since(Some(now - 60)).build();
 //! let signature = Signature::from_bytes([7; 64]);
 //! let request = ReplayRequest::new("key-1", &signature, now, now, Duration::from_secs(361))
 //!     .with_nonce("nonce-1");
@@ -34,13 +34,11 @@ mod memory;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
-mod sharded;
 mod shares;
 mod snapshot;
 mod store;
 mod table;
 
-pub use memory::{MemoryReplayStore, MemoryReplayStoreBuilder};
-pub use sharded::ShardedReplayStore;
+pub use memory::{MemoryReplayStore, MemoryReplayStoreBuilder, Sweeping};
 pub use snapshot::{Memory, Saved, SnapshotError};
 pub use store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreError, Reservation};

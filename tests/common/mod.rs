@@ -69,7 +69,9 @@ pub fn harness() -> Harness {
 /// stores they just made, which a real server refuses as
 /// `issued_before_restart` (the restart fence has tests of its own).
 pub fn memory_store() -> armor_psk::replay::MemoryReplayStore {
-    armor_psk::replay::MemoryReplayStore::new().with_memory_since(Some(0))
+    armor_psk::replay::MemoryReplayStore::builder()
+        .memory_since(Some(0))
+        .build()
 }
 
 pub fn signer() -> Signer {
