@@ -44,7 +44,7 @@ const SWEEP_PARTS: usize = 16;
 /// # Capacity, pressure and shares
 ///
 /// The tables never take more than the memory limit (1 GiB by default,
-/// [`with_memory_limit`](Self::with_memory_limit)): 16 bytes of limit per
+/// [`MemoryReplayStoreBuilder::memory_limit`]): 16 bytes of limit per
 /// entry, so 67 million entries, 33 million requests. Sized for a server's
 /// full rate × an entry's lifetime (361 s with the defaults) × 2 entries:
 /// 1 GiB holds 90,000 requests a second sustained.
