@@ -38,6 +38,8 @@
 //! # }
 //! ```
 //!
+#![doc = include_str!("../docs/server.md")]
+#![doc = include_str!("../docs/cli.md")]
 //! # Where to go next
 //!
 //! - **The layer**, here at the root: [`ArmorPskLayer`] (its settings),
@@ -62,8 +64,8 @@
 //! - **Tests of client code**: the `mock` of Armor's API (feature `mock`)
 //!   and the `armor-psk` command line (feature `cli`).
 //!
-//! The README is the user's guide: deployment, operations, the security
-//! notes and the measured performance.
+//! SECURITY.md holds the threat model, BENCHMARKS.md the measured
+//! performance, CHANGELOG.md what moved where.
 //!
 //! # Features
 //!
@@ -88,8 +90,6 @@ mod middleware;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
-#[cfg(any(feature = "postgres", feature = "mock"))]
-mod percent;
 pub mod protocol;
 pub mod replay;
 

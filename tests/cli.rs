@@ -367,7 +367,7 @@ fn mock_with(args: &[&str]) -> Server {
 }
 
 fn stubs_dir() -> String {
-    format!("{}/tests/data/stubs", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/tests/fixtures/stubs", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]
@@ -887,15 +887,16 @@ fn completions_for_the_usual_shells_and_examples_in_every_help() {
     }
 }
 
-/// The README's command-line walk-through, run as written (its `sh` block,
-/// on a free port instead of 3000, the binary under test as `armor-psk`):
-/// it fails when the README drifts from what the CLI does.
+/// The guide's command-line walk-through (`docs/cli.md`), run as written
+/// (its first `sh` block, on a free port instead of 3000, the binary under
+/// test as `armor-psk`): it fails when the guide drifts from what the CLI
+/// does.
 #[test]
-fn the_readmes_cli_walk_through_runs_as_written() {
+fn the_guides_cli_walk_through_runs_as_written() {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md")).unwrap();
     let section = readme
-        .split("## The `armor-psk` command line")
+        .split("# The `armor-psk` command line")
         .nth(1)
         .expect("the CLI section");
     let block = section

@@ -170,7 +170,7 @@ pub const FENCE_SPAN: u64 = 6;
 /// How long after a Redis fault ends a 503 is allowed (reconnects).
 pub const RECOVERY_MS: u64 = 5_000;
 /// How long after the database speaks again every instance has seen the
-/// changes made meanwhile: README's "at most about 4 s once the database
+/// changes made meanwhile: docs/keys.md's "at most about 4 s once the database
 /// answers", and a second of slack.
 pub const DATABASE_CATCH_UP_MS: u64 = 5_000;
 /// How far a stepped clock moves (a secret's validity is read on the

@@ -17,7 +17,7 @@
 //!    its nonce (from the servers' own logs of what they accepted; every
 //!    200 a client saw must be in them);
 //! 2. no request signed with a revoked key, or with a secret past its
-//!    rotation's overlap, accepted later than the bound README states
+//!    rotation's overlap, accepted later than the bound docs/keys.md states
 //!    (a second; with the database silent, 5 s after it speaks again);
 //! 3. every refusal of an honest request explained by a fault the docs
 //!    allow: `issued_before_restart` only after a start that lost memory

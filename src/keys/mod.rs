@@ -24,6 +24,7 @@
 //! assert!(keys.get("key-1").await.unwrap().is_none()); // refused from the next request
 //! # }
 //! ```
+#![doc = include_str!("../../docs/keys.md")]
 
 mod cached;
 mod memory;

@@ -26,6 +26,7 @@
 //! assert_eq!(store.reserve(&request).await.unwrap(), Reservation::Replayed);
 //! # }
 //! ```
+#![doc = include_str!("../../docs/replay.md")]
 
 mod digest;
 mod horizon;
@@ -36,7 +37,7 @@ mod memory;
 pub mod redis;
 mod shares;
 mod snapshot;
-mod store;
+pub(crate) mod store;
 mod table;
 
 pub use memory::{MemoryReplayStore, MemoryReplayStoreBuilder, Sweeping};
