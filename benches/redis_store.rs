@@ -1,6 +1,6 @@
 //! The Redis replay store against the local Redis: reservations per second
 //! (one at a time, and 32 in flight), and a request through the layer with
-//! the Redis store against the same with the in-memory (moka) store, as a
+//! the Redis store against the same with the in-memory store, as a
 //! ratio, from interleaved rounds.
 //!
 //! `ARMOR_PSK_REDIS_URL=redis://127.0.0.1:6379/ cargo bench --features redis --bench redis_store`
@@ -88,10 +88,11 @@ fn main() {
         .build()
         .unwrap();
     let prefix = format!("armor-psk-bench:{}:", uuid::Uuid::new_v4());
-    let store = match runtime.block_on(RedisReplayStore::connect(&url)) {
-        Ok(store) => store
-            .with_prefix(&prefix)
-            .with_timeout(Duration::from_secs(1)),
+    let options = RedisReplayStore::options()
+        .prefix(&prefix)
+        .timeout(Duration::from_secs(1));
+    let store = match runtime.block_on(options.clone().connect(&url)) {
+        Ok(store) => store,
         Err(error) => {
             println!("SKIPPED: no Redis at {url}: {error}");
             return;
@@ -109,13 +110,9 @@ fn main() {
     }
     if let Ok(urls) = std::env::var("ARMOR_PSK_REDIS_CLUSTER_URLS") {
         let urls: Vec<&str> = urls.split(',').collect();
-        match runtime.block_on(RedisReplayStore::connect_cluster(&urls)) {
+        match runtime.block_on(options.connect_cluster(&urls)) {
             Ok(cluster) => {
-                let cluster = Arc::new(
-                    cluster
-                        .with_prefix(&prefix)
-                        .with_timeout(Duration::from_secs(1)),
-                );
+                let cluster = Arc::new(cluster);
                 println!("Redis Cluster ({} nodes), the same", urls.len());
                 for (pass, in_flight) in [1, 32].into_iter().enumerate() {
                     let first = (2 + pass as u64) * 1_000_000;
@@ -135,7 +132,7 @@ fn main() {
     }
 
     let redis_layer = layer(RedisReplayStore::clone(&store)).layer(service_fn(inner));
-    let moka_layer =
+    let memory_layer =
         layer(MemoryReplayStore::builder().capacity(u64::MAX).build()).layer(service_fn(inner));
     let mut fixture = Fixture::new(200);
     let call = |service: &armor_psk::ArmorPsk<_>, request| {
@@ -146,12 +143,12 @@ fn main() {
             .map(armor_psk::Rejection::code);
         assert_eq!(response.status(), 200, "{refused:?}");
     };
-    let medians = Ratios::new("a 200 B request through the layer, ratio to the moka store")
+    let medians = Ratios::new("a 200 B request through the layer, ratio to the memory store")
         .form(
-            "layer + moka store (default)",
+            "layer + memory store (default)",
             |batch: &mut Vec<Request<Body>>| {
                 for request in batch.drain(..) {
-                    call(&moka_layer, request);
+                    call(&memory_layer, request);
                 }
             },
         )
@@ -170,5 +167,5 @@ fn main() {
                 })
                 .collect()
         });
-    println!("  ratio Redis / moka: {:.2}", medians[1].1 / medians[0].1);
+    println!("  ratio Redis / memory: {:.2}", medians[1].1 / medians[0].1);
 }

@@ -71,8 +71,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         std::env::var("ARMOR_PSK_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     let prefix = format!("armor-psk-cluster-demo:{}:", uuid::Uuid::new_v4());
     // Two stores with two connections, as two processes would have.
-    let a = RedisReplayStore::connect(&url).await?.with_prefix(&prefix);
-    let b = RedisReplayStore::connect(&url).await?.with_prefix(&prefix);
+    let options = RedisReplayStore::options().prefix(&prefix);
+    let a = options.clone().connect(&url).await?;
+    let b = options.connect(&url).await?;
     println!("two instances sharing one Redis replay store:");
     replay_across(instance(a).await?, instance(b).await?).await?;
 

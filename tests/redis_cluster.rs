@@ -76,9 +76,13 @@ async fn of_200_concurrent_copies_over_two_instances_exactly_one_is_accepted() {
         // on a machine that starts clusters for the other tests beside
         // this one can take longer than the default 100 ms.
         let patient = || async {
-            store(&urls, &prefix)
-                .await
-                .with_timeout(Duration::from_secs(2))
+            common::redis::store_with(
+                &urls,
+                RedisReplayStore::options()
+                    .prefix(&prefix)
+                    .timeout(Duration::from_secs(2)),
+            )
+            .await
         };
         let instances = [
             app(layer_with(patient().await, unique_nonces)),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use armor_psk::{
     ArmorPskLayer, ManualClock,
     keys::MemoryKeyStore,
-    replay::redis::{FailurePolicy, RedisReplayStore},
+    replay::redis::{FailurePolicy, RedisReplayStore, RedisStoreOptions},
     replay::{MemoryReplayStore, ReplayKey},
 };
 use axum::Router;
@@ -31,6 +31,11 @@ fn redis_url(test: &str) -> Option<String> {
 
 async fn store(url: &str, prefix: &str) -> RedisReplayStore {
     common::redis::store(&[url.to_owned()], prefix).await
+}
+
+/// As [`store`], with these options (a prefix of the test's own given).
+async fn store_with(url: &str, options: RedisStoreOptions) -> RedisReplayStore {
+    common::redis::store_with(&[url.to_owned()], options).await
 }
 
 #[tokio::test]
@@ -185,9 +190,13 @@ async fn a_redis_outage_is_a_prompt_503_and_the_layer_recovers_by_itself() {
     let Some(mut redis) = own_redis(common::test_name!()) else {
         return;
     };
-    let store = store(&redis.url(), &prefix())
-        .await
-        .with_timeout(Duration::from_millis(100));
+    let store = store_with(
+        &redis.url(),
+        RedisReplayStore::options()
+            .prefix(prefix())
+            .timeout(Duration::from_millis(100)),
+    )
+    .await;
     let clock = ManualClock::new(NOW);
     let router = app(layer_with(store.clone()).with_clock(clock.clone()));
     let mut nonce = 0;
@@ -241,9 +250,13 @@ async fn failing_open_lets_requests_through_while_redis_is_down() {
     let Some(mut redis) = own_redis(common::test_name!()) else {
         return;
     };
-    let store = store(&redis.url(), &prefix())
-        .await
-        .with_failure_policy(FailurePolicy::Open);
+    let store = store_with(
+        &redis.url(),
+        RedisReplayStore::options()
+            .prefix(prefix())
+            .failure_policy(FailurePolicy::Open),
+    )
+    .await;
     let router = app(layer_with(store));
     redis.stop();
     let answer = tokio::time::timeout(
@@ -376,9 +389,13 @@ async fn small_redis(test: &str) -> Option<(OwnRedis, Arc<RedisReplayStore>)> {
         test,
         &["--maxmemory", "16mb", "--maxmemory-policy", "noeviction"],
     )?;
-    let store = store(&redis.url(), &prefix())
-        .await
-        .with_timeout(Duration::from_secs(2));
+    let store = store_with(
+        &redis.url(),
+        RedisReplayStore::options()
+            .prefix(prefix())
+            .timeout(Duration::from_secs(2)),
+    )
+    .await;
     Some((redis, Arc::new(store)))
 }
 
@@ -504,10 +521,10 @@ async fn replays_under_pressure_do_not_use_up_the_key_share() {
     }
     let store = RedisReplayStore::options()
         .per_key_limit(10)
+        .prefix(prefix())
         .connect(&redis.url())
         .await
-        .unwrap()
-        .with_prefix(prefix());
+        .unwrap();
     store.set_memory_since(NOW - 3600).await.unwrap();
     for _ in 0..40 {
         if store.under_pressure() {
@@ -639,10 +656,15 @@ async fn a_redis_restored_from_a_snapshot_fences_what_it_lost() {
 /// A store connected to `url` under `prefix` as a freshly started instance
 /// would be: no memory declared, the epochs as Redis has them.
 async fn fresh_store(url: &str, prefix: &str) -> RedisReplayStore {
-    RedisReplayStore::connect(url)
+    fresh_store_with(url, RedisReplayStore::options().prefix(prefix)).await
+}
+
+/// As [`fresh_store`], with these options.
+async fn fresh_store_with(url: &str, options: RedisStoreOptions) -> RedisReplayStore {
+    options
+        .connect(url)
         .await
         .expect("connect to the test Redis")
-        .with_prefix(prefix)
 }
 
 /// A group's memory is dated from Redis's start, not from the group's
@@ -680,9 +702,13 @@ async fn a_redis_up_for_a_while_serves_a_client_behind_by_less_than_its_uptime()
     // (200 at once on a busy machine can take more than the default
     // 100 ms: the fence is the point here, not speed.)
     let racing = app(layer_with(
-        fresh_store(&redis.url(), &prefix())
-            .await
-            .with_timeout(Duration::from_secs(2)),
+        fresh_store_with(
+            &redis.url(),
+            RedisReplayStore::options()
+                .prefix(prefix())
+                .timeout(Duration::from_secs(2)),
+        )
+        .await,
     ));
     let answers = futures_util::future::join_all(
         (0..200).map(|n| behind(racing.clone(), format!("racing-{n}"))),
@@ -944,15 +970,23 @@ async fn first_uses_racing_from_instances_a_second_apart_never_read_an_undated_e
     let behind = ManualClock::new(NOW);
     let ahead = ManualClock::new(NOW + 1);
     let a = app(layer_with(
-        fresh_store(&redis.url(), &prefix)
-            .await
-            .with_timeout(Duration::from_secs(2)),
+        fresh_store_with(
+            &redis.url(),
+            RedisReplayStore::options()
+                .prefix(&prefix)
+                .timeout(Duration::from_secs(2)),
+        )
+        .await,
     )
     .with_clock(behind));
     let b = app(layer_with(
-        fresh_store(&redis.url(), &prefix)
-            .await
-            .with_timeout(Duration::from_secs(2)),
+        fresh_store_with(
+            &redis.url(),
+            RedisReplayStore::options()
+                .prefix(&prefix)
+                .timeout(Duration::from_secs(2)),
+        )
+        .await,
     )
     .with_clock(ahead));
     let mut admin = common::redis::admin(&redis.url()).await;

@@ -273,15 +273,14 @@ async fn with_redis(
     redis: Redis,
 ) -> Result<ArmorPskLayer, Box<dyn std::error::Error>> {
     let allow_eviction = std::env::var("ARMOR_PSK_REDIS_ALLOW_EVICTION").is_ok_and(|v| v == "1");
-    let options =
+    let mut options =
         armor_psk::replay::redis::RedisReplayStore::options().allow_eviction(allow_eviction);
+    if std::env::var("ARMOR_PSK_REDIS_TIMEOUT").is_ok() {
+        options = options.timeout(seconds_from_env("ARMOR_PSK_REDIS_TIMEOUT", 0)?);
+    }
     let store = match redis {
         Redis::Single(url) => options.connect(&url).await?,
         Redis::Cluster(urls) => options.connect_cluster(&urls).await?,
-    };
-    let store = match std::env::var("ARMOR_PSK_REDIS_TIMEOUT") {
-        Ok(_) => store.with_timeout(seconds_from_env("ARMOR_PSK_REDIS_TIMEOUT", 0)?),
-        Err(_) => store,
     };
     println!("replay store: {store:?} (shared by every server using it)");
     Ok(layer.with_replay_store(store))

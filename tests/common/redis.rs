@@ -122,12 +122,23 @@ pub fn prefix() -> String {
 /// under `prefix`, whose memory began an hour before `NOW`: the tests sign
 /// in the past, which a Redis just connected to would refuse.
 pub async fn store(urls: &[String], prefix: &str) -> armor_psk::replay::redis::RedisReplayStore {
+    store_with(
+        urls,
+        armor_psk::replay::redis::RedisReplayStore::options().prefix(prefix),
+    )
+    .await
+}
+
+/// As [`store`], with these options (their prefix the test's own).
+pub async fn store_with(
+    urls: &[String],
+    options: armor_psk::replay::redis::RedisStoreOptions,
+) -> armor_psk::replay::redis::RedisReplayStore {
     let store = match urls {
-        [url] => armor_psk::replay::redis::RedisReplayStore::connect(url).await,
-        urls => armor_psk::replay::redis::RedisReplayStore::connect_cluster(urls).await,
+        [url] => options.connect(url).await,
+        urls => options.connect_cluster(urls).await,
     }
-    .expect("connect to the test Redis")
-    .with_prefix(prefix);
+    .expect("connect to the test Redis");
     store
         .set_memory_since(super::NOW - 3600)
         .await

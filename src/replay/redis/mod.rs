@@ -16,12 +16,13 @@
 //!
 //! let store = RedisReplayStore::options()
 //!     .per_key_limit(100_000)
+//!     .failure_policy(FailurePolicy::Closed)
 //!     .connect("redis://127.0.0.1:6379/")
-//!     .await?
-//!     .with_failure_policy(FailurePolicy::Closed);
+//!     .await?;
 //! let layer = ArmorPskLayer::new(MemoryKeyStore::new()).with_replay_store(store);
 //! # Ok(()) }
 //! ```
+#![doc = include_str!("../../../docs/redis.md")]
 
 mod connection;
 mod error;

@@ -19,16 +19,76 @@ use super::watch::{Pressure, watch};
 /// `maxmemory` into a per-key share.
 const ENTRY_BYTES: u64 = 300;
 
-/// How to connect: [`RedisReplayStore::options`].
-#[derive(Debug, Clone, Default)]
+/// Every setting of a [`RedisReplayStore`], given before it connects:
+/// [`RedisReplayStore::options`], then [`connect`](Self::connect) or
+/// [`connect_cluster`](Self::connect_cluster).
+///
+/// ```
+/// use std::time::Duration;
+/// use armor_psk::replay::redis::{FailurePolicy, RedisReplayStore};
+///
+/// let options = RedisReplayStore::options()
+///     .prefix("my-service:armor-psk:") // one prefix per service sharing the Redis
+///     .timeout(Duration::from_millis(50))
+///     .failure_policy(FailurePolicy::Closed) // the default
+///     .per_key_limit(100_000);
+/// assert!(format!("{options:?}").contains("my-service"));
+/// ```
+#[derive(Debug, Clone)]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub struct RedisStoreOptions {
+    prefix: Arc<[u8]>,
+    timeout: Duration,
+    policy: FailurePolicy,
     allow_eviction: bool,
     allow_without_scripts: bool,
     per_key_limit: Option<u64>,
 }
 
+impl Default for RedisStoreOptions {
+    fn default() -> Self {
+        Self {
+            prefix: Arc::from(RedisReplayStore::DEFAULT_PREFIX.as_bytes()),
+            timeout: RedisReplayStore::DEFAULT_TIMEOUT,
+            policy: FailurePolicy::Closed,
+            allow_eviction: false,
+            allow_without_scripts: false,
+            per_key_limit: None,
+        }
+    }
+}
+
 impl RedisStoreOptions {
+    /// The prefix of every key (default `armor-psk:`): give each service
+    /// its own when they share a Redis.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl AsRef<[u8]>) -> Self {
+        self.prefix = Arc::from(prefix.as_ref());
+        self
+    }
+
+    /// The longest a reservation may take, round trip included (default
+    /// 100 ms); past it the failure policy applies.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// What to do when Redis fails or is too slow (default
+    /// [`FailurePolicy::Closed`]). A store connected with
+    /// [`FailurePolicy::Open`] logs an error once, as it connects, so that
+    /// the choice shows in the logs at start.
+    ///
+    /// # Security
+    /// [`FailurePolicy::Open`] turns replay protection off for as long as
+    /// Redis is unreachable; see its docs.
+    #[must_use]
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// Accept a Redis whose `maxmemory-policy` may evict keys.
     ///
     /// # Security
@@ -178,7 +238,7 @@ impl RedisStoreOptions {
                 ));
             }
         };
-        let prefix: Arc<[u8]> = Arc::from(RedisReplayStore::DEFAULT_PREFIX.as_bytes());
+        let prefix = self.prefix;
         let (_, maxmemory) = connection
             .memory()
             .await
@@ -190,7 +250,7 @@ impl RedisStoreOptions {
         let pressure = Arc::new(Pressure {
             under: AtomicBool::new(false),
             per_key,
-            prefix: parking_lot::Mutex::new(Arc::clone(&prefix)),
+            prefix: Arc::clone(&prefix),
             horizon: crate::replay::horizon::Horizon::new(),
             accepted: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
@@ -209,11 +269,17 @@ impl RedisStoreOptions {
             run_ids,
             Arc::downgrade(&pressure),
         );
+        if self.policy == FailurePolicy::Open {
+            tracing::error!(
+                "ARMOR-PSK Redis replay store set to fail open: while Redis is unreachable, \
+                 captured requests can be replayed"
+            );
+        }
         Ok(RedisReplayStore {
             connection,
             prefix,
-            timeout: RedisReplayStore::DEFAULT_TIMEOUT,
-            policy: FailurePolicy::Closed,
+            timeout: self.timeout,
+            policy: self.policy,
             pressure,
             scripts,
         })
@@ -226,14 +292,17 @@ impl RedisReplayStore {
     /// The default time a reservation may take.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
 
-    /// Connection options: eviction allowed or not, the per-key share.
+    /// Every setting, before connecting: the prefix, the timeout, the
+    /// failure policy, eviction and scripts allowed or not, the per-key
+    /// share.
     pub fn options() -> RedisStoreOptions {
         RedisStoreOptions::default()
     }
 
     /// Connects to `url` (`redis://host:port/db`, `rediss://` for TLS if
-    /// the `redis` crate was built with it), with the default prefix,
-    /// timeout and policy, and checks that Redis will not evict entries.
+    /// the `redis` crate was built with it) with every default setting
+    /// ([`options`](Self::options) for others), and checks that Redis will
+    /// not evict entries.
     /// Must be called inside a tokio runtime.
     ///
     /// # Errors

@@ -78,10 +78,11 @@ use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreErr
 /// use std::time::Duration;
 /// use armor_psk::{ArmorPskLayer, keys::MemoryKeyStore, replay::redis::RedisReplayStore};
 ///
-/// let store = RedisReplayStore::connect("redis://127.0.0.1:6379/")
-///     .await?
-///     .with_prefix("my-service:armor-psk:")
-///     .with_timeout(Duration::from_millis(50));
+/// let store = RedisReplayStore::options()
+///     .prefix("my-service:armor-psk:")
+///     .timeout(Duration::from_millis(50))
+///     .connect("redis://127.0.0.1:6379/")
+///     .await?;
 /// let layer = ArmorPskLayer::new(MemoryKeyStore::new()).with_replay_store(store);
 ///
 /// // Or a Redis Cluster, from any of its nodes:
@@ -102,42 +103,6 @@ pub struct RedisReplayStore {
 }
 
 impl RedisReplayStore {
-    /// The prefix of every key (default `armor-psk:`): give each service
-    /// its own when they share a Redis.
-    #[must_use]
-    pub fn with_prefix(mut self, prefix: impl AsRef<[u8]>) -> Self {
-        self.prefix = Arc::from(prefix.as_ref());
-        *self.pressure.prefix.lock() = Arc::clone(&self.prefix);
-        self
-    }
-
-    /// The longest a reservation may take, round trip included (default
-    /// 100 ms); past it the failure policy applies.
-    #[must_use]
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// What to do when Redis fails or is too slow (default
-    /// [`FailurePolicy::Closed`]). Setting [`FailurePolicy::Open`] logs an
-    /// error once, here, so that the choice shows in the logs at start.
-    ///
-    /// # Security
-    /// [`FailurePolicy::Open`] turns replay protection off for as long as
-    /// Redis is unreachable; see its docs.
-    #[must_use]
-    pub fn with_failure_policy(mut self, policy: FailurePolicy) -> Self {
-        if policy == FailurePolicy::Open {
-            tracing::error!(
-                "ARMOR-PSK Redis replay store set to fail open: while Redis is unreachable, \
-                 captured requests can be replayed"
-            );
-        }
-        self.policy = policy;
-        self
-    }
-
     /// How many Redis restarts (a node's new `run_id`) this store has seen
     /// and fenced.
     pub fn restarts_seen(&self) -> u64 {

@@ -20,7 +20,7 @@ pub(super) struct Pressure {
     /// The most entries one key may hold under pressure.
     pub(super) per_key: u64,
     /// The prefix, for the watcher to rewrite the epochs.
-    pub(super) prefix: parking_lot::Mutex<Arc<[u8]>>,
+    pub(super) prefix: Arc<[u8]>,
     /// The layer's clock as the requests tell it, as far as its monotonic
     /// clock confirms it (one glitched request cannot move it): what the
     /// watcher writes as the epoch after a restart.
@@ -65,7 +65,7 @@ pub(super) fn watch(
                 .iter()
                 .any(|(node, id)| run_ids.get(node).is_some_and(|before| before != id));
             if restarted {
-                let prefix = Arc::clone(&*pressure.prefix.lock());
+                let prefix = Arc::clone(&pressure.prefix);
                 // On the layer's clock, as the requests tell it (bounded by
                 // its monotonic clock: a glitch forward cannot fence the
                 // future); past that second, which the lost writes may
