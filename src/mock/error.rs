@@ -27,7 +27,7 @@ pub enum MockError {
     #[error(transparent)]
     File(#[from] FileError),
     /// A key id cannot travel in the header.
-    #[error("invalid key id {0:?}: it must be non-empty visible ASCII without a colon")]
+    #[error("invalid key id {0:?}: it must be 1 to 256 bytes of visible ASCII without a colon")]
     InvalidKeyId(String),
     /// No such user in the fixtures.
     #[error("no user with id {0} in the fixtures")]

@@ -117,12 +117,7 @@ impl Credentials {
         let signature = &text[first + 1..second];
         let nonce = &text[second + 1..third];
         let timestamp = &text[third + 1..];
-        if key_id.is_empty() {
-            return Err(malformed("the key id is empty"));
-        }
-        if key_id.len() > MAX_KEY_ID_LEN {
-            return Err(malformed("the key id is longer than 256 bytes"));
-        }
+        check_key_id(key_id).map_err(malformed)?;
         if signature.is_empty() {
             return Err(malformed("the signature is empty"));
         }
@@ -165,6 +160,26 @@ impl Credentials {
 
 fn malformed(message: &'static str) -> Rejection {
     Rejection::new(RejectionKind::MalformedAuthorization, message)
+}
+
+/// Checks a key id: 1 to [`MAX_KEY_ID_LEN`] bytes of visible ASCII, no
+/// colon (what the header's first field can carry). The one key-id
+/// grammar: the parser, the [`Signer`](crate::Signer) and the PostgreSQL
+/// change feed all ask it, so a client cannot sign what no server accepts.
+pub(crate) fn check_key_id(key_id: &str) -> Result<(), &'static str> {
+    if key_id.is_empty() {
+        return Err("the key id is empty");
+    }
+    if key_id.len() > MAX_KEY_ID_LEN {
+        return Err("the key id is longer than 256 bytes");
+    }
+    if !key_id
+        .bytes()
+        .fold(true, |ok, b| ok & (b.is_ascii_graphic() & (b != b':')))
+    {
+        return Err("the key id must be visible ASCII without a colon");
+    }
+    Ok(())
 }
 
 /// Checks a nonce: 1 to 128 visible ASCII characters, no colon.

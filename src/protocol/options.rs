@@ -233,20 +233,6 @@ impl VerifyOptions {
         self.asterisk_form
     }
 
-    /// Checks a nonce against the [`NonceFormat`].
-    ///
-    /// # Errors
-    /// [`RejectionKind::InvalidNonce`] when it does not match.
-    pub fn check_nonce(&self, nonce: &str) -> Result<(), Rejection> {
-        if self.nonce_format.matches(nonce) {
-            return Ok(());
-        }
-        Err(Rejection::new(
-            RejectionKind::InvalidNonce,
-            "the nonce must be a UUID: 8-4-4-4-12 hex digits, or 32 hex digits without dashes",
-        ))
-    }
-
     /// Checks that `timestamp` is within the window of `now`, either way.
     ///
     /// ```

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::canonical::{BodyDigest, Canonical};
 use super::clock::{Clock, SystemClock};
-use super::header::{SCHEME, check_nonce};
+use super::header::{SCHEME, check_key_id, check_nonce};
 use super::secret::Secret;
 
 /// Signs requests for one API key.
@@ -32,11 +32,12 @@ impl Signer {
     /// A signer for `key_id` with its secret (used as raw bytes).
     ///
     /// # Errors
-    /// [`SignError::InvalidKeyId`] unless the key id is non-empty visible
-    /// ASCII without a colon (anything else cannot travel in the header).
+    /// [`SignError::InvalidKeyId`] unless the key id is 1 to
+    /// [`MAX_KEY_ID_LEN`](crate::protocol::MAX_KEY_ID_LEN) bytes of visible
+    /// ASCII without a colon: what a server's parser accepts.
     pub fn new(key_id: impl Into<String>, secret: impl Into<Secret>) -> Result<Self, SignError> {
         let key_id = key_id.into();
-        if key_id.is_empty() || !key_id.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        if check_key_id(&key_id).is_err() {
             return Err(SignError::InvalidKeyId);
         }
         Ok(Self {
@@ -144,8 +145,9 @@ impl fmt::Debug for Signer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignError {
-    /// The key id is empty, has a colon or is not visible ASCII.
-    #[error("the key id must be non-empty visible ASCII without a colon")]
+    /// The key id is empty, longer than 256 bytes, has a colon or is not
+    /// visible ASCII.
+    #[error("the key id must be 1 to 256 bytes of visible ASCII without a colon")]
     InvalidKeyId,
     /// The nonce is empty, longer than 128 characters, has a colon or is
     /// not visible ASCII.
@@ -199,5 +201,31 @@ mod tests {
         assert_eq!(signer.key_id(), "key-1");
         let missing = Signer::from_vars(|name| (name == "ARMOR_PSK_KEY_ID").then(|| "k".into()));
         assert_eq!(missing.unwrap_err(), SignError::MissingKey);
+    }
+
+    /// The signer takes exactly the key ids the parser takes: a key id
+    /// over 256 bytes was signed, and every server refused it.
+    #[test]
+    fn the_signer_takes_the_key_ids_the_parser_takes() {
+        use crate::protocol::header::{Credentials, MAX_KEY_ID_LEN};
+        for key_id in [
+            "k".repeat(MAX_KEY_ID_LEN),
+            "k".repeat(MAX_KEY_ID_LEN + 1),
+            String::new(),
+            "a:b".into(),
+            "caf\u{e9}".into(),
+            "tab\tbed".into(),
+        ] {
+            let signed = Signer::new(key_id.as_str(), "secret")
+                .map(|signer| signer.sign_at("GET", "/", b"", "n", 1).unwrap());
+            let parsed = signed
+                .as_ref()
+                .map(|header| Credentials::parse(header.as_bytes()));
+            match (signed.is_ok(), parsed) {
+                (true, Ok(Ok(_))) | (false, Err(_)) => {}
+                (_, parsed) => panic!("{key_id:?}: signed {}, parsed {parsed:?}", signed.is_ok()),
+            }
+        }
+        assert!(Signer::new("k".repeat(MAX_KEY_ID_LEN + 1), "secret").is_err());
     }
 }

@@ -66,13 +66,20 @@ pub fn verify(
 /// The nonce against the configured [`NonceFormat`](crate::protocol::NonceFormat),
 /// refused with the claimed key id: the first of [`verify`]'s checks, which
 /// the layer runs on its own before the key lookup.
+/// (The nonce's grammar, its length and characters, is the header
+/// parser's: `header::check_nonce`.)
 pub(crate) fn check_nonce_format(
     credentials: &Credentials,
     options: &VerifyOptions,
 ) -> Result<(), Rejection> {
-    options
-        .check_nonce(credentials.nonce())
-        .map_err(|rejection| rejection.with_ids(credentials.ids()))
+    if options.nonce_format().matches(credentials.nonce()) {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        RejectionKind::InvalidNonce,
+        "the nonce must be a UUID: 8-4-4-4-12 hex digits, or 32 hex digits without dashes",
+    )
+    .with_ids(credentials.ids()))
 }
 
 /// [`verify`] without the nonce format, which the layer checks once,

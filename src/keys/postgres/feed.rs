@@ -26,10 +26,7 @@ const QUEUE: usize = 10_000;
 /// Whether a notification's payload can be a key id: what the header
 /// parser accepts (1 to 256 visible ASCII characters, no colon).
 fn is_key_id(payload: &str) -> bool {
-    (1..=crate::protocol::header::MAX_KEY_ID_LEN).contains(&payload.len())
-        && payload
-            .bytes()
-            .all(|byte| byte.is_ascii_graphic() && byte != b':')
+    crate::protocol::header::check_key_id(payload).is_ok()
 }
 
 /// Reads the set of ids on a task of its own (it can take seconds with
