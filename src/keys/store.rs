@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::boxed::{BoxError, BoxFuture};
 use crate::protocol::key::Key;
+use crate::protocol::rejection::{Rejection, RejectionKind};
 
 /// Where the layer finds the secret of a key id.
 ///
@@ -67,6 +68,20 @@ impl KeyStoreError {
         Self {
             source: source.into(),
         }
+    }
+
+    /// The refusal this failure makes (503 `key_store_unavailable`, a
+    /// fixed message), its cause logged here.
+    pub(crate) fn into_rejection(self, key_id: &str) -> Rejection {
+        tracing::warn!(
+            key_id,
+            error = &self as &dyn std::error::Error,
+            "ARMOR-PSK key store failed"
+        );
+        Rejection::new(
+            RejectionKind::KeyStoreUnavailable,
+            "the key store is unavailable",
+        )
     }
 }
 

@@ -21,9 +21,10 @@ use crate::protocol::canonical::signed_path;
 use crate::protocol::header::Credentials;
 use crate::protocol::identity::Identity;
 use crate::protocol::key::Key;
-use crate::protocol::rejection::{Rejection, RejectionKind};
+use crate::protocol::rejection::Rejection;
 use crate::protocol::verify::{check_nonce_format, check_signature};
-use crate::replay::{ReplayRequest, ReplayStoreError, Reservation};
+use crate::replay::ReplayRequest;
+use crate::replay::store::refusal;
 
 /// Verifies each request's `ARMOR-PSK` signature, then calls the inner
 /// service with the verified body ([`VerifiedBody`]) and an [`Identity`] in
@@ -149,41 +150,13 @@ where
     if config.unique_nonces {
         claim = claim.with_nonce(credentials.nonce());
     }
-    let refused = |kind, message| Rejection::new(kind, message).with_ids(ids);
     let reservation = match config.replay.reserve_ready(&claim) {
         Some(reservation) => reservation,
         None => config.replay.reserve(&claim).await,
     };
-    match reservation {
-        Ok(Reservation::Reserved) => Ok((Request::from_parts(parts, body), identity)),
-        Ok(Reservation::IssuedBeforeRestart { .. }) => Err(refused(
-            RejectionKind::IssuedBeforeRestart,
-            "this request was signed before the server's replay memory began (a restart); sign it again",
-        )),
-        Ok(Reservation::Replayed) => Err(refused(
-            RejectionKind::ReplayedRequest,
-            "this nonce or signature was already used",
-        )),
-        Err(ReplayStoreError::Full) => Err(refused(
-            RejectionKind::ReplayStoreFull,
-            "the replay store is full; try again later",
-        )),
-        Err(ReplayStoreError::KeyQuotaExceeded { retry_after }) => Err(refused(
-            RejectionKind::KeyQuotaExceeded,
-            "this key has too many requests in flight within the window; try again later",
-        )
-        .with_retry_after(retry_after.as_secs().max(1))),
-        Err(error) => {
-            tracing::warn!(
-                key_id = credentials.key_id(),
-                error = &error as &dyn std::error::Error,
-                "ARMOR-PSK replay store failed"
-            );
-            Err(refused(
-                RejectionKind::ReplayStoreUnavailable,
-                "the replay store is unavailable",
-            ))
-        }
+    match refusal(reservation, credentials.key_id()) {
+        None => Ok((Request::from_parts(parts, body), identity)),
+        Some(rejection) => Err(rejection.with_ids(ids)),
     }
 }
 
@@ -214,17 +187,6 @@ async fn before_body<'a>(
         Some(key) => key,
         None => config.keys.get(ids.key_id()).await,
     };
-    let key = key.map_err(|error| {
-        tracing::warn!(
-            key_id = ids.key_id(),
-            error = &error as &dyn std::error::Error,
-            "ARMOR-PSK key store failed"
-        );
-        Rejection::new(
-            RejectionKind::KeyStoreUnavailable,
-            "the key store is unavailable",
-        )
-        .with_ids(ids)
-    })?;
+    let key = key.map_err(|error| error.into_rejection(ids.key_id()).with_ids(ids))?;
     Ok((path, credentials, key))
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use smallvec::SmallVec;
 
 use crate::boxed::{BoxError, BoxFuture};
+use crate::protocol::rejection::{Rejection, RejectionKind};
 use crate::protocol::signature::Signature;
 
 /// One verified request's claim on a replay store: who signed it, its
@@ -286,6 +287,47 @@ pub enum ReplayStoreError {
     /// error's [`source`](std::error::Error::source).
     #[error("replay store unavailable")]
     Unavailable(#[source] BoxError),
+}
+
+/// The refusal a reservation's outcome makes, with what the client is
+/// told (`None`: reserved, serve it). A store's own failure is logged here
+/// with its cause; the client gets a fixed message.
+pub(crate) fn refusal(
+    outcome: Result<Reservation, ReplayStoreError>,
+    key_id: &str,
+) -> Option<Rejection> {
+    let refused = Rejection::new;
+    Some(match outcome {
+        Ok(Reservation::Reserved) => return None,
+        Ok(Reservation::IssuedBeforeRestart { .. }) => refused(
+            RejectionKind::IssuedBeforeRestart,
+            "this request was signed before the server's replay memory began (a restart); sign it again",
+        ),
+        Ok(Reservation::Replayed) => refused(
+            RejectionKind::ReplayedRequest,
+            "this nonce or signature was already used",
+        ),
+        Err(ReplayStoreError::Full) => refused(
+            RejectionKind::ReplayStoreFull,
+            "the replay store is full; try again later",
+        ),
+        Err(ReplayStoreError::KeyQuotaExceeded { retry_after }) => refused(
+            RejectionKind::KeyQuotaExceeded,
+            "this key has too many requests in flight within the window; try again later",
+        )
+        .with_retry_after(retry_after.as_secs().max(1)),
+        Err(error) => {
+            tracing::warn!(
+                key_id,
+                error = &error as &dyn std::error::Error,
+                "ARMOR-PSK replay store failed"
+            );
+            refused(
+                RejectionKind::ReplayStoreUnavailable,
+                "the replay store is unavailable",
+            )
+        }
+    })
 }
 
 /// A store of recently accepted requests.
