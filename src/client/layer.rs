@@ -1,60 +1,48 @@
 //! [`SignLayer`]: signs each outgoing request with a fresh nonce.
 
-use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::Request;
 use http::header::AUTHORIZATION;
-use http_body::{Body, Frame, SizeHint};
+use http::request::Parts;
+use http_body::Body;
 use http_body_util::BodyExt;
+use http_body_util::combinators::Collect;
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::signing::RequestSigner;
-use crate::boxed::{BoxError, BoxFuture};
-use crate::middleware::body::VerifiedBody;
+use crate::boxed::BoxError;
 use crate::protocol::clock::Clock;
 use crate::protocol::signer::{SignError, Signer};
 
 /// The body a signed request carries on: the bytes that were signed, in
 /// one frame.
 #[derive(Debug, Clone, Default)]
-pub struct SignedBody(VerifiedBody);
+pub struct SignedBody {
+    data: Option<Bytes>,
+}
 
 impl From<Bytes> for SignedBody {
     fn from(bytes: Bytes) -> Self {
-        Self(VerifiedBody::from_bytes(bytes))
+        Self {
+            data: Some(bytes).filter(|bytes| !bytes.is_empty()),
+        }
     }
 }
 
 impl SignedBody {
     /// The bytes that were signed, without polling.
     pub fn into_bytes(self) -> Bytes {
-        self.0.into_bytes()
+        self.data.unwrap_or_default()
     }
 }
 
-impl Body for SignedBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Pin::new(&mut self.0).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.0.size_hint()
-    }
-}
+crate::macros::one_frame_body!(SignedBody);
 
 /// A [`Layer`] that signs every request: it reads the body (to hash it),
 /// signs method, path and body with a fresh UUID v4 nonce and the clock's
@@ -111,12 +99,12 @@ impl SignLayer {
 }
 
 impl<S> Layer<S> for SignLayer {
-    type Service = SignRequests<S>;
+    type Service = Sign<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SignRequests {
+        Sign {
             inner,
-            layer: self.clone(),
+            signing: self.signing.clone(),
         }
     }
 }
@@ -124,45 +112,119 @@ impl<S> Layer<S> for SignLayer {
 /// Signs each request, then calls the inner client service. Made by
 /// [`SignLayer`].
 #[derive(Clone, Debug)]
-pub struct SignRequests<S> {
+pub struct Sign<S> {
     inner: S,
-    layer: SignLayer,
+    signing: RequestSigner,
 }
 
-impl<S> SignRequests<S> {
+impl<S> Sign<S> {
     crate::macros::inner_service_accessors!();
 }
 
-impl<S, B> Service<Request<B>> for SignRequests<S>
+impl<S, B> Service<Request<B>> for Sign<S>
 where
-    S: Service<Request<SignedBody>> + Clone + Send + 'static,
-    S::Future: Send,
+    S: Service<Request<SignedBody>> + Clone,
     S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
+    B: Body,
     B::Error: Into<BoxError>,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+    type Future = SignFuture<B, S>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The service that was made ready goes with the request (tower's
+        // rule for services called later); its clone stays for the next.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let signing = self.layer.signing.clone();
-        Box::pin(async move {
-            let (mut parts, body) = request.into_parts();
-            let body = body.collect().await.map_err(Into::into)?.to_bytes();
-            let header = signing.header(parts.method.as_str(), parts.uri.path(), &body);
-            parts.headers.insert(AUTHORIZATION, header);
-            inner
-                .call(Request::from_parts(parts, SignedBody::from(body)))
-                .await
-                .map_err(Into::into)
-        })
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (parts, body) = request.into_parts();
+        SignFuture {
+            state: State::Reading {
+                body: body.collect(),
+                parts: Some(parts),
+                inner: Some(inner),
+                signing: self.signing.clone(),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Sign`]: the body read (to hash it), the
+    /// request signed, then the inner service's answer.
+    pub struct SignFuture<B, S>
+    where
+        B: Body,
+        S: Service<Request<SignedBody>>,
+    {
+        #[pin]
+        state: State<B, S>,
+    }
+}
+
+pin_project! {
+    #[project = StateProjection]
+    enum State<B, S>
+    where
+        B: Body,
+        S: Service<Request<SignedBody>>,
+    {
+        Reading {
+            #[pin]
+            body: Collect<B>,
+            parts: Option<Parts>,
+            inner: Option<S>,
+            signing: RequestSigner,
+        },
+        Calling {
+            #[pin]
+            future: S::Future,
+        },
+    }
+}
+
+impl<B, S> Future for SignFuture<B, S>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+    S: Service<Request<SignedBody>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let future = match self.as_mut().project().state.project() {
+                StateProjection::Reading {
+                    body,
+                    parts,
+                    inner,
+                    signing,
+                } => {
+                    let body = ready!(body.poll(cx)).map_err(Into::into)?.to_bytes();
+                    let (mut parts, mut inner) = match (parts.take(), inner.take()) {
+                        (Some(parts), Some(inner)) => (parts, inner),
+                        _ => unreachable!("a signing future polled after it read its body"),
+                    };
+                    let header = signing.header(parts.method.as_str(), parts.uri.path(), &body);
+                    parts.headers.insert(AUTHORIZATION, header);
+                    inner.call(Request::from_parts(parts, SignedBody::from(body)))
+                }
+                StateProjection::Calling { future } => {
+                    return future.poll(cx).map_err(Into::into);
+                }
+            };
+            self.as_mut().project().state.set(State::Calling { future });
+        }
+    }
+}
+
+impl<B: Body, S: Service<Request<SignedBody>>> std::fmt::Debug for SignFuture<B, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignFuture").finish_non_exhaustive()
     }
 }

@@ -39,4 +39,4 @@ mod signing;
 
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::{SignMiddleware, StreamingBody};
-pub use layer::{SignLayer, SignRequests, SignedBody};
+pub use layer::{Sign, SignFuture, SignLayer, SignedBody};

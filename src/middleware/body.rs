@@ -1,15 +1,12 @@
 //! The request body: read once into one buffer up to the limit, hashed as it
 //! arrives, and handed on as [`VerifiedBody`].
 
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::BodyExt;
 
 use crate::protocol::canonical::{BodyDigest, BodyHasher};
@@ -36,12 +33,6 @@ pub struct VerifiedBody {
 }
 
 impl VerifiedBody {
-    pub(crate) fn from_bytes(data: Bytes) -> Self {
-        Self {
-            data: Some(data).filter(|data| !data.is_empty()),
-        }
-    }
-
     /// The whole body, without polling.
     pub fn into_bytes(self) -> Bytes {
         self.data.unwrap_or_default()
@@ -58,25 +49,7 @@ impl VerifiedBody {
     }
 }
 
-impl Body for VerifiedBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.data.take().map(|data| Ok(Frame::data(data))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.is_none()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.len() as u64)
-    }
-}
+crate::macros::one_frame_body!(VerifiedBody);
 
 /// How much of a body the layer reads and throws away before answering a
 /// rejection, so that a client that writes its whole body before reading
