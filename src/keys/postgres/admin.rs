@@ -91,26 +91,26 @@ impl PostgresKeyStore {
             )
             .await
             .map_err(database("read the secrets"))?;
-        let sealed: Vec<Vec<u8>> = secrets.iter().map(|secret| secret.get(4)).collect();
+        let sealed: Vec<Vec<u8>> = secrets.iter().map(|secret| secret.get("sealed")).collect();
         let digest =
             secrets_digest(
                 secrets
                     .iter()
                     .zip(&sealed)
                     .map(|(secret, sealed)| SecretRow {
-                        version: secret.get(0),
-                        not_before: secret.get(1),
-                        not_after: secret.get(2),
-                        encrypted: secret.get(3),
+                        version: secret.get("version"),
+                        not_before: secret.get("not_before"),
+                        not_after: secret.get("not_after"),
+                        encrypted: secret.get("encrypted"),
                         sealed,
                     }),
             );
-        let revision: i64 = row.get::<_, i64>(2) + 1;
+        let revision: i64 = row.get::<_, i64>("revision") + 1;
         let mac = match &self.inner.sealing {
             Sealing::Kek(kek) => Some(kek.row_mac(&RowFields {
                 key_id,
-                user_id: row.get(0),
-                revoked_at: row.get(1),
+                user_id: row.get("user_id"),
+                revoked_at: row.get("revoked_at"),
                 revision,
                 secrets: digest,
             })),
@@ -198,16 +198,16 @@ impl PostgresKeyStore {
             .map_err(database("read the secrets"))?;
         let mut latest = 0;
         for row in &old {
-            let version: i32 = row.get(0);
+            let version: i32 = row.get("version");
             latest = latest.max(version);
-            let not_after: Option<i64> = row.get(4);
+            let not_after: Option<i64> = row.get("not_after");
             if not_after.is_some_and(|not_after| not_after <= until) {
                 continue;
             }
             // Bound it to the overlap, re-sealed with the new bound.
-            let sealed: Vec<u8> = row.get(1);
-            let encrypted: bool = row.get(2);
-            let not_before: Option<i64> = row.get(3);
+            let sealed: Vec<u8> = row.get("sealed");
+            let encrypted: bool = row.get("encrypted");
+            let not_before: Option<i64> = row.get("not_before");
             let version_u32 = u32::try_from(version).unwrap_or_default();
             let resealed = match (&self.inner.sealing, encrypted) {
                 (Sealing::Kek(kek), true) => {
@@ -263,7 +263,7 @@ impl PostgresKeyStore {
         let transaction = client.transaction().await.map_err(database("begin"))?;
         let row = transaction
             .query_opt(
-                "SELECT user_id, extract(epoch FROM now())::bigint FROM armor_psk_keys \
+                "SELECT user_id, extract(epoch FROM now())::bigint AS now FROM armor_psk_keys \
                  WHERE key_id = $1 AND revoked_at IS NULL FOR UPDATE",
                 &[&key_id],
             )
@@ -273,7 +273,7 @@ impl PostgresKeyStore {
             transaction.commit().await.map_err(database("commit"))?;
             return Ok(false);
         };
-        let at: i64 = row.get(1);
+        let at: i64 = row.get("now");
         transaction
             .execute(
                 "UPDATE armor_psk_keys SET revoked_at = $2 WHERE key_id = $1",
@@ -312,20 +312,21 @@ impl PostgresKeyStore {
             .map_err(database("list the keys"))?;
         let mut keys: Vec<KeyInfo> = Vec::new();
         for row in rows {
-            let key_id: String = row.get(0);
+            let key_id: String = row.get("key_id");
             if keys.last().is_none_or(|last| last.key_id != key_id) {
                 keys.push(KeyInfo {
                     key_id,
-                    label: row.get(1),
-                    user_id: row.get(2),
-                    created_at: row.get(3),
-                    revoked_at: row.get(4),
+                    label: row.get("label"),
+                    user_id: row.get("user_id"),
+                    created_at: row.get("created_at"),
+                    revoked_at: row.get("revoked_at"),
                     secrets: Vec::new(),
                 });
             }
             if let (Some(key), Some(version)) = (keys.last_mut(), row.get::<_, Option<i32>>(5)) {
                 let version = u32::try_from(version).unwrap_or_default();
-                key.secrets.push((version, row.get(6), row.get(7)));
+                key.secrets
+                    .push((version, row.get("not_before"), row.get("not_after")));
             }
         }
         Ok(keys)

@@ -38,7 +38,7 @@ impl PostgresKeyStore {
                 Box::pin(client.query("SELECT key_id FROM armor_psk_keys", &[]))
             })
             .await?;
-        let mut ids: HashSet<String> = rows.iter().map(|row| row.get(0)).collect();
+        let mut ids: HashSet<String> = rows.iter().map(|row| row.get("key_id")).collect();
         let mut held = self.inner.ids.write();
         self.inner.reading.store(false, Ordering::Release);
         ids.extend(self.inner.noted_during_read.lock().drain(..));
@@ -127,27 +127,27 @@ impl PostgresKeyStore {
         let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let revoked_at: Option<i64> = first.get(1);
+        let revoked_at: Option<i64> = first.get("revoked_at");
         if let Sealing::Kek(kek) = &self.inner.sealing {
-            let sealed: Vec<Option<Vec<u8>>> = rows.iter().map(|row| row.get(5)).collect();
+            let sealed: Vec<Option<Vec<u8>>> = rows.iter().map(|row| row.get("sealed")).collect();
             let digest =
                 seal::secrets_digest(rows.iter().zip(&sealed).filter_map(|(row, sealed)| {
                     Some(seal::SecretRow {
                         version: row.get::<_, Option<i32>>(4)?,
-                        not_before: row.get(7),
-                        not_after: row.get(8),
-                        encrypted: row.get(6),
+                        not_before: row.get("not_before"),
+                        not_after: row.get("not_after"),
+                        encrypted: row.get("encrypted"),
                         sealed: sealed.as_deref()?,
                     })
                 }));
             let row = RowFields {
                 key_id,
-                user_id: first.get(0),
+                user_id: first.get("user_id"),
                 revoked_at,
-                revision: first.get(3),
+                revision: first.get("revision"),
                 secrets: digest,
             };
-            let mac: Option<Vec<u8>> = first.get(2);
+            let mac: Option<Vec<u8>> = first.get("row_mac");
             if !kek.row_is_authentic(&row, mac.as_deref()) {
                 tracing::error!(
                     key_id,
@@ -165,10 +165,10 @@ impl PostgresKeyStore {
                 continue;
             };
             let version = u32::try_from(version).unwrap_or_default();
-            let sealed: Vec<u8> = row.get(5);
-            let encrypted: bool = row.get(6);
-            let not_before: Option<i64> = row.get(7);
-            let not_after: Option<i64> = row.get(8);
+            let sealed: Vec<u8> = row.get("sealed");
+            let encrypted: bool = row.get("encrypted");
+            let not_before: Option<i64> = row.get("not_before");
+            let not_after: Option<i64> = row.get("not_after");
             let plain = match (&self.inner.sealing, encrypted) {
                 (Sealing::Kek(kek), true) => {
                     match kek.open(&secret_aad(key_id, version, not_before, not_after), &sealed) {

@@ -71,10 +71,13 @@ impl PostgresKeyStore {
         };
         let client = self.client(ADMIN_TIMEOUT).await?;
         let exists: bool = client
-            .query_one("SELECT to_regclass('armor_psk_meta') IS NOT NULL", &[])
+            .query_one(
+                "SELECT to_regclass('armor_psk_meta') IS NOT NULL AS present",
+                &[],
+            )
             .await
             .map_err(database("check the schema"))?
-            .get(0);
+            .get("present");
         if !exists {
             return Ok(());
         }
@@ -87,7 +90,7 @@ impl PostgresKeyStore {
             .map_err(database("read the KEK check"))?;
         match row {
             Some(row) => {
-                let sealed: Vec<u8> = row.get(0);
+                let sealed: Vec<u8> = row.get("value");
                 kek.open(b"kek_check", &sealed).map(|_| ())
             }
             None if record => {
@@ -137,10 +140,11 @@ impl PostgresKeyStore {
             .await
             .map_err(database("read the secrets"))?;
         for row in secrets {
-            let key_id: String = row.get(0);
-            let version = u32::try_from(row.get::<_, i32>(1)).unwrap_or_default();
-            let sealed: Vec<u8> = row.get(2);
-            let (not_before, not_after): (Option<i64>, Option<i64>) = (row.get(3), row.get(4));
+            let key_id: String = row.get("key_id");
+            let version = u32::try_from(row.get::<_, i32>("version")).unwrap_or_default();
+            let sealed: Vec<u8> = row.get("sealed");
+            let (not_before, not_after): (Option<i64>, Option<i64>) =
+                (row.get("not_before"), row.get("not_after"));
             let aad = secret_aad(&key_id, version, not_before, not_after);
             if kek.open(&aad, &sealed).is_ok() {
                 continue;
@@ -153,7 +157,7 @@ impl PostgresKeyStore {
             transaction
                 .execute(
                     "UPDATE armor_psk_secrets SET sealed = $3 WHERE key_id = $1 AND version = $2",
-                    &[&key_id, &row.get::<_, i32>(1), &resealed],
+                    &[&key_id, &row.get::<_, i32>("version"), &resealed],
                 )
                 .await
                 .map_err(database("re-seal a secret"))?;
@@ -163,7 +167,7 @@ impl PostgresKeyStore {
             .await
             .map_err(database("read the keys"))?;
         for row in keys {
-            let key_id: String = row.get(0);
+            let key_id: String = row.get("key_id");
             self.seal_row(&transaction, &key_id).await?;
         }
         transaction.commit().await.map_err(database("commit"))

@@ -28,7 +28,13 @@ pub(super) fn configure(
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match (name, value) {
-            ("sslrootcert", path) => root_file = Some(crate::percent::decode(path)),
+            ("sslrootcert", path) => {
+                root_file = Some(
+                    percent_encoding::percent_decode_str(path)
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                )
+            }
             // tokio-postgres knows disable, prefer and require: the verify
             // modes are require, with the certificate checked here.
             ("sslmode", "verify-ca" | "verify-full") => {

@@ -275,12 +275,24 @@ fn schema_types(schema: &Value) -> Option<Vec<String>> {
 
 /// `%XX` escapes decoded (a `$ref` to `PagedResultSet%5BTicket%5D`).
 pub(crate) fn percent_decode(text: &str) -> String {
-    crate::percent::decode(text)
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decoding_decodes_escapes_and_keeps_the_rest() {
+        assert_eq!(
+            percent_decode("PagedResultSet%5BTicket%5D"),
+            "PagedResultSet[Ticket]"
+        );
+        assert_eq!(percent_decode("50%"), "50%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
 
     use super::validate::OVER_BUDGET;
 
