@@ -180,40 +180,73 @@ async fn guard(token: Option<Arc<str>>, request: Request, next: Next) -> Respons
     next.run(request).await
 }
 
-/// A journal entry as JSON.
-pub(crate) fn entry_json(entry: &JournalEntry) -> Value {
-    json!({
-        "time": humantime::format_rfc3339_millis(entry.time).to_string(),
-        "method": entry.method,
-        "path": entry.path,
-        "query": entry.query,
-        "key_id": entry.key_id,
-        "nonce": entry.nonce,
-        "account": entry.account_context,
-        "status": entry.status,
-        "outcome": match &entry.outcome {
-            Outcome::Accepted => "accepted",
-            Outcome::Rejected(code) => code,
-        },
-        "error_code": entry.error_code,
-        "client_issues": entry.client_issues,
-        "request_errors": entry.request_errors,
-        "body_len": entry.body_len,
-        "body": entry.body.as_ref().map(|body| match std::str::from_utf8(body) {
-            // Text, unless control characters would cost six bytes each.
-            Ok(text)
-                if !text
-                    .chars()
-                    .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) =>
-            {
-                json!({"text": text})
-            }
-            _ => {
-                use base64::Engine as _;
-                json!({"base64": base64::engine::general_purpose::STANDARD.encode(body)})
-            }
-        }),
-    })
+/// A journal entry as `GET /__mock/journal` shows it.
+#[derive(serde::Serialize)]
+struct WireEntry<'a> {
+    time: String,
+    method: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    key_id: Option<&'a str>,
+    nonce: Option<&'a str>,
+    account: Option<&'a str>,
+    status: u16,
+    /// `accepted`, or the rejection code.
+    outcome: &'a str,
+    error_code: Option<&'a str>,
+    client_issues: &'a [&'static str],
+    request_errors: &'a [String],
+    body_len: usize,
+    body: Option<WireBody<'a>>,
+}
+
+/// A body as text, unless control characters would cost six bytes each
+/// escaped: then as base64.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum WireBody<'a> {
+    Text(&'a str),
+    Base64(String),
+}
+
+impl<'a> From<&'a JournalEntry> for WireEntry<'a> {
+    fn from(entry: &'a JournalEntry) -> Self {
+        let body = entry
+            .body
+            .as_deref()
+            .map(|body| match std::str::from_utf8(body) {
+                Ok(text)
+                    if !text
+                        .chars()
+                        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) =>
+                {
+                    WireBody::Text(text)
+                }
+                _ => {
+                    use base64::Engine as _;
+                    WireBody::Base64(base64::engine::general_purpose::STANDARD.encode(body))
+                }
+            });
+        Self {
+            time: humantime::format_rfc3339_millis(entry.time).to_string(),
+            method: &entry.method,
+            path: &entry.path,
+            query: entry.query.as_deref(),
+            key_id: entry.key_id.as_deref(),
+            nonce: entry.nonce.as_deref(),
+            account: entry.account_context.as_deref(),
+            status: entry.status,
+            outcome: match &entry.outcome {
+                Outcome::Accepted => "accepted",
+                Outcome::Rejected(code) => code,
+            },
+            error_code: entry.error_code.as_deref(),
+            client_issues: &entry.client_issues,
+            request_errors: &entry.request_errors,
+            body_len: entry.body_len,
+            body,
+        }
+    }
 }
 
 /// Serializes on a blocking thread, one journal at a time: a journal of
@@ -226,7 +259,8 @@ async fn journal(State(control): State<Control>) -> Response {
     };
     let entries = control.journal.entries();
     let built = tokio::task::spawn_blocking(move || {
-        serde_json::to_vec(&Value::Array(entries.iter().map(entry_json).collect()))
+        let wire: Vec<WireEntry<'_>> = entries.iter().map(WireEntry::from).collect();
+        serde_json::to_vec(&wire)
     })
     .await;
     match built {

@@ -1,6 +1,5 @@
-//! [`MockArmorServerBuilder`]: every setting of a mock, and the start that
-//! binds its listener and assembles its router (the layer, the hook, the
-//! journal, the documents, the stubs).
+//! [`MockArmorServerBuilder`]: every setting of a mock. Its `start` (the
+//! listener bound, the router assembled) is in `start.rs`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -8,25 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
 use axum::response::Response;
-use tokio::sync::oneshot;
 
-use super::api::Directory;
-use super::control::{Control, RequestHook, ShiftedClock, identity_to_response, record};
+use super::control::RequestHook;
 use super::error::FileError;
-use super::error::MockError;
 use super::fixtures::Fixtures;
-use super::journal::{Journal, JournalEntry};
-use super::key::{ApiKey, add_key};
+use super::journal::JournalEntry;
+use super::key::ApiKey;
 use super::openapi::Operations;
-use super::server::MockArmorServer;
+use super::serve;
 use super::stubs::Stub;
-use super::{admin, api, serve, stubs};
-use crate::keys::MemoryKeyStore;
-use crate::middleware::layer::ArmorPskLayer;
 use crate::protocol::options::DEFAULT_WINDOW;
-use crate::replay::MemoryReplayStore;
 
 /// What answers every verified request when the mock records: the
 /// request (its body read whole) in, the response out.
@@ -37,23 +28,23 @@ pub type Upstream = Arc<
 /// Settings of a [`MockArmorServer`]; [`start`](Self::start) runs it.
 #[must_use]
 pub struct MockArmorServerBuilder {
-    fixtures: Fixtures,
-    keys: Vec<(ApiKey, Option<i64>)>,
-    routes: Router,
-    listen: SocketAddr,
-    window: Duration,
-    require_account_context: bool,
-    stubs: Vec<Stub>,
-    admin: bool,
-    admin_token: Option<Arc<str>>,
-    operations: Operations,
-    upstream: Option<Upstream>,
-    journal_limit: usize,
-    journal_body_limit: usize,
-    on_request: Option<RequestHook>,
-    header_timeout: Duration,
-    body_timeout: Duration,
-    write_timeout: Duration,
+    pub(super) fixtures: Fixtures,
+    pub(super) keys: Vec<(ApiKey, Option<i64>)>,
+    pub(super) routes: Router,
+    pub(super) listen: SocketAddr,
+    pub(super) window: Duration,
+    pub(super) require_account_context: bool,
+    pub(super) stubs: Vec<Stub>,
+    pub(super) admin: bool,
+    pub(super) admin_token: Option<Arc<str>>,
+    pub(super) operations: Operations,
+    pub(super) upstream: Option<Upstream>,
+    pub(super) journal_limit: usize,
+    pub(super) journal_body_limit: usize,
+    pub(super) on_request: Option<RequestHook>,
+    pub(super) header_timeout: Duration,
+    pub(super) body_timeout: Duration,
+    pub(super) write_timeout: Duration,
 }
 
 impl fmt::Debug for MockArmorServerBuilder {
@@ -250,142 +241,5 @@ impl MockArmorServerBuilder {
     pub fn on_request(mut self, hook: impl Fn(&JournalEntry) + Send + Sync + 'static) -> Self {
         self.on_request = Some(Arc::new(hook));
         self
-    }
-
-    /// Binds and starts serving on the current tokio runtime.
-    ///
-    /// # Errors
-    /// Unusable fixtures or keys, or the address cannot be bound.
-    pub async fn start(self) -> Result<MockArmorServer, MockError> {
-        self.fixtures
-            .check()
-            .map_err(|problem| FileError::new(std::path::Path::new("(fixtures)"), problem))?;
-        let first_user = self.fixtures.users[0].user.links.user_id;
-        let mut keys: Vec<(ApiKey, i64)> = self
-            .fixtures
-            .keys
-            .iter()
-            .map(|key| (ApiKey::new(&key.key_id, &key.secret_key), key.user_id))
-            .collect();
-        for (key, user) in self.keys {
-            keys.push((key, user.unwrap_or(first_user)));
-        }
-        let generated = keys.is_empty();
-        if generated {
-            keys.push((ApiKey::generate()?, first_user));
-        }
-
-        let directory = Directory::new(self.fixtures, self.require_account_context);
-        let store = MemoryKeyStore::new();
-        for (key, user_id) in &keys {
-            add_key(&store, &directory, key, *user_id)?;
-        }
-        let clock = ShiftedClock::default();
-        let journal = Journal::new(self.journal_limit);
-        // A mock is restarted between test runs, and its clock shifted: no
-        // restart fence (a client's clock behind the mock's is still told
-        // apart by the window).
-        let auth = ArmorPskLayer::new(store.clone())
-            .with_clock(clock.clone())
-            .with_replay_store(MemoryReplayStore::builder().memory_since(None).build())
-            .with_window(self.window)?;
-        let hook = self.on_request;
-        let stub_list = stubs::StubList::new(self.stubs);
-        let control = Control {
-            store: store.clone(),
-            directory: directory.clone(),
-            clock: clock.clone(),
-            journal: journal.clone(),
-            default_user: first_user,
-            nonces: Arc::default(),
-            journal_body_limit: self.journal_body_limit,
-            buffered: serve::Buffered::default(),
-            stubs: stub_list.clone(),
-            journal_answers: Arc::new(tokio::sync::Semaphore::new(1)),
-            body_timeout: self.body_timeout,
-        };
-        let recorder = control.clone();
-        let stubs = stubs::Stubs {
-            stubs: stub_list.clone(),
-            directory: directory.clone(),
-        };
-        let operations = Arc::new(self.operations);
-        let served = (!operations.is_empty()).then(|| Arc::clone(&operations));
-        let api = match self.upstream {
-            Some(upstream) => Router::new().fallback(move |request: Request| {
-                let upstream = Arc::clone(&upstream);
-                async move {
-                    let (parts, body) = request.into_parts();
-                    let body = axum::body::to_bytes(body, usize::MAX)
-                        .await
-                        .unwrap_or_default();
-                    upstream(http::Request::from_parts(parts, body)).await
-                }
-            }),
-            None => api::router(directory.clone(), self.routes, served)
-                .layer(axum::middleware::from_fn_with_state(stubs, stubs::answer)),
-        };
-        let mut app = api
-            .layer(axum::middleware::from_fn(identity_to_response))
-            .layer(auth)
-            .layer(axum::middleware::from_fn(move |request, next| {
-                record(recorder.clone(), hook.clone(), request, next)
-            }));
-        if self.admin {
-            if !self.listen.ip().is_loopback() {
-                tracing::warn!(
-                    listen = %self.listen,
-                    "the mock's admin API (keys, clock, journal) is on and the mock listens beyond \
-                     loopback; it answers loopback hosts only, but consider --admin-token or \
-                     --no-admin"
-                );
-            }
-            app = admin::router(control, self.admin_token, Arc::clone(&operations)).merge(app);
-        }
-
-        let listener = tokio::net::TcpListener::bind(self.listen)
-            .await
-            .map_err(|source| MockError::Listen {
-                addr: self.listen,
-                source,
-            })?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve::serve(
-            listener,
-            app,
-            serve::Timeouts {
-                header: self.header_timeout,
-                write: self.write_timeout,
-            },
-            stopped,
-        ));
-        Ok(MockArmorServer {
-            addr,
-            key: keys[0].0.clone(),
-            generated,
-            store,
-            directory,
-            clock,
-            journal,
-            stubs: stub_list,
-            stop: Some(stop),
-            task: Some(task),
-        })
-    }
-}
-
-impl MockArmorServer {
-    /// Starts a server with the default fixtures and one generated key.
-    ///
-    /// # Errors
-    /// See [`MockArmorServerBuilder::start`].
-    pub async fn start() -> Result<Self, MockError> {
-        Self::builder().start().await
-    }
-
-    /// The settings, to change before starting.
-    pub fn builder() -> MockArmorServerBuilder {
-        MockArmorServerBuilder::default()
     }
 }

@@ -33,16 +33,6 @@ impl Clock for ShiftedClock {
     }
 }
 
-/// Copies the verified identity into the response, for the journal.
-pub(crate) async fn identity_to_response(request: Request, next: Next) -> Response {
-    let identity = request.extensions().get::<Identity>().cloned();
-    let mut response = next.run(request).await;
-    if let Some(identity) = identity {
-        response.extensions_mut().insert(identity);
-    }
-    response
-}
-
 /// What the admin API and the journal share with the server.
 /// (`journal_body_limit`: how many bytes of each body the journal keeps.)
 #[derive(Clone)]
@@ -119,9 +109,6 @@ impl SeenNonces {
     }
 }
 
-/// How far the client's clock may be from the mock's before it is named.
-const CLOCK_SKEW_ISSUE: u64 = 60;
-
 /// The client bugs a request shows, served or not.
 fn client_issues(
     control: &Control,
@@ -140,7 +127,10 @@ fn client_issues(
         seen.insert(key_id, nonce);
     }
     drop(seen);
-    if credentials.timestamp().abs_diff(control.clock.now()) > CLOCK_SKEW_ISSUE {
+    // Named past the skew the layer allows between instances' clocks (60 s
+    // by default): a client further off is out of step with any server.
+    let skew = crate::protocol::options::DEFAULT_CLOCK_SKEW_ALLOWANCE.as_secs();
+    if credentials.timestamp().abs_diff(control.clock.now()) > skew {
         issues.push("clock_skew");
     }
     // What made a signature fail: the common client mistakes, each

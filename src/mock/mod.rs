@@ -37,6 +37,7 @@
 //! they send it, except on `/me`, which answers without it always (it is how
 //! a client finds its accounts). The forbidden endpoints and unknown paths
 //! (404 `NotFound`) answer the same with or without it.
+#![doc = include_str!("../../docs/mock.md")]
 
 mod admin;
 mod api;
@@ -49,6 +50,7 @@ mod key;
 mod openapi;
 mod serve;
 mod server;
+mod start;
 mod stubs;
 
 pub use api::{ACCOUNT_CONTEXT, AccountContext, ApiError};

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::api::Directory;
+use super::builder::MockArmorServerBuilder;
 use super::control::ShiftedClock;
 use super::error::MockError;
 use super::fixtures::Fixtures;
@@ -46,6 +47,19 @@ impl fmt::Debug for MockArmorServer {
 }
 
 impl MockArmorServer {
+    /// Starts a server with the default fixtures and one generated key.
+    ///
+    /// # Errors
+    /// See [`MockArmorServerBuilder::start`].
+    pub async fn start() -> Result<Self, MockError> {
+        Self::builder().start().await
+    }
+
+    /// The settings, to change before starting.
+    pub fn builder() -> MockArmorServerBuilder {
+        MockArmorServerBuilder::default()
+    }
+
     /// The base URL, `http://127.0.0.1:PORT` (no trailing slash).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
