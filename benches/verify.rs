@@ -165,7 +165,7 @@ fn benches(c: &mut Criterion) {
         table.push((label, medians));
     }
 
-    println!("\nsummary: ratio to the floor (moka store unless said)");
+    println!("\nsummary: ratio to the floor (the default memory store unless said)");
     println!(
         "  body    no replay   + signature entry   + both entries   + both, swept by requests"
     );

@@ -364,7 +364,7 @@ async fn shutdown_stops_listening_and_debug_hides_secrets() {
 #[tokio::test]
 async fn stubs_from_a_directory_answer_after_verification_and_before_the_api() {
     let server = MockArmorServer::builder()
-        .stubs_from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/stubs"))
+        .stubs_from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/stubs"))
         .unwrap()
         .stub(
             armor_psk::mock::Stub::new("DELETE", "/tickets/{id}", 204, Value::Null)

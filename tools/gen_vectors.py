@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes tests/data/vectors.json: ARMOR-PSK test vectors computed by an
+"""Writes tests/fixtures/vectors.json: ARMOR-PSK test vectors computed by an
 implementation independent of the Rust crate (Python's hmac/hashlib/base64
 only), following the algorithm of Armor's knowledge-base page:
 
@@ -23,7 +23,7 @@ import string
 import sys
 import uuid
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "vectors.json")
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "vectors.json")
 
 
 def body_slot(body: bytes, hashed_empty: bool) -> str:
@@ -109,13 +109,13 @@ def main() -> int:
     if "--check" in sys.argv:
         with open(OUT, encoding="utf-8") as f:
             if f.read() != text:
-                print("tests/data/vectors.json differs from tools/gen_vectors.py's output", file=sys.stderr)
+                print("tests/fixtures/vectors.json differs from tools/gen_vectors.py's output", file=sys.stderr)
                 return 1
-        print(f"tests/data/vectors.json matches ({len(vectors)} vectors)")
+        print(f"tests/fixtures/vectors.json matches ({len(vectors)} vectors)")
         return 0
     with open(OUT, "w", encoding="utf-8") as f:
         f.write(text)
-    print(f"wrote {len(vectors)} vectors to tests/data/vectors.json")
+    print(f"wrote {len(vectors)} vectors to tests/fixtures/vectors.json")
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A client written from the seed's sample (no X-Account-Context, a UUID
 nonce, the body hashed when there is one), run against `armor-psk mock
---stubs tests/data/stubs`, and a test suite driving the mock's admin API
+--stubs tests/fixtures/stubs`, and a test suite driving the mock's admin API
 over HTTP: keys issued and revoked, the clock shifted, the journal read and
 cleared, a reused nonce noticed.
 
