@@ -32,9 +32,9 @@ const ENTRY_BYTES: u64 = 300;
 ///     .timeout(Duration::from_millis(50))
 ///     .failure_policy(FailurePolicy::Closed) // the default
 ///     .per_key_limit(100_000);
-/// assert!(format!("{options:?}").contains("my-service"));
+/// assert!(format!("{options:?}").contains(r#"prefix: "my-service:armor-psk:""#));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub struct RedisStoreOptions {
     prefix: Arc<[u8]>,
@@ -43,6 +43,19 @@ pub struct RedisStoreOptions {
     allow_eviction: bool,
     allow_without_scripts: bool,
     per_key_limit: Option<u64>,
+}
+
+impl std::fmt::Debug for RedisStoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStoreOptions")
+            .field("prefix", &String::from_utf8_lossy(&self.prefix))
+            .field("timeout", &self.timeout)
+            .field("policy", &self.policy)
+            .field("allow_eviction", &self.allow_eviction)
+            .field("allow_without_scripts", &self.allow_without_scripts)
+            .field("per_key_limit", &self.per_key_limit)
+            .finish()
+    }
 }
 
 impl Default for RedisStoreOptions {
