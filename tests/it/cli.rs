@@ -3,7 +3,7 @@
 //! 127.0.0.1.
 #![cfg(feature = "cli")]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

@@ -2,7 +2,7 @@
 //! only, tests/interop/armor_client.py) against `examples/server/` on
 //! 127.0.0.1. It needs `python3`; without it the test fails, never skips.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! The layer end to end, without sockets: every rejection code, the window
 //! edges, replays, body limits, paths, and the tower mechanics.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

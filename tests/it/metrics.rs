@@ -1,7 +1,7 @@
 //! The `metrics` feature: what the layer counts, measures and labels.
 #![cfg(feature = "metrics")]
 
-mod common;
+use crate::common;
 
 use common::{NOW, app, harness, request_with_header, send, signed};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};

@@ -3,7 +3,7 @@
 //! on the answers and on the journal.
 #![cfg(feature = "mock")]
 
-mod common;
+use crate::common;
 
 use armor_psk::mock::{AccountContext, ApiKey, Fixtures, MockArmorServer, MockError, Outcome};
 use armor_psk::{Identity, Signer};

@@ -6,7 +6,7 @@
 //! cannot be loaded.
 #![cfg(feature = "mock")]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -7,7 +7,7 @@
 //! unless `ARMOR_PSK_REQUIRE_POSTGRES=1` (as in CI), where they fail.
 #![cfg(all(feature = "postgres", feature = "cli"))]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 //! where they fail instead.
 #![cfg(feature = "redis")]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

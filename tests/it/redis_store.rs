@@ -7,7 +7,7 @@
 //! CI), where they fail instead.
 #![cfg(feature = "redis")]
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::sync::Arc;

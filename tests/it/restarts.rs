@@ -4,7 +4,7 @@
 //! what each start costs honest clients. Over TCP on 127.0.0.1, against the
 //! example binary; every loop is bounded in count and time.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,7 +1,7 @@
 //! The layer over plain tower services: `service_fn`, `ServiceBuilder`, and
 //! readiness forwarded to the inner service.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 

@@ -1,7 +1,7 @@
 //! The protocol's documented vectors and the independent Python vector set
 //! (tests/fixtures/vectors.json, written by tools/gen_vectors.py).
 
-mod common;
+use crate::common;
 
 use armor_psk::{
     ArmorPskLayer, Identity, ManualClock, Rejection, RejectionKind, Signer,
@@ -28,7 +28,7 @@ struct Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let text = include_str!("fixtures/vectors.json");
+    let text = include_str!("../fixtures/vectors.json");
     let root: Value = serde_json::from_str(text).expect("vectors.json is JSON");
     let s = |v: &Value, k: &str| {
         v[k].as_str()

@@ -66,7 +66,7 @@ use crate::replay::store::{ReplayKey, ReplayRequest, ReplayStore, ReplayStoreErr
 /// half full (`used_memory` against `maxmemory`, read four times a second)
 /// a key that holds more than an eighth of what `maxmemory` can hold gets
 /// 429 `key_quota_exceeded`, so a few keys' flood cannot fill Redis and a
-/// key holding little is served (`tests/redis_store.rs`: four keys at full
+/// key holding little is served (`tests/it/redis_store.rs`: four keys at full
 /// speed leave Redis at 53 % and a fifth key served 339 times of 339).
 ///
 /// The connection reconnects by itself; each reservation has a timeout
