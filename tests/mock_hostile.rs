@@ -37,7 +37,7 @@ const MIB: usize = 1 << 20;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_bodies_hold_at_most_the_stated_bytes_then_time_out() {
     let server = MockArmorServer::builder()
-        .with_body_timeout(Duration::from_secs(3))
+        .body_timeout(Duration::from_secs(3))
         .start()
         .await
         .unwrap();
@@ -121,7 +121,7 @@ async fn a_declared_body_over_the_limit_is_refused_before_it_is_read() {
 #[tokio::test]
 async fn a_head_sent_slowly_is_cut_at_the_header_timeout() {
     let server = MockArmorServer::builder()
-        .with_header_timeout(Duration::from_millis(300))
+        .header_timeout(Duration::from_millis(300))
         .start()
         .await
         .unwrap();
@@ -221,7 +221,7 @@ async fn a_stop_meets_its_deadline_whatever_a_handler_does() {
         }),
     );
     let server = MockArmorServer::builder()
-        .with_routes(hang)
+        .routes(hang)
         .start()
         .await
         .unwrap();
@@ -260,7 +260,7 @@ async fn a_stop_meets_its_deadline_whatever_a_handler_does() {
 #[tokio::test]
 async fn admin_bodies_are_bounded_like_the_apis() {
     let server = MockArmorServer::builder()
-        .with_body_timeout(Duration::from_millis(500))
+        .body_timeout(Duration::from_millis(500))
         .start()
         .await
         .unwrap();
@@ -291,8 +291,8 @@ async fn a_client_that_never_reads_loses_its_connection_at_the_write_timeout() {
     const BIG: usize = 64 << 20;
     let big = Router::new().route("/big", get(|| async { vec![b'x'; BIG] }));
     let server = MockArmorServer::builder()
-        .with_routes(big)
-        .with_write_timeout(Duration::from_millis(500))
+        .routes(big)
+        .write_timeout(Duration::from_millis(500))
         .start()
         .await
         .unwrap();

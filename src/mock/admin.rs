@@ -7,7 +7,7 @@
 //! 127.0.0.1) and mint a key: the admin API answers only requests whose
 //! `Host` is a loopback name or address (403 `admin_host_forbidden`
 //! otherwise), and, with an admin token set (`--admin-token`,
-//! `ARMOR_PSK_MOCK_ADMIN_TOKEN`, `with_admin_token`), only requests that
+//! `ARMOR_PSK_MOCK_ADMIN_TOKEN`, `admin_token`), only requests that
 //! carry it as `Authorization: Bearer TOKEN` (401 `admin_token_required`).
 
 use std::sync::Arc;

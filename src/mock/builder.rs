@@ -84,20 +84,20 @@ impl Default for MockArmorServerBuilder {
 impl MockArmorServerBuilder {
     /// Serves these users and accounts (and installs their keys) instead of
     /// the default fixtures.
-    pub fn with_fixtures(mut self, fixtures: Fixtures) -> Self {
+    pub fn fixtures(mut self, fixtures: Fixtures) -> Self {
         self.fixtures = fixtures;
         self
     }
 
     /// Installs a key for the first user. Without any key (here or in the
     /// fixtures) one is generated: see [`MockArmorServer::key`].
-    pub fn with_key(mut self, key_id: impl Into<String>, secret: impl Into<String>) -> Self {
+    pub fn key(mut self, key_id: impl Into<String>, secret: impl Into<String>) -> Self {
         self.keys.push((ApiKey::new(key_id, secret), None));
         self
     }
 
     /// Installs a key for the user with this `userId`.
-    pub fn with_key_for(
+    pub fn key_for(
         mut self,
         user_id: i64,
         key_id: impl Into<String>,
@@ -112,19 +112,19 @@ impl MockArmorServerBuilder {
     /// [`Identity`](crate::Identity) and [`AccountContext`](crate::mock::AccountContext). A route the API already has
     /// (`/me`, `/accounts`, `/accounts/{id}`) makes `start` panic, as
     /// axum's `merge` does.
-    pub fn with_routes(mut self, routes: Router) -> Self {
+    pub fn routes(mut self, routes: Router) -> Self {
         self.routes = routes;
         self
     }
 
     /// Listens on this address (default `127.0.0.1:0`, a free port).
-    pub fn with_listen(mut self, addr: SocketAddr) -> Self {
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
         self
     }
 
     /// The timestamp window (default 300 s).
-    pub fn with_window(mut self, window: Duration) -> Self {
+    pub fn window(mut self, window: Duration) -> Self {
         self.window = window;
         self
     }
@@ -180,7 +180,7 @@ impl MockArmorServerBuilder {
     /// --record-from` uses to forward requests (re-signed) to a real API
     /// and record the answers. The journal, the admin API and the client
     /// diagnosis work as usual.
-    pub fn with_upstream(mut self, upstream: Upstream) -> Self {
+    pub fn upstream(mut self, upstream: Upstream) -> Self {
         self.upstream = Some(upstream);
         self
     }
@@ -192,7 +192,7 @@ impl MockArmorServerBuilder {
 
     /// Requires `Authorization: Bearer TOKEN` on every admin request (401
     /// without it). The admin API answers only loopback hosts either way.
-    pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
         self.admin_token = Some(Arc::from(token.into()));
         self
     }
@@ -200,20 +200,20 @@ impl MockArmorServerBuilder {
     /// How many bytes of each request's body the journal keeps (default
     /// 64 KiB); the journal's bodies are also held to 16 MiB in all, the
     /// oldest dropped first.
-    pub fn with_journal_body_limit(mut self, bytes: usize) -> Self {
+    pub fn journal_body_limit(mut self, bytes: usize) -> Self {
         self.journal_body_limit = bytes;
         self
     }
 
     /// How many journal entries are kept, newest first (default 10,000).
-    pub fn with_journal_limit(mut self, limit: usize) -> Self {
+    pub fn journal_limit(mut self, limit: usize) -> Self {
         self.journal_limit = limit;
         self
     }
 
     /// How long a client may take to send a request's head (default
     /// 10 s): past it the connection is closed.
-    pub fn with_header_timeout(mut self, timeout: Duration) -> Self {
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
         self.header_timeout = timeout;
         self
     }
@@ -223,7 +223,7 @@ impl MockArmorServerBuilder {
     /// bodies of requests not verified yet also hold 64 MiB at most, all
     /// connections together: past that a request with a body is answered
     /// 503 `mock_busy` (`Retry-After: 1`).
-    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
         self.body_timeout = timeout;
         self
     }
@@ -231,7 +231,7 @@ impl MockArmorServerBuilder {
     /// How long an answer may wait for the client to read it (default
     /// 10 s): past it the connection is closed (a client that sends
     /// requests and never reads would hold it for ever).
-    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout;
         self
     }

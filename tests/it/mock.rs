@@ -293,8 +293,8 @@ async fn custom_routes_get_the_identity_and_the_account_context() {
         }),
     );
     let server = MockArmorServer::builder()
-        .with_key("test-key", "test-secret")
-        .with_routes(routes)
+        .key("test-key", "test-secret")
+        .routes(routes)
         .start()
         .await
         .unwrap();
@@ -324,7 +324,7 @@ async fn fixtures_and_keys_from_a_json_file() {
     std::fs::remove_file(&path).unwrap();
 
     let server = MockArmorServer::builder()
-        .with_fixtures(loaded)
+        .fixtures(loaded)
         .start()
         .await
         .unwrap();
@@ -344,7 +344,7 @@ async fn fixtures_and_keys_from_a_json_file() {
 #[tokio::test]
 async fn shutdown_stops_listening_and_debug_hides_secrets() {
     let server = MockArmorServer::builder()
-        .with_key("k", "the-secret-value")
+        .key("k", "the-secret-value")
         .start()
         .await
         .unwrap();
@@ -529,7 +529,7 @@ async fn the_admin_api_answers_loopback_hosts_only() {
 #[tokio::test]
 async fn with_an_admin_token_the_admin_api_needs_it() {
     let server = MockArmorServer::builder()
-        .with_admin_token("let-me-in")
+        .admin_token("let-me-in")
         .start()
         .await
         .unwrap();

@@ -154,11 +154,11 @@ pub(crate) fn run(args: MockArgs) -> Result<ExitCode, String> {
     let listen = resolve_listen(&args.listen)?;
     runtime.block_on(async move {
         let mut builder = MockArmorServer::builder()
-            .with_listen(listen)
-            .with_window(Duration::from_secs(args.window))
+            .listen(listen)
+            .window(Duration::from_secs(args.window))
             .on_request(|entry| println!("{entry}"));
         if let Some(path) = &args.fixtures {
-            builder = builder.with_fixtures(
+            builder = builder.fixtures(
                 Fixtures::from_file(path)
                     .map_err(|e| format!("--fixtures: {}", crate::describe(&e)))?,
             );
@@ -181,14 +181,14 @@ pub(crate) fn run(args: MockArgs) -> Result<ExitCode, String> {
             );
         }
         if let Some(token) = &args.admin_token {
-            builder = builder.with_admin_token(token.clone());
+            builder = builder.admin_token(token.clone());
         }
         for path in &args.stubs {
             builder = builder
                 .stubs_from(path)
                 .map_err(|error| format!("--stubs: {}", crate::describe(&error)))?;
         }
-        builder = builder.with_journal_body_limit(args.journal_body_limit);
+        builder = builder.journal_body_limit(args.journal_body_limit);
         if let (Some(url), Some(dir)) = (&args.record_from, &args.record_to) {
             let upstream: http::Uri = url
                 .parse()
@@ -225,7 +225,7 @@ pub(crate) fn run(args: MockArgs) -> Result<ExitCode, String> {
                 redact: args.redact.clone(),
                 signer,
             };
-            builder = builder.with_upstream(recorder.upstream()?);
+            builder = builder.upstream(recorder.upstream()?);
             println!("recording {url} into {}", dir.display());
         }
         for path in &args.openapi {
@@ -253,7 +253,7 @@ pub(crate) fn run(args: MockArgs) -> Result<ExitCode, String> {
                     "--key {id:?}=…: both the key id and the secret must be non-empty"
                 ));
             }
-            builder = builder.with_key(id, secret);
+            builder = builder.key(id, secret);
         }
         let server = builder.start().await.map_err(|e| crate::describe(&e))?;
         server.set_clock_offset(args.clock_offset);
