@@ -3,57 +3,50 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::body::VerifiedBody;
-use super::config::Config;
 use super::response::ResponseBody;
-use super::telemetry::Observation;
 use crate::BoxFuture;
 use crate::protocol::identity::Identity;
-use crate::protocol::rejection::Rejection;
 
-/// The checks of one request, as a future: the request for the inner
-/// service and who signed it, or why it is refused.
-pub(crate) type Checks = BoxFuture<'static, Result<(Request<VerifiedBody>, Identity), Rejection>>;
+/// The checks of one request, as a future, their outcome already told to
+/// telemetry: the request for the inner service and who signed it, or the
+/// refusal's response.
+pub(crate) type Checks =
+    BoxFuture<'static, Result<(Request<VerifiedBody>, Identity), Response<Bytes>>>;
 
 pin_project! {
     /// Resolves to the inner service's response once the request verified,
     /// or to the rejection's response.
     pub struct ResponseFuture<S, F> {
         #[pin]
-        state: State<S, F>,
-        config: Arc<Config>,
-        observation: Observation,
+        state: State<F>,
+        // The service driven to readiness, called once the checks pass
+        // (tower-http's `async_require_authorization` keeps it the same way).
+        service: S,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    #[project_replace = StateOwned]
-    enum State<S, F> {
-        Checking { checks: Checks, service: S },
+    enum State<F> {
+        Checking { checks: Checks },
         Calling { #[pin] future: F, identity: Option<Identity> },
         Done,
     }
 }
 
 impl<S, F> ResponseFuture<S, F> {
-    pub(crate) fn new(
-        checks: Checks,
-        service: S,
-        config: Arc<Config>,
-        observation: Observation,
-    ) -> Self {
+    pub(crate) fn new(checks: Checks, service: S) -> Self {
         Self {
-            state: State::Checking { checks, service },
-            config,
-            observation,
+            state: State::Checking { checks },
+            service,
         }
     }
 }
@@ -69,42 +62,20 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Checking { checks, .. } => {
-                    let outcome = {
-                        let _entered = this.observation.span().enter();
-                        ready!(checks.as_mut().poll(cx))
-                    };
-                    let config = &**this.config;
-                    let finish = |outcome| {
-                        this.observation.finish(
-                            outcome,
-                            config.key_id_metric_label,
-                            &*config.replay,
-                        );
-                    };
-                    match outcome {
-                        Ok((mut request, identity)) => {
-                            finish(Ok(&identity));
-                            request.extensions_mut().insert(identity.clone());
-                            let StateOwned::Checking { mut service, .. } =
-                                this.state.as_mut().project_replace(State::Done)
-                            else {
-                                unreachable!("the state was Checking a moment ago")
-                            };
-                            let future = service.call(request);
-                            this.state.set(State::Calling {
-                                future,
-                                identity: Some(identity),
-                            });
-                        }
-                        Err(rejection) => {
-                            finish(Err(&rejection));
-                            this.state.set(State::Done);
-                            let response = config.respond(rejection);
-                            return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
-                        }
+                StateProj::Checking { checks } => match ready!(checks.as_mut().poll(cx)) {
+                    Ok((mut request, identity)) => {
+                        request.extensions_mut().insert(identity.clone());
+                        let future = this.service.call(request);
+                        this.state.set(State::Calling {
+                            future,
+                            identity: Some(identity),
+                        });
                     }
-                }
+                    Err(refusal) => {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Ok(refusal.map(ResponseBody::rejection)));
+                    }
+                },
                 StateProj::Calling { future, identity } => {
                     let outcome = ready!(future.poll(cx));
                     let identity = identity.take();

@@ -5,11 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
-use tracing::Span;
+use tracing::{Instrument as _, Span};
 
 use super::body::{self, VerifiedBody};
 use super::config::Config;
@@ -93,9 +94,30 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let observation = Observation::start();
         let span = observation.span().clone();
-        let checks = Box::pin(authenticate(Arc::clone(&self.config), request, span));
-        ResponseFuture::new(checks, inner, Arc::clone(&self.config), observation)
+        let checks = checked(Arc::clone(&self.config), request, observation).instrument(span);
+        ResponseFuture::new(Box::pin(checks), inner)
     }
+}
+
+/// The checks, their outcome told to telemetry and a refusal rendered:
+/// what the response future needs of the config is done here, so that it
+/// holds none of it.
+async fn checked<B>(
+    config: Arc<Config>,
+    request: Request<B>,
+    observation: Observation,
+) -> Result<(Request<VerifiedBody>, Identity), Response<Bytes>>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let outcome = authenticate(&config, request, observation.span()).await;
+    observation.finish(
+        outcome.as_ref().map(|(_, identity)| identity),
+        config.key_id_metric_label,
+        &*config.replay,
+    );
+    outcome.map_err(|rejection| config.respond(rejection))
 }
 
 /// The checks, in order; on success the request for the inner service and
@@ -104,9 +126,9 @@ where
 /// first (within bounds), so that a client still writing it reads the
 /// answer instead of a reset.
 async fn authenticate<B>(
-    config: Arc<Config>,
+    config: &Config,
     request: Request<B>,
-    span: Span,
+    span: &Span,
 ) -> Result<(Request<VerifiedBody>, Identity), Rejection>
 where
     B: Body,
@@ -114,7 +136,7 @@ where
 {
     let (parts, body) = request.into_parts();
     let declared = body::declared_size(&parts.headers, &body);
-    let (path, credentials, key) = match before_body(&config, &parts, declared, &span).await {
+    let (path, credentials, key) = match before_body(config, &parts, declared, span).await {
         Ok(checked) => checked,
         Err(rejection) => {
             // Boxed: a refusal's path, kept out of the size of every
