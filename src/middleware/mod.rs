@@ -6,6 +6,7 @@ pub(crate) mod body;
 pub(crate) mod config;
 pub(crate) mod future;
 pub(crate) mod layer;
+mod refusal;
 pub(crate) mod response;
 pub(crate) mod service;
 pub(crate) mod telemetry;

@@ -1,111 +1,14 @@
-//! The request body: read once into one buffer up to the limit, hashed as it
-//! arrives, and handed on as [`VerifiedBody`].
-
-use std::time::{Duration, Instant};
+//! The body read once into one buffer that never grows past the limit,
+//! however it is cut into frames, and hashed as it arrives.
 
 use bytes::{Buf, Bytes};
 use http::HeaderMap;
-use http::header::CONTENT_LENGTH;
 use http_body::Body;
 use http_body_util::BodyExt;
 
+use super::{Drain, VerifiedBody, declared_length, declared_size};
 use crate::protocol::canonical::{BodyDigest, BodyHasher};
 use crate::protocol::rejection::{Rejection, RejectionKind};
-
-/// The default body limit: 2 MiB, as axum's `DefaultBodyLimit`.
-pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
-
-/// The request body the inner service receives: exactly the bytes that were
-/// verified, as one `Bytes` frame (no copy when the body arrived as one
-/// frame).
-///
-/// ```
-/// use armor_psk::VerifiedBody;
-/// use http_body::Body as _;
-///
-/// let body = VerifiedBody::default();
-/// assert!(body.is_end_stream());
-/// assert!(body.into_bytes().is_empty());
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct VerifiedBody {
-    data: Option<Bytes>,
-}
-
-impl VerifiedBody {
-    /// The whole body, without polling.
-    pub fn into_bytes(self) -> Bytes {
-        self.data.unwrap_or_default()
-    }
-
-    /// The body's length in bytes.
-    pub fn len(&self) -> usize {
-        self.data.as_ref().map_or(0, Bytes::len)
-    }
-
-    /// Whether the body is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-crate::macros::one_frame_body!(VerifiedBody);
-
-/// How much of a body the layer reads and throws away before answering a
-/// rejection, so that a client that writes its whole body before reading
-/// sees the answer rather than a reset connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Drain {
-    pub(crate) max_bytes: u64,
-    pub(crate) max_time: Duration,
-}
-
-impl Default for Drain {
-    fn default() -> Self {
-        Self {
-            max_bytes: 4 * 1024 * 1024,
-            max_time: Duration::from_secs(5),
-        }
-    }
-}
-
-impl Drain {
-    /// Reads `body` to its end and drops what it reads, unless it declares
-    /// more than `max_bytes`, sends more, or takes longer than `max_time`
-    /// (checked as frames arrive; a body that stalls is the server's read
-    /// timeout's to end). Nothing read is kept.
-    pub(crate) async fn discard<B: Body>(&self, headers: &HeaderMap, body: B) {
-        if body.is_end_stream() || declared_size(headers, &body) > self.max_bytes {
-            return;
-        }
-        let started = Instant::now();
-        let mut body = std::pin::pin!(body);
-        let mut read = 0u64;
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Some(data) = frame.data_ref() {
-                read = read.saturating_add(data.remaining() as u64);
-            }
-            if read > self.max_bytes || started.elapsed() > self.max_time {
-                return;
-            }
-        }
-    }
-}
-
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok())
-}
-
-/// The larger of what `Content-Length` declares and the body's own lower
-/// size hint: a body declaring more than the limit is refused unread.
-pub(crate) fn declared_size<B: Body>(headers: &HeaderMap, body: &B) -> u64 {
-    declared_length(headers)
-        .unwrap_or(0)
-        .max(body.size_hint().lower())
-}
 
 pub(crate) fn too_large(limit: usize) -> Rejection {
     Rejection::new(
@@ -201,7 +104,7 @@ impl Accumulator {
             None if self.buffer.is_empty() => None,
             None => Some(Bytes::from(self.buffer)),
         };
-        (VerifiedBody { data }, self.hasher.finish())
+        (VerifiedBody::new(data), self.hasher.finish())
     }
 }
 
@@ -262,7 +165,7 @@ mod tests {
     /// length: one buffer, never larger than the limit.
     #[test]
     fn one_byte_frames_fill_one_buffer_bounded_by_the_limit() {
-        let limit = DEFAULT_BODY_LIMIT;
+        let limit = super::super::DEFAULT_BODY_LIMIT;
         let len = limit - 1;
         for declared in [Some(len as u64), None] {
             let mut accumulator = Accumulator::new(limit, declared);
@@ -285,7 +188,7 @@ mod tests {
     #[test]
     fn one_frame_is_kept_as_it_came() {
         let frame = Bytes::from(vec![7u8; 1000]);
-        let mut accumulator = Accumulator::new(DEFAULT_BODY_LIMIT, Some(1000));
+        let mut accumulator = Accumulator::new(super::super::DEFAULT_BODY_LIMIT, Some(1000));
         assert!(accumulator.push(frame.clone()).is_ok());
         assert_eq!(accumulator.buffer.capacity(), 0);
         let (body, _) = accumulator.finish();
