@@ -56,7 +56,7 @@ pub(crate) fn router(
         .route("/__mock/clock", post(set_clock).get(clock))
         .layer(axum::middleware::from_fn_with_state(
             control.clone(),
-            super::control::bounded_body,
+            super::recorder::bounded_body,
         ))
         .with_state(control)
         .layer(axum::middleware::from_fn(move |request, next| {

@@ -1,37 +1,16 @@
-//! What the mock adds around its routes: its shifted clock, the nonces it
-//! has seen, the per-request hook, the recorder of the journal and the
-//! client mistakes it notes there.
+//! What the admin API and the journal share with the running mock
+//! ([`Control`]), and the hook every journal entry is handed to.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::SystemTime;
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use super::api::{ACCOUNT_CONTEXT, Directory, ErrorCode};
-use super::journal::{Journal, JournalEntry, Outcome};
-use super::openapi;
+use super::api::Directory;
+use super::clock::ShiftedClock;
+use super::journal::{Journal, JournalEntry};
+use super::nonces::SeenNonces;
 use super::serve::{self, Unread};
 use crate::keys::MemoryKeyStore;
-use crate::protocol::clock::{Clock, SystemClock};
-use crate::protocol::identity::Identity;
-use crate::protocol::rejection::Rejection;
 
 pub(crate) type RequestHook = Arc<dyn Fn(&JournalEntry) + Send + Sync>;
-
-/// The system clock moved by an offset the test sets.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ShiftedClock(pub(crate) Arc<AtomicI64>);
-
-impl Clock for ShiftedClock {
-    fn now(&self) -> u64 {
-        SystemClock
-            .now()
-            .saturating_add_signed(self.0.load(Ordering::Relaxed))
-    }
-}
 
 /// What the admin API and the journal share with the server.
 /// (`journal_body_limit`: how many bytes of each body the journal keeps.)
@@ -61,7 +40,7 @@ impl Control {
     /// limit (a larger `Content-Length` refused before a byte is read),
     /// the body timeout, and the bytes all such requests may hold
     /// together. What it holds is given back when the `Held` is dropped.
-    async fn read_unverified(
+    pub(crate) async fn read_unverified(
         &self,
         parts: &http::request::Parts,
         body: axum::body::Body,
@@ -79,233 +58,5 @@ impl Control {
                 serve::BUFFERED_BYTES,
             )
             .await
-    }
-}
-
-/// The most recent accepted (key id, nonce) pairs, bounded.
-#[derive(Default)]
-pub(crate) struct SeenNonces {
-    set: std::collections::HashSet<(String, String)>,
-    order: std::collections::VecDeque<(String, String)>,
-}
-
-impl SeenNonces {
-    const LIMIT: usize = 100_000;
-
-    fn contains(&self, key_id: &str, nonce: &str) -> bool {
-        self.set.contains(&(key_id.to_owned(), nonce.to_owned()))
-    }
-
-    fn insert(&mut self, key_id: &str, nonce: &str) {
-        let pair = (key_id.to_owned(), nonce.to_owned());
-        if self.set.insert(pair.clone()) {
-            self.order.push_back(pair);
-            if self.order.len() > Self::LIMIT
-                && let Some(oldest) = self.order.pop_front()
-            {
-                self.set.remove(&oldest);
-            }
-        }
-    }
-}
-
-/// The client bugs a request shows, served or not.
-fn client_issues(
-    control: &Control,
-    parts: &http::request::Parts,
-    credentials: &crate::protocol::header::Credentials,
-    outcome: &Outcome,
-    body: &[u8],
-) -> Vec<&'static str> {
-    let mut issues = Vec::new();
-    let (key_id, nonce) = (credentials.key_id(), credentials.nonce());
-    let mut seen = control.nonces.lock();
-    if seen.contains(key_id, nonce) {
-        issues.push("nonce_reused");
-    }
-    if *outcome == Outcome::Accepted {
-        seen.insert(key_id, nonce);
-    }
-    drop(seen);
-    // Named past the skew the layer allows between instances' clocks (60 s
-    // by default): a client further off is out of step with any server.
-    let skew = crate::protocol::options::DEFAULT_CLOCK_SKEW_ALLOWANCE.as_secs();
-    if credentials.timestamp().abs_diff(control.clock.now()) > skew {
-        issues.push("clock_skew");
-    }
-    // What made a signature fail: the common client mistakes, each
-    // re-signed with the request's body under the key's secrets.
-    let refused_signature = *outcome == Outcome::Rejected("invalid_signature");
-    if let (true, Some(key)) = (refused_signature, control.store.lookup(key_id)) {
-        let refused = crate::protocol::diagnose::RefusedRequest {
-            key_id,
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query(),
-            body,
-            nonce,
-            timestamp: credentials.timestamp(),
-            signature: credentials.signature(),
-        };
-        // The mock's own diagnosis, not the check: any secret will do.
-        let secrets = key.secrets().iter().map(|secret| secret.secret());
-        issues.extend(
-            refused
-                .mistakes(secrets)
-                .into_iter()
-                .map(|mistake| mistake.code()),
-        );
-    }
-    issues
-}
-
-/// Writes one journal entry per request.
-pub(crate) async fn record(
-    control: Control,
-    hook: Option<RequestHook>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let time = SystemTime::now();
-    let method = request.method().to_string();
-    let path = request.uri().path().to_owned();
-    let query = request.uri().query().map(str::to_owned);
-    let credentials = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|value| crate::protocol::header::Credentials::parse(value.as_bytes()).ok());
-    let (parts, body) = request.into_parts();
-    let request_parts = parts.clone();
-    // The body is kept for the diagnosis and the journal: read whole
-    // before the signature is checked, so within the layer's limit (past
-    // it the layer answers 413 anyway), the body timeout, and the bytes
-    // all unverified requests may hold together.
-    let read = control.read_unverified(&parts, body).await;
-    let (body, _held) = match read {
-        Ok(read) => read,
-        Err(unread) => {
-            let response = unread_response(unread);
-            let entry = JournalEntry {
-                status: response.status().as_u16(),
-                outcome: Outcome::Rejected(unread_code(unread)),
-                ..JournalEntry::unread(time, &request_parts, credentials.as_ref())
-            };
-            if let Some(hook) = &hook {
-                hook(&entry);
-            }
-            control.journal.push(entry);
-            return response;
-        }
-    };
-    let request = Request::from_parts(parts, axum::body::Body::from(body.clone()));
-    let account_context = request
-        .headers()
-        .get(ACCOUNT_CONTEXT)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    let response = next.run(request).await;
-    let extensions = response.extensions();
-    let rejection = extensions.get::<Rejection>();
-    let journal = &control.journal;
-    let (outcome, key_id) = match (extensions.get::<Identity>(), rejection) {
-        (Some(identity), _) => (Outcome::Accepted, Some(identity.key_id().to_owned())),
-        (None, Some(rejection)) => (
-            Outcome::Rejected(rejection.code()),
-            rejection.key_id().map(str::to_owned),
-        ),
-        (None, None) => (Outcome::Rejected("internal_error"), None),
-    };
-    let client_issues = credentials
-        .as_ref()
-        .map(|credentials| client_issues(&control, &request_parts, credentials, &outcome, &body))
-        .unwrap_or_default();
-    let kept = body.len().min(control.journal_body_limit);
-    let entry = JournalEntry {
-        time,
-        method,
-        path,
-        query,
-        nonce: credentials
-            .as_ref()
-            .map(|credentials| credentials.nonce().to_owned()),
-        key_id,
-        account_context,
-        status: response.status().as_u16(),
-        outcome,
-        error_code: extensions.get::<ErrorCode>().map(|code| code.0.to_owned()),
-        client_issues,
-        request_errors: extensions
-            .get::<openapi::RequestProblems>()
-            .map(|problems| problems.0.clone())
-            .unwrap_or_default(),
-        body: (!body.is_empty()).then(|| body.slice(..kept)),
-        body_len: body.len(),
-    };
-    if let Some(hook) = &hook {
-        hook(&entry);
-    }
-    journal.push(entry);
-    response
-}
-
-/// Reads a request's body as [`record`] does (within the limit, the body
-/// timeout and the bytes all unverified requests may hold), for the routes
-/// outside it: the admin API.
-pub(crate) async fn bounded_body(
-    axum::extract::State(control): axum::extract::State<Control>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    let read = control.read_unverified(&parts, body).await;
-    match read {
-        Ok((bytes, _held)) => {
-            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-                .await
-        }
-        Err(unread) => unread_response(unread),
-    }
-}
-
-/// The answer to a request whose body could not be read.
-fn unread_response(unread: Unread) -> Response {
-    let (status, message) = match unread {
-        Unread::TooLarge => (
-            http::StatusCode::PAYLOAD_TOO_LARGE,
-            "the body is larger than the limit",
-        ),
-        Unread::Timeout => (
-            http::StatusCode::REQUEST_TIMEOUT,
-            "the body was not sent whole within the body timeout",
-        ),
-        Unread::Busy => (
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            "the mock holds as many unverified bodies as it may; try again",
-        ),
-        Unread::Broken => (
-            http::StatusCode::BAD_REQUEST,
-            "the connection failed while the body was sent",
-        ),
-    };
-    let code = unread_code(unread);
-    let mut response = (
-        status,
-        axum::Json(serde_json::json!({ "Message": message, "error": code })),
-    )
-        .into_response();
-    if unread == Unread::Busy {
-        response
-            .headers_mut()
-            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(1));
-    }
-    response
-}
-
-/// The journal's code for a body that could not be read.
-fn unread_code(unread: Unread) -> &'static str {
-    match unread {
-        Unread::TooLarge => "body_too_large",
-        Unread::Timeout => "body_timeout",
-        Unread::Busy => "mock_busy",
-        Unread::Broken => "invalid_body",
     }
 }

@@ -42,12 +42,15 @@
 mod admin;
 mod api;
 mod builder;
+mod clock;
 mod control;
 mod error;
 mod fixtures;
 mod journal;
 mod key;
+mod nonces;
 mod openapi;
+mod recorder;
 mod serve;
 mod server;
 mod start;

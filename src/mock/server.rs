@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::api::Directory;
 use super::builder::MockArmorServerBuilder;
-use super::control::ShiftedClock;
+use super::clock::ShiftedClock;
 use super::error::MockError;
 use super::fixtures::Fixtures;
 use super::journal::{Journal, JournalEntry};

@@ -10,10 +10,12 @@ use tokio::sync::oneshot;
 
 use super::api::Directory;
 use super::builder::MockArmorServerBuilder;
-use super::control::{Control, ShiftedClock, record};
+use super::clock::ShiftedClock;
+use super::control::Control;
 use super::error::{FileError, MockError};
 use super::journal::Journal;
 use super::key::{ApiKey, add_key};
+use super::recorder::record;
 use super::server::MockArmorServer;
 use super::{admin, api, serve, stubs};
 use crate::keys::MemoryKeyStore;
