@@ -97,13 +97,11 @@ impl FileError {
 
     /// The error and its causes on one line, for a warning or an answer.
     pub(crate) fn describe(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(error) = cause {
-            text.push_str(": ");
-            text.push_str(&error.to_string());
-            cause = error.source();
-        }
-        text
+        let first: &dyn std::error::Error = self;
+        let chain = std::iter::successors(Some(first), |error| error.source());
+        chain
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": ")
     }
 }
