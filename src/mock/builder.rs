@@ -25,7 +25,7 @@ pub type Upstream = Arc<
     dyn Fn(http::Request<axum::body::Bytes>) -> crate::BoxFuture<'static, Response> + Send + Sync,
 >;
 
-/// Settings of a [`MockArmorServer`]; [`start`](Self::start) runs it.
+/// Settings of a [`MockArmorServer`](super::MockArmorServer); [`start`](Self::start) runs it.
 #[must_use]
 pub struct MockArmorServerBuilder {
     pub(super) fixtures: Fixtures,
@@ -90,7 +90,7 @@ impl MockArmorServerBuilder {
     }
 
     /// Installs a key for the first user. Without any key (here or in the
-    /// fixtures) one is generated: see [`MockArmorServer::key`].
+    /// fixtures) one is generated: see [`MockArmorServer::key`](super::MockArmorServer::key).
     pub fn key(mut self, key_id: impl Into<String>, secret: impl Into<String>) -> Self {
         self.keys.push((ApiKey::new(key_id, secret), None));
         self
