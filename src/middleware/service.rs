@@ -35,8 +35,8 @@ use crate::replay::store::refusal;
 ///
 /// The checks, in order: request target, header syntax, nonce format, the
 /// body's declared size, key lookup, body (up to the limit), HMAC,
-/// timestamp window, replay reservation. A refused request never reaches the inner service; it gets
-/// a response, never an `Err`.
+/// timestamp window, replay reservation. A refused request never reaches
+/// the inner service; it gets a response, never an `Err`.
 #[derive(Clone)]
 pub struct ArmorPsk<S> {
     inner: S,

@@ -13,7 +13,6 @@ use super::api::{ACCOUNT_CONTEXT, ErrorCode};
 use super::control::{Control, RequestHook};
 use super::journal::{JournalEntry, Outcome};
 use super::openapi;
-use super::serve::Unread;
 use crate::protocol::clock::Clock as _;
 use crate::protocol::identity::Identity;
 use crate::protocol::rejection::Rejection;
@@ -93,10 +92,10 @@ pub(crate) async fn record(
     let (body, _held) = match read {
         Ok(read) => read,
         Err(unread) => {
-            let response = unread_response(unread);
+            let response = unread.into_response();
             let entry = JournalEntry {
                 status: response.status().as_u16(),
-                outcome: Outcome::Rejected(unread_code(unread)),
+                outcome: Outcome::Rejected(unread.code()),
                 ..JournalEntry::unread(time, &request_parts, credentials.as_ref())
             };
             if let Some(hook) = &hook {
@@ -171,50 +170,6 @@ pub(crate) async fn bounded_body(
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
                 .await
         }
-        Err(unread) => unread_response(unread),
-    }
-}
-
-/// The answer to a request whose body could not be read.
-fn unread_response(unread: Unread) -> Response {
-    let (status, message) = match unread {
-        Unread::TooLarge => (
-            http::StatusCode::PAYLOAD_TOO_LARGE,
-            "the body is larger than the limit",
-        ),
-        Unread::Timeout => (
-            http::StatusCode::REQUEST_TIMEOUT,
-            "the body was not sent whole within the body timeout",
-        ),
-        Unread::Busy => (
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            "the mock holds as many unverified bodies as it may; try again",
-        ),
-        Unread::Broken => (
-            http::StatusCode::BAD_REQUEST,
-            "the connection failed while the body was sent",
-        ),
-    };
-    let code = unread_code(unread);
-    let mut response = (
-        status,
-        axum::Json(serde_json::json!({ "Message": message, "error": code })),
-    )
-        .into_response();
-    if unread == Unread::Busy {
-        response
-            .headers_mut()
-            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(1));
-    }
-    response
-}
-
-/// The journal's code for a body that could not be read.
-fn unread_code(unread: Unread) -> &'static str {
-    match unread {
-        Unread::TooLarge => "body_too_large",
-        Unread::Timeout => "body_timeout",
-        Unread::Busy => "mock_busy",
-        Unread::Broken => "invalid_body",
+        Err(unread) => unread.into_response(),
     }
 }

@@ -261,6 +261,51 @@ pub(crate) enum Unread {
     Broken,
 }
 
+impl Unread {
+    /// The journal's and the answer's code.
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Self::TooLarge => "body_too_large",
+            Self::Timeout => "body_timeout",
+            Self::Busy => "mock_busy",
+            Self::Broken => "invalid_body",
+        }
+    }
+
+    fn status(self) -> http::StatusCode {
+        match self {
+            Self::TooLarge => http::StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout => http::StatusCode::REQUEST_TIMEOUT,
+            Self::Busy => http::StatusCode::SERVICE_UNAVAILABLE,
+            Self::Broken => http::StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::TooLarge => "the body is larger than the limit",
+            Self::Timeout => "the body was not sent whole within the body timeout",
+            Self::Busy => "the mock holds as many unverified bodies as it may; try again",
+            Self::Broken => "the connection failed while the body was sent",
+        }
+    }
+}
+
+/// The answer: the status, `{"Message", "error"}`, and `Retry-After: 1`
+/// when the mock is busy.
+impl axum::response::IntoResponse for Unread {
+    fn into_response(self) -> axum::response::Response {
+        let body = serde_json::json!({ "Message": self.message(), "error": self.code() });
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if self == Self::Busy {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(1));
+        }
+        response
+    }
+}
+
 impl Buffered {
     /// Reads `body` whole: at most `limit` bytes, within `timeout`, and
     /// within `budget` bytes held by every read in flight. The share it
