@@ -233,10 +233,12 @@ async fn a_redis_outage_is_a_prompt_503_and_the_layer_recovers_by_itself() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    clock.advance(2);
+    // A watch's fence reaches Redis's start plus 4 s on the layer's
+    // clock (a client ahead may have been served by another instance).
+    clock.advance(4);
     let mut recovered = false;
     for _ in 0..100 {
-        if send(&router, next(NOW + 2)).await.status == StatusCode::OK {
+        if send(&router, next(NOW + 4)).await.status == StatusCode::OK {
             recovered = true;
             break;
         }
@@ -452,8 +454,9 @@ async fn after_a_redis_restart_no_instance_accepts_a_request_signed_before() {
 
     redis.stop();
     assert!(redis.resume(), "restart redis-server");
-    // Each store's watcher sees the new run_id and fences the last second
-    // it served (NOW); later, the clock moves on.
+    // Each store's watcher sees the new run_id and fences through the
+    // last second it served and Redis's start plus 4 s; later, the clock
+    // moves on.
     let seen = std::time::Instant::now() + Duration::from_secs(20);
     while store_a.restarts_seen() == 0 || store_b.restarts_seen() == 0 {
         assert!(
@@ -462,7 +465,9 @@ async fn after_a_redis_restart_no_instance_accepts_a_request_signed_before() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    clock.advance(2);
+    // A watch's fence reaches Redis's start plus 4 s on the layer's
+    // clock (a client ahead may have been served by another instance).
+    clock.advance(4);
     for instance in [&b, &a] {
         let mut replay = send(instance, original()).await;
         for _ in 0..100 {
@@ -476,7 +481,7 @@ async fn after_a_redis_restart_no_instance_accepts_a_request_signed_before() {
         assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
         assert_eq!(replay.code(), "issued_before_restart", "{}", replay.json);
     }
-    let fresh = signed("POST", "/pay", b"{}", "after", NOW + 2);
+    let fresh = signed("POST", "/pay", b"{}", "after", NOW + 4);
     assert_eq!(send(&a, fresh).await.status, StatusCode::OK);
 }
 
@@ -803,6 +808,48 @@ async fn a_client_ahead_served_just_before_a_redis_restart_is_not_served_again()
     assert_eq!(replay.code(), "issued_before_restart", "{}", replay.json);
 }
 
+/// Found by the chaos harness (seed 3): as above, but the other instance
+/// ran through the restart, and its watch fenced it first with what it had
+/// served itself (in step, nothing past its own second). The group then
+/// counted as fenced by a watch, no first use dated its epoch from
+/// Redis's start, and the request the Redis before had accepted from a
+/// client 2 s ahead was served again. A watch's fence reaches Redis's
+/// start plus 4 s too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watchs_fence_still_refuses_what_a_client_ahead_sent_through_another_instance() {
+    let Some(mut redis) = own_redis(common::test_name!()) else {
+        return;
+    };
+    let prefix = prefix();
+    let clock = ManualClock::new(NOW);
+    let layer = |store: RedisReplayStore| app(layer_with(store).with_clock(clock.clone()));
+    let watching = store(&redis.url(), &prefix).await;
+    let other = layer(watching.clone());
+    // What `other` served itself: in step, so its watch fences through NOW.
+    let own = send(&other, signed("GET", "/me", b"", "in-step", NOW)).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.json);
+    let before = layer(store(&redis.url(), &prefix).await);
+    let header = signer()
+        .sign_at("POST", "/pay", b"{}", "ahead-2-watched", NOW + 2)
+        .unwrap();
+    let original = || request_with_header("POST", "/pay", &header, b"{}");
+    assert_eq!(send(&before, original()).await.status, StatusCode::OK);
+    drop(before); // its watch gone with it
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.stop();
+    assert!(redis.resume(), "restart redis-server");
+    let watched = std::time::Instant::now() + Duration::from_secs(20);
+    while watching.restarts_seen() == 0 {
+        assert!(
+            std::time::Instant::now() < watched,
+            "the restart was never seen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let replay = send(&other, original()).await;
+    assert_eq!(replay.code(), "issued_before_restart", "{}", replay.json);
+}
+
 /// A Redis user that cannot run scripts (ACL `-@scripting`) cannot raise
 /// the epochs after a restart: `connect` refuses it, and says how to
 /// accept the risk; with `allow_without_scripts(true)` it connects.
@@ -925,8 +972,10 @@ async fn a_redis_restart_after_a_clock_glitch_fences_nothing_signed_after_it() {
     redis.stop();
     assert!(redis.resume(), "restart redis-server");
     common::redis::wait_until_restart_seen(&[&store_handle]).await;
-    clock.advance(2);
-    let mut answer = send(&router, signed("GET", "/me", b"", "after-0", NOW + 2)).await;
+    // A watch's fence reaches Redis's start plus 4 s on the layer's
+    // clock (a client ahead may have been served by another instance).
+    clock.advance(4);
+    let mut answer = send(&router, signed("GET", "/me", b"", "after-0", NOW + 4)).await;
     for n in 1..100 {
         if answer.code() != "replay_store_unavailable" {
             break;
@@ -934,7 +983,7 @@ async fn a_redis_restart_after_a_clock_glitch_fences_nothing_signed_after_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         answer = send(
             &router,
-            signed("GET", "/me", b"", &format!("after-{n}"), NOW + 2),
+            signed("GET", "/me", b"", &format!("after-{n}"), NOW + 4),
         )
         .await;
     }
@@ -942,7 +991,7 @@ async fn a_redis_restart_after_a_clock_glitch_fences_nothing_signed_after_it() {
     for n in 0..100 {
         let fresh = send(
             &router,
-            signed("GET", "/me", b"", &format!("fresh-{n}"), NOW + 2),
+            signed("GET", "/me", b"", &format!("fresh-{n}"), NOW + 4),
         )
         .await;
         assert_eq!(fresh.status, StatusCode::OK, "{n}: {}", fresh.json);

@@ -123,7 +123,7 @@ impl RedisReplayStore {
     /// Redis failed.
     #[doc(hidden)]
     pub async fn set_memory_since(&self, began: u64) -> Result<(), RedisStoreError> {
-        write_epochs(&self.connection, &self.prefix, began)
+        write_epochs(&self.connection, &self.prefix, began, None)
             .await
             .map_err(|source| RedisStoreError::new("cannot write the epoch", source))
     }

@@ -73,14 +73,22 @@ pub(super) fn watch(
                 let latest = highest
                     .max(pressure.horizon.now())
                     .max(pressure.accepted.load(Ordering::Relaxed));
+                let system =
+                    || crate::protocol::clock::Clock::now(&crate::protocol::clock::SystemClock);
                 let now = match latest {
                     // No request served yet: the system clock's second.
-                    0 => {
-                        crate::protocol::clock::Clock::now(&crate::protocol::clock::SystemClock) + 1
-                    }
+                    0 => system() + 1,
                     latest => latest.saturating_add(1),
                 };
-                match write_epochs(&connection, &prefix, now).await {
+                // The layer's clock now, to date Redis's start on it: what
+                // this instance served is not all the Redis before held (a
+                // client ahead served by another instance), and a watch's
+                // fence keeps every first use from dating the epoch.
+                let layer_now = match pressure.horizon.now() {
+                    0 => system(),
+                    now => now,
+                };
+                match write_epochs(&connection, &prefix, now, Some(layer_now)).await {
                     Ok(()) => {
                         pressure.restarts.fetch_add(1, Ordering::SeqCst);
                         tracing::warn!(
@@ -101,16 +109,31 @@ pub(super) fn watch(
 
 /// Raises every group's epoch to `began` (an epoch is never lowered: that
 /// would let through requests a fence refuses), and marks it a fence, so
-/// that no request dates it from Redis's start.
+/// that no request dates it from Redis's start. With `layer_now` (a
+/// watch's fence after a restart), at least to Redis's start on the
+/// layer's clock plus 4 s, as a first use would have dated it: the fence
+/// knows what this instance served, not what a client ahead sent through
+/// another (the chaos harness, seed 3, saw one served again that way).
 pub(super) async fn write_epochs(
     connection: &Connection,
     prefix: &[u8],
     began: u64,
+    layer_now: Option<u64>,
 ) -> Result<(), redis::RedisError> {
-    const RAISE: &str = "local held = tonumber(redis.call('GET', KEYS[1]) or '0') \
-                         if held < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end \
-                         redis.call('SET', KEYS[2], '1') \
-                         return 1";
+    // The uptime is the node's that holds the group (the script runs there).
+    const RAISE: &str = "\
+local began = tonumber(ARGV[1])
+if ARGV[2] ~= '' then
+    local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
+    if uptime ~= nil and tonumber(ARGV[2]) - uptime + 4 > began then
+        began = tonumber(ARGV[2]) - uptime + 4
+    end
+end
+local held = tonumber(redis.call('GET', KEYS[1]) or '0')
+if held < began then redis.call('SET', KEYS[1], string.format('%d', began)) end
+redis.call('SET', KEYS[2], '1')
+return 1";
+    let layer_now = layer_now.map_or_else(String::new, |now| now.to_string());
     for group in 0..GROUPS {
         let mut pipe = redis::pipe();
         pipe.cmd("EVAL")
@@ -119,6 +142,7 @@ pub(super) async fn write_epochs(
             .arg([prefix, &group_name(group)[..], b"epoch"].concat())
             .arg(super::store::fence_key(prefix, group))
             .arg(began)
+            .arg(&layer_now)
             .ignore();
         connection.pipeline(&pipe).await?;
     }
