@@ -2,7 +2,7 @@
 //! id's [`Key`], and the stores that implement it: [`MemoryKeyStore`] (in
 //! the process, changed at run time), [`CachedKeyStore`] (in front of a
 //! slow store, with a stated revocation bound) and, with the `postgres`
-//! feature, [`postgres::PostgresKeyStore`] (sealed under a key-encryption
+//! feature, `postgres::PostgresKeyStore` (sealed under a key-encryption
 //! key, shared by every instance).
 //!
 //! A key holds one or more secrets, each with the seconds it signs in, so

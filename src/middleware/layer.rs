@@ -181,7 +181,7 @@ impl ArmorPskLayer {
     /// instead of a connection reset. A body that declares more than
     /// `max_bytes` is not read at all, and nothing read is kept. The time is
     /// checked as frames arrive: a body that stalls is ended by the server's
-    /// own read timeout (see the README's server set-up).
+    /// own read timeout (the crate docs' "Serving it", `docs/server.md`).
     #[must_use]
     pub fn with_drain_limit(self, max_bytes: u64, max_time: Duration) -> Self {
         self.update(|config| {

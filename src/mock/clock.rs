@@ -1,5 +1,5 @@
 //! The mock's clock: the system's, moved by an offset a test sets (the
-//! admin API's `POST /__mock/clock`, `MockArmorServer::shift_clock`).
+//! admin API's `POST /__mock/clock`, `MockArmorServer::set_clock_offset`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -1,4 +1,4 @@
-//! The in-memory stores keep keyed 64-bit digests of entries, not entries.
+//! The in-memory store keeps keyed 64-bit digests of entries, not entries.
 
 use std::hash::Hasher as _;
 

@@ -1,8 +1,7 @@
-//! The in-memory stores' index: 64 locked [`Table`]s of 64-bit entry
+//! The in-memory store's index: 64 locked [`Table`]s of 64-bit entry
 //! digests and their expiry, the per-key [`Shares`], the restart fence, and
-//! the all-or-nothing reservation both in-memory stores share. When
-//! expired entries are swept is each store's own business (a thread, or
-//! the requests themselves).
+//! the all-or-nothing reservation. Who sweeps expired entries out is the
+//! store's setting (`Sweeping`: the process's thread, or the requests).
 
 use parking_lot::{Mutex, MutexGuard};
 use std::sync::OnceLock;

@@ -35,10 +35,11 @@ const SWEEP_PARTS: usize = 16;
 /// request (measured in this crate's first version), and moka groups of
 /// digests by expiry second 116: at the full speed of one server (30,000
 /// requests a second, each held 361 s) the first needs 8 GiB, this index
-/// 400 MiB. Expiry is a sweep by a thread, off the request path (one
-/// thread for every store of the process): each second it looks at a
+/// 400 MiB. Expiry is a sweep, by default by a thread off the request path
+/// (one thread for every store of the process): each second it looks at a
 /// sixteenth of every table, 4,096 slots per lock, so an expired entry
-/// stays at most 16 s and a second costs 1/16 of the tables; moka is not
+/// stays at most 16 s and a second costs 1/16 of the tables
+/// ([`Sweeping::Requests`] has the requests sweep instead); moka is not
 /// used.
 ///
 /// # Capacity, pressure and shares

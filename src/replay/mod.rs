@@ -1,6 +1,6 @@
 //! Refusing replays: the [`ReplayStore`] trait, the [`ReplayRequest`] every
 //! store is handed, and the stores: [`MemoryReplayStore`] (the default, in
-//! this process) and, with the `redis` feature, [`redis::RedisReplayStore`],
+//! this process) and, with the `redis` feature, `redis::RedisReplayStore`,
 //! shared by several instances.
 //!
 //! The in-memory store keeps a compact index of 64-bit keyed digests (12

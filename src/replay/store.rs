@@ -71,7 +71,7 @@ impl<'a> ReplayRequest<'a> {
     }
 
     /// The layer's clock's [monotonic](crate::Clock::monotonic) reading
-    /// when it read `now`. The in-memory stores expire entries by `now`
+    /// when it read `now`. The in-memory store expires entries by `now`
     /// only as far as this confirms it (a step of the wall clock forward
     /// is believed once it has lasted an entry's lifetime), so one glitch
     /// cannot make them forget. Without it, the process's monotonic clock
