@@ -238,8 +238,8 @@ async fn a_cluster_node_restart_is_seen_by_the_watch_of_every_instance() {
     common::redis::wait_until_restart_seen(&[&store_a, &store_b]).await;
     // The watches fence through Redis's start plus 4 s on the layer's
     // clock, on the restarted node (a client ahead may have been served by
-    // an instance whose watch is gone).
-    clock.advance(4);
+    // an instance whose watch is gone), 5 with the seconds rounded down.
+    clock.advance(5);
     for instance in [&a, &b] {
         for header in &headers {
             let answer = send(instance, request_with_header("GET", "/me", header, b"")).await;
@@ -249,7 +249,7 @@ async fn a_cluster_node_restart_is_seen_by_the_watch_of_every_instance() {
     for i in 0..30 {
         let fresh = send(
             &b,
-            signed("GET", "/me", b"", &format!("after-{i}"), NOW + 4),
+            signed("GET", "/me", b"", &format!("after-{i}"), NOW + 5),
         )
         .await;
         assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.json);

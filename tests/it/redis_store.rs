@@ -224,7 +224,8 @@ async fn a_redis_outage_is_a_prompt_503_and_the_layer_recovers_by_itself() {
 
     assert!(redis.resume(), "restart redis-server");
     // The restarted Redis lost everything: the store fences the second it
-    // last served; requests signed after it are served.
+    // last served and Redis's start plus 4 s; requests signed after are
+    // served.
     let seen = std::time::Instant::now() + Duration::from_secs(20);
     while store.restarts_seen() == 0 {
         assert!(
@@ -234,11 +235,12 @@ async fn a_redis_outage_is_a_prompt_503_and_the_layer_recovers_by_itself() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // A watch's fence reaches Redis's start plus 4 s on the layer's
-    // clock (a client ahead may have been served by another instance).
-    clock.advance(4);
+    // clock (a client ahead may have been served by another instance), 5
+    // with the seconds of the clock and the uptime each rounded down.
+    clock.advance(5);
     let mut recovered = false;
     for _ in 0..100 {
-        if send(&router, next(NOW + 4)).await.status == StatusCode::OK {
+        if send(&router, next(NOW + 5)).await.status == StatusCode::OK {
             recovered = true;
             break;
         }
@@ -466,8 +468,9 @@ async fn after_a_redis_restart_no_instance_accepts_a_request_signed_before() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // A watch's fence reaches Redis's start plus 4 s on the layer's
-    // clock (a client ahead may have been served by another instance).
-    clock.advance(4);
+    // clock (a client ahead may have been served by another instance), 5
+    // with the seconds of the clock and the uptime each rounded down.
+    clock.advance(5);
     for instance in [&b, &a] {
         let mut replay = send(instance, original()).await;
         for _ in 0..100 {
@@ -481,7 +484,7 @@ async fn after_a_redis_restart_no_instance_accepts_a_request_signed_before() {
         assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
         assert_eq!(replay.code(), "issued_before_restart", "{}", replay.json);
     }
-    let fresh = signed("POST", "/pay", b"{}", "after", NOW + 4);
+    let fresh = signed("POST", "/pay", b"{}", "after", NOW + 5);
     assert_eq!(send(&a, fresh).await.status, StatusCode::OK);
 }
 
@@ -850,6 +853,48 @@ async fn a_watchs_fence_still_refuses_what_a_client_ahead_sent_through_another_i
     assert_eq!(replay.code(), "issued_before_restart", "{}", replay.json);
 }
 
+/// Found by a review of the fix above: the watch dated Redis's start from
+/// its horizon, which stands still while its instance is idle, so an
+/// instance idle for 5 s fenced a restart 5 s short, and the request a
+/// client 2 s ahead had sent through another instance just before it was
+/// served again. The watch reads the layer's clock as the horizon plus the
+/// time since a request last brought it. On the system clock, as in
+/// production: the idle time is real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_instances_watch_still_refuses_what_a_client_ahead_sent_through_another() {
+    use armor_psk::{Clock as _, SystemClock};
+    let Some(mut redis) = own_redis(common::test_name!()) else {
+        return;
+    };
+    let prefix = prefix();
+    let now = || SystemClock.now();
+    let layer = |store: RedisReplayStore| {
+        app(
+            ArmorPskLayer::new(MemoryKeyStore::new().with_key(KEY_ID, SECRET))
+                .with_replay_store(store),
+        )
+    };
+    let watching = store(&redis.url(), &prefix).await;
+    let other = layer(watching.clone());
+    let own = send(&other, signed("GET", "/me", b"", "in-step-idle", now())).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.json);
+    tokio::time::sleep(Duration::from_secs(5)).await; // `other` idle
+    let before = layer(store(&redis.url(), &prefix).await);
+    let header = signer()
+        .sign_at("POST", "/pay", b"{}", "ahead-2-idle", now() + 2)
+        .unwrap();
+    let original = || request_with_header("POST", "/pay", &header, b"{}");
+    let first = send(&before, original()).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.json);
+    drop(before); // its watch gone with it
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.stop();
+    assert!(redis.resume(), "restart redis-server");
+    common::redis::wait_until_restart_seen(&[&watching]).await;
+    let replay = send(&other, original()).await;
+    assert_eq!(replay.code(), "issued_before_restart", "{}", replay.json);
+}
+
 /// A Redis user that cannot run scripts (ACL `-@scripting`) cannot raise
 /// the epochs after a restart: `connect` refuses it, and says how to
 /// accept the risk; with `allow_without_scripts(true)` it connects.
@@ -973,9 +1018,10 @@ async fn a_redis_restart_after_a_clock_glitch_fences_nothing_signed_after_it() {
     assert!(redis.resume(), "restart redis-server");
     common::redis::wait_until_restart_seen(&[&store_handle]).await;
     // A watch's fence reaches Redis's start plus 4 s on the layer's
-    // clock (a client ahead may have been served by another instance).
-    clock.advance(4);
-    let mut answer = send(&router, signed("GET", "/me", b"", "after-0", NOW + 4)).await;
+    // clock (a client ahead may have been served by another instance), 5
+    // with the seconds of the clock and the uptime each rounded down.
+    clock.advance(5);
+    let mut answer = send(&router, signed("GET", "/me", b"", "after-0", NOW + 5)).await;
     for n in 1..100 {
         if answer.code() != "replay_store_unavailable" {
             break;
@@ -983,7 +1029,7 @@ async fn a_redis_restart_after_a_clock_glitch_fences_nothing_signed_after_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         answer = send(
             &router,
-            signed("GET", "/me", b"", &format!("after-{n}"), NOW + 4),
+            signed("GET", "/me", b"", &format!("after-{n}"), NOW + 5),
         )
         .await;
     }
@@ -991,7 +1037,7 @@ async fn a_redis_restart_after_a_clock_glitch_fences_nothing_signed_after_it() {
     for n in 0..100 {
         let fresh = send(
             &router,
-            signed("GET", "/me", b"", &format!("fresh-{n}"), NOW + 4),
+            signed("GET", "/me", b"", &format!("fresh-{n}"), NOW + 5),
         )
         .await;
         assert_eq!(fresh.status, StatusCode::OK, "{n}: {}", fresh.json);

@@ -267,6 +267,7 @@ impl RedisStoreOptions {
             horizon: crate::replay::horizon::Horizon::new(),
             accepted: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
+            observed_at: AtomicU64::new(0),
         });
         let nodes = connection.watched_nodes(url).await;
         if nodes.is_empty() {

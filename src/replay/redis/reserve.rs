@@ -21,7 +21,7 @@ impl RedisReplayStore {
         let ttl_ms = u64::try_from(request.ttl().as_millis()).unwrap_or(u64::MAX);
         let entries = request.entries();
         let owner = signature_tag(request);
-        self.pressure.horizon.observe_request(request);
+        self.pressure.observe(request);
         let keys: SmallVec<[Vec<u8>; 2]> = entries.iter().map(|entry| self.key(entry)).collect();
         let fresh_epoch = request.now().saturating_add(1);
         // A restart may lose this entry: the watcher then fences through

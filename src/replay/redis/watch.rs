@@ -30,6 +30,37 @@ pub(super) struct Pressure {
     pub(super) accepted: AtomicU64,
     /// Restarts the watcher has fenced.
     pub(super) restarts: AtomicU64,
+    /// The process's monotonic clock (ms) when a request last told the
+    /// horizon the time: an idle instance's horizon stands still, and the
+    /// time since is added to it to read the layer's clock now.
+    pub(super) observed_at: AtomicU64,
+}
+
+impl Pressure {
+    /// A request's time, for the horizon and for reading the layer's clock
+    /// later ([`layer_now`](Self::layer_now)).
+    pub(super) fn observe(&self, request: &crate::replay::store::ReplayRequest<'_>) {
+        self.horizon.observe_request(request);
+        self.observed_at
+            .fetch_max(monotonic_ms(), Ordering::Relaxed);
+    }
+
+    /// The layer's clock now, as far as this store can tell: the horizon
+    /// plus the time since a request last brought it (the system clock's
+    /// second before any request).
+    fn layer_now(&self) -> u64 {
+        match self.horizon.now() {
+            0 => crate::protocol::clock::Clock::now(&crate::protocol::clock::SystemClock),
+            horizon => {
+                let idle = monotonic_ms().saturating_sub(self.observed_at.load(Ordering::Relaxed));
+                horizon.saturating_add(idle / 1000)
+            }
+        }
+    }
+}
+
+fn monotonic_ms() -> u64 {
+    u64::try_from(crate::protocol::clock::process_monotonic().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Four times a second, for as long as the store lives: reads Redis's
@@ -73,21 +104,17 @@ pub(super) fn watch(
                 let latest = highest
                     .max(pressure.horizon.now())
                     .max(pressure.accepted.load(Ordering::Relaxed));
-                let system =
-                    || crate::protocol::clock::Clock::now(&crate::protocol::clock::SystemClock);
                 let now = match latest {
                     // No request served yet: the system clock's second.
-                    0 => system() + 1,
+                    0 => pressure.layer_now() + 1,
                     latest => latest.saturating_add(1),
                 };
-                // The layer's clock now, to date Redis's start on it: what
-                // this instance served is not all the Redis before held (a
-                // client ahead served by another instance), and a watch's
-                // fence keeps every first use from dating the epoch.
-                let layer_now = match pressure.horizon.now() {
-                    0 => system(),
-                    now => now,
-                };
+                // The layer's clock now (not the idle horizon), to date
+                // Redis's start on it: what this instance served is not all
+                // the Redis before held (a client ahead served by another
+                // instance), and a watch's fence keeps every first use from
+                // dating the epoch.
+                let layer_now = pressure.layer_now();
                 match write_epochs(&connection, &prefix, now, Some(layer_now)).await {
                     Ok(()) => {
                         pressure.restarts.fetch_add(1, Ordering::SeqCst);
@@ -133,8 +160,13 @@ local held = tonumber(redis.call('GET', KEYS[1]) or '0')
 if held < began then redis.call('SET', KEYS[1], string.format('%d', began)) end
 redis.call('SET', KEYS[2], '1')
 return 1";
-    let layer_now = layer_now.map_or_else(String::new, |now| now.to_string());
+    // Each group's bound read as its script runs: reaching a node can take
+    // seconds, and its uptime grows meanwhile.
+    let started = std::time::Instant::now();
     for group in 0..GROUPS {
+        let layer_now = layer_now.map_or_else(String::new, |now| {
+            now.saturating_add(started.elapsed().as_secs()).to_string()
+        });
         let mut pipe = redis::pipe();
         pipe.cmd("EVAL")
             .arg(RAISE)
