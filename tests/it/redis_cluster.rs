@@ -157,21 +157,25 @@ async fn a_node_down_is_a_503_for_its_keys_and_the_layer_recovers() {
         let again = send(&router, request_with_header("GET", "/me", header, b"")).await;
         assert_ne!(again.status, StatusCode::OK, "accepted twice");
     }
+    let last_request = Instant::now();
 
     assert!(cluster.resume(1), "restart the node");
     assert!(cluster.wait_until_ok(), "the cluster heals");
     // The node came back empty: the store's watch sees its new run_id and
-    // writes every epoch past the second it served. Requests signed later
-    // are served.
+    // writes every epoch past the second it served and the node's start
+    // plus 4 s, on the layer's clock as the store reads it (the time of
+    // its last request and the real time since: this test's clock stood
+    // still meanwhile). Requests signed later are served.
     common::redis::wait_until_restart_seen(&[&store]).await;
-    clock.advance(3);
+    let later = last_request.elapsed().as_secs() + 5;
+    clock.advance(later);
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut i = 0;
     loop {
         i += 1;
         let answer = send(
             &router,
-            signed("GET", "/me", b"", &format!("after-{i}"), NOW + 3),
+            signed("GET", "/me", b"", &format!("after-{i}"), NOW + later),
         )
         .await;
         if answer.status == StatusCode::OK {
@@ -179,7 +183,7 @@ async fn a_node_down_is_a_503_for_its_keys_and_the_layer_recovers() {
             for j in 0..20 {
                 let answer = send(
                     &router,
-                    signed("GET", "/me", b"", &format!("healed-{j}"), NOW + 3),
+                    signed("GET", "/me", b"", &format!("healed-{j}"), NOW + later),
                 )
                 .await;
                 assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
