@@ -14,12 +14,9 @@ use super::digest::Digester;
 use super::horizon::Horizon;
 use super::shares::{Limits, Shares};
 use super::store::{NONCE_TAG, ReplayRequest, ReplayStoreError, Reservation, SIGNATURE_TAG};
-use super::table::{Found, Table};
+use super::table::{Found, SLOT_BYTES, Table};
 
 const SHARDS: usize = 64;
-
-/// Bytes of table a slot takes: an 8-byte digest and a 4-byte expiry.
-pub(crate) const SLOT_BYTES: u64 = 12;
 
 /// Bytes of memory limit counted per entry of capacity: a table is at most
 /// 7/8 full before it grows (13.7 bytes an entry), and shards fill
