@@ -29,7 +29,8 @@
 //! - `--minute` seconds of bare, then of `layer`, at full speed: the p99s
 //!   while the replay tables grow (0 skips it);
 //! - a fresh process fills the default `MemoryReplayStore` with `--live`
-//!   requests (both entries each): resident bytes per request (0 skips it).
+//!   requests (both entries each): resident bytes per request, and the
+//!   longest single reservation while its tables grew (0 skips it).
 //!
 //! Needs `wrk` on the `PATH` (`apt-get install wrk`). Client and servers
 //! share this machine's cores, alike for every form.
@@ -41,7 +42,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use armor_psk::{
     ArmorPskLayer, ManualClock,
@@ -391,7 +392,10 @@ fn resident_bytes() -> u64 {
 }
 
 /// In a fresh process: fills the default store with `requests` requests of
-/// both entries; prints resident and table bytes per request.
+/// both entries; prints resident and table bytes per request, then the
+/// reservations that took over [`SLOW`] (a table growing under its shard's
+/// lock, what the requests that reach it meanwhile wait; or the machine
+/// taking the core away): how many, their total and the longest, in µs.
 fn live_child(requests: u64) {
     let store = MemoryReplayStore::new();
     // Its memory refuses what was signed in the second it began.
@@ -402,6 +406,7 @@ fn live_child(requests: u64) {
     let now = unix_seconds();
     let before = resident_bytes();
     let lifetime = Duration::from_secs(361);
+    let (mut slow, mut slow_total, mut longest) = (0u64, Duration::ZERO, Duration::ZERO);
     for i in 0..requests {
         let mut tag = [0u8; 64];
         tag[..8].copy_from_slice(&i.to_le_bytes());
@@ -409,7 +414,14 @@ fn live_child(requests: u64) {
         let signature = Signature::from_bytes(tag);
         let nonce = format!("{i:032x}");
         let request = ReplayRequest::new(KEY_ID, &signature, now, now, lifetime).with_nonce(&nonce);
+        let started = Instant::now();
         let reserved = store.reserve(&request).now_or_never();
+        let took = started.elapsed();
+        if took > SLOW {
+            slow += 1;
+            slow_total += took;
+        }
+        longest = longest.max(took);
         assert!(
             matches!(reserved, Some(Ok(Reservation::Reserved))),
             "request {i} is new"
@@ -417,13 +429,27 @@ fn live_child(requests: u64) {
     }
     let held = resident_bytes().saturating_sub(before);
     println!(
-        "{} {}",
+        "{} {} {slow} {} {}",
         held as f64 / requests as f64,
-        store.table_bytes() as f64 / requests as f64
+        store.table_bytes() as f64 / requests as f64,
+        slow_total.as_secs_f64() * 1e6,
+        longest.as_secs_f64() * 1e6
     );
 }
 
-fn live(examples: &Path, requests: u64) -> Result<(f64, f64), Error> {
+/// A reservation slower than this is counted as a stall.
+const SLOW: Duration = Duration::from_micros(500);
+
+/// What `live_child` measured.
+struct Live {
+    resident: f64,
+    table: f64,
+    slow: f64,
+    slow_us: f64,
+    longest_us: f64,
+}
+
+fn live(examples: &Path, requests: u64) -> Result<Live, Error> {
     let output = Command::new(examples.join("loadtest"))
         .args(["--child-live", &requests.to_string()])
         .stderr(Stdio::inherit())
@@ -432,9 +458,15 @@ fn live(examples: &Path, requests: u64) -> Result<(f64, f64), Error> {
         return Err("the live-requests child failed".into());
     }
     let text = String::from_utf8(output.stdout)?;
-    let mut fields = text.split_whitespace().map(str::parse::<f64>);
-    match (fields.next(), fields.next()) {
-        (Some(Ok(resident)), Some(Ok(table))) => Ok((resident, table)),
+    let fields: Result<Vec<f64>, _> = text.split_whitespace().map(str::parse).collect();
+    match fields.as_deref() {
+        Ok(&[resident, table, slow, slow_us, longest_us]) => Ok(Live {
+            resident,
+            table,
+            slow,
+            slow_us,
+            longest_us,
+        }),
         _ => Err(format!("the live-requests child printed {text:?}").into()),
     }
 }
@@ -622,10 +654,20 @@ fn table(
         None => println!("| p99 over the full-speed minute | skipped |"),
     }
     match memory {
-        Some((resident, table)) => println!(
-            "| bytes per request at {} live requests, resident (tables) | {resident:.1} ({table:.1}) |",
-            settings.live
-        ),
+        Some(live) => {
+            println!(
+                "| bytes per request at {} live requests, resident (tables) | {:.1} ({:.1}) |",
+                settings.live, live.resident, live.table
+            );
+            println!(
+                "| reservations over {} µs while the tables grow to {} requests: count, total, longest | {}, {:.0} ms, {:.2} ms |",
+                SLOW.as_micros(),
+                settings.live,
+                live.slow,
+                live.slow_us / 1e3,
+                live.longest_us / 1e3
+            );
+        }
         None => println!("| bytes per request at 10 M live requests | skipped |"),
     }
     println!(
