@@ -63,7 +63,11 @@ struct Store(MemoryReplayStore, bool);
 
 impl Store {
     fn new(variant: Variant) -> Self {
-        let builder = MemoryReplayStore::builder().capacity(u64::MAX / 32);
+        // Its memory began before NOW (a fixed past second): none of the
+        // requests is refused as signed before it began.
+        let builder = MemoryReplayStore::builder()
+            .capacity(u64::MAX / 32)
+            .memory_since(Some(NOW - 1));
         match variant {
             Variant::DefaultBoth => Self(builder.build(), true),
             Variant::DefaultSignature => Self(builder.build(), false),
