@@ -386,6 +386,9 @@ impl Index {
         }
         // `order` holds every digest's shard: the search always succeeds.
         let guard_of = |digest: u64| order.partition_point(|&shard| shard < shard_of(digest));
+        for &digest in &digests {
+            guards[guard_of(digest)].touch(digest);
+        }
 
         // One probe per digest: reserve as we go, and take this request's
         // digests back if one turns out live, the index full, or the key
