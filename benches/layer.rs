@@ -55,20 +55,21 @@ fn benches(c: &mut Criterion) {
         .build()
         .unwrap();
     let bare = service_fn(inner);
-    let default_store = || MemoryReplayStore::builder().capacity(u64::MAX).build();
+    // The stores' memory began before NOW (the layer's fixed clock): none
+    // of the requests is refused as signed before it began.
+    let store = || {
+        MemoryReplayStore::builder()
+            .capacity(u64::MAX)
+            .memory_since(Some(NOW - 1))
+    };
+    let default_store = || store().build();
     // Criterion's own runs use a store of their own, so that every store in
     // the interleaved rounds has held the same number of requests.
     let criterion_layer = layer(default_store(), true).layer(service_fn(inner));
     let both = layer(default_store(), true).layer(service_fn(inner));
     let signature_only = layer(default_store(), false).layer(service_fn(inner));
-    let request_swept = layer(
-        MemoryReplayStore::builder()
-            .capacity(u64::MAX)
-            .sweeping(Sweeping::Requests)
-            .build(),
-        true,
-    )
-    .layer(service_fn(inner));
+    let request_swept =
+        layer(store().sweeping(Sweeping::Requests).build(), true).layer(service_fn(inner));
     let no_store = layer(NoReplayStore, true).layer(service_fn(inner));
 
     for (size, label) in [(200, "200B"), (1024 * 1024, "1MiB")] {

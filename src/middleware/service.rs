@@ -13,7 +13,7 @@ use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
-use tracing::{Instrument as _, Span};
+use tracing::Span;
 
 use super::body::{self, VerifiedBody};
 use super::config::Config;
@@ -97,27 +97,23 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let observation = Observation::start();
         let span = observation.span().clone();
-        // Split here and moved once into `authenticate`'s future: each
-        // argument of an async fn is a field of its future, and a request
-        // handed on whole from one async fn to the next took its room
-        // twice (the boxed checks were 1,776 bytes, now 1,536).
         let (parts, body) = request.into_parts();
         let checks = Checked {
-            checks: authenticate(Arc::clone(&self.config), parts, body, span.clone()),
+            checks: authenticate(Arc::clone(&self.config), parts, body, span),
             config: Arc::clone(&self.config),
             observation,
-        }
-        .instrument(span);
+        };
         ResponseFuture::new(Box::pin(checks), inner)
     }
 }
 
 pin_project! {
-    /// [`authenticate`]'s future, its outcome told to telemetry and a
-    /// refusal rendered: what the response future needs of the config is
-    /// done here, so that it holds none of it. (A struct rather than an
-    /// async fn around `authenticate`: that one would keep the request
-    /// twice, as its own argument and as `authenticate`'s.)
+    /// [`authenticate`]'s future, polled in the verification's span, its
+    /// outcome told to telemetry and a refusal rendered: what the response
+    /// future needs of the config is done here, so that it holds none of
+    /// it. (A struct rather than an async fn around `authenticate`, which
+    /// would hold the request a second time, and entering the span itself
+    /// rather than in `Instrumented`, which would hold the span a third.)
     struct Checked<F> {
         #[pin]
         checks: F,
@@ -134,6 +130,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let _entered = this.observation.span().enter();
         let outcome = ready!(this.checks.poll(cx));
         this.observation.finish(
             outcome.as_ref().map(|(_, identity)| identity),
@@ -149,61 +146,77 @@ where
 /// the response can see it). A body left unread by a rejection is drained
 /// first (within bounds), so that a client still writing it reads the
 /// answer instead of a reset.
-async fn authenticate<B>(
+// An async block rather than an async fn (what clippy asks for): an async
+// fn's future keeps each argument twice, as passed and as moved into its
+// body (rust-lang/rust#62958), and these are the most of its size.
+#[allow(clippy::manual_async_fn)]
+fn authenticate<B>(
     config: Arc<Config>,
     parts: Parts,
     body: B,
     span: Span,
-) -> Result<(Request<VerifiedBody>, Identity), Rejection>
+) -> impl Future<Output = Result<(Request<VerifiedBody>, Identity), Rejection>>
 where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let config = &*config;
-    let declared = body::declared_size(&parts.headers, &body);
-    let (path, credentials, key) = match before_body(config, &parts, declared, &span).await {
-        Ok(checked) => checked,
-        Err(rejection) => {
-            // Boxed: a refusal's path, kept out of the size of every
-            // request's future.
-            Box::pin(config.drain.discard(&parts.headers, body)).await;
-            return Err(rejection);
-        }
-    };
-    let ids = credentials.ids();
-    let (body, digest) = body::read(&parts.headers, body, config.body_limit, &config.drain)
-        .await
-        .map_err(|rejection| rejection.with_ids(ids))?;
-    let now = config.clock.now();
-    let identity = check_signature(
-        parts.method.as_str(),
-        &path,
-        &credentials,
-        &digest,
-        key.as_ref(),
-        now,
-        &config.options,
-    )?;
-    drop(path);
+    // With `Checked` and the body's read boxed on its own, the boxed
+    // checks are 896 bytes (they were 1,776; echo example, axum's body).
+    async move {
+        let config = &*config;
+        let declared = body::declared_size(&parts.headers, &body);
+        let (path, credentials, key) = match before_body(config, &parts, declared, &span).await {
+            Ok(checked) => checked,
+            Err(rejection) => {
+                // Boxed: a refusal's path, kept out of the size of every
+                // request's future.
+                Box::pin(config.drain.discard(&parts.headers, body)).await;
+                return Err(rejection);
+            }
+        };
+        let ids = credentials.ids();
+        // Boxed on its own (544 bytes): in the checks' future it made them
+        // 1,184 bytes, and glibc serves an allocation past 1,008 bytes
+        // from its large bins, consolidating its fast bins first; two small
+        // boxes cost less than one large one.
+        let reading = Box::pin(body::read(
+            &parts.headers,
+            body,
+            config.body_limit,
+            &config.drain,
+        ));
+        let (body, digest) = reading.await.map_err(|rejection| rejection.with_ids(ids))?;
+        let now = config.clock.now();
+        let identity = check_signature(
+            parts.method.as_str(),
+            &path,
+            &credentials,
+            &digest,
+            key.as_ref(),
+            now,
+            &config.options,
+        )?;
+        drop(path);
 
-    let mut claim = ReplayRequest::new(
-        credentials.key_id(),
-        credentials.signature(),
-        credentials.timestamp(),
-        now,
-        config.options.replay_lifetime(),
-    )
-    .with_monotonic(config.clock.monotonic());
-    if config.unique_nonces {
-        claim = claim.with_nonce(credentials.nonce());
-    }
-    let reservation = match config.replay.reserve_ready(&claim) {
-        Some(reservation) => reservation,
-        None => config.replay.reserve(&claim).await,
-    };
-    match refusal(reservation, credentials.key_id()) {
-        None => Ok((Request::from_parts(parts, body), identity)),
-        Some(rejection) => Err(rejection.with_ids(ids)),
+        let mut claim = ReplayRequest::new(
+            credentials.key_id(),
+            credentials.signature(),
+            credentials.timestamp(),
+            now,
+            config.options.replay_lifetime(),
+        )
+        .with_monotonic(config.clock.monotonic());
+        if config.unique_nonces {
+            claim = claim.with_nonce(credentials.nonce());
+        }
+        let reservation = match config.replay.reserve_ready(&claim) {
+            Some(reservation) => reservation,
+            None => config.replay.reserve(&claim).await,
+        };
+        match refusal(reservation, credentials.key_id()) {
+            None => Ok((Request::from_parts(parts, body), identity)),
+            Some(rejection) => Err(rejection.with_ids(ids)),
+        }
     }
 }
 
